@@ -1,0 +1,68 @@
+"""The `mixlab` command line: a thin typer app. Each area registers its verbs from `mixlab.commands`.
+
+Exit codes: 0 ok, 2 bad input (one-line cause naming the file/row/field), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from mixlab.commands import common
+from mixlab.errors import BadInput, MixlabError
+
+app = typer.Typer(
+    name="mixlab",
+    help="Decide what a language model is pre-trained on: domain mixtures (BiMix) and documents (SampleMix).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    engine: Annotated[
+        str, typer.Option(help="Executor of corpus passes: local (process pool) or ray.")
+    ] = "local",
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores, at most 8).")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join an existing Ray cluster, e.g. 'auto' or 'HOST:6379'.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for every random choice; same seed, same output.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or chatter.")] = False,
+) -> None:
+    if quiet:
+        os.environ["MIXLAB_QUIET"] = "1"
+    ctx.obj = common.Settings(engine=engine, workers=workers, ray_address=ray_address, seed=seed, quiet=quiet)
+
+
+def _register() -> None:
+    from mixlab.commands import corpus
+
+    for module in (corpus,):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the `mixlab` script: maps mixlab's errors onto exit codes."""
+    try:
+        app(standalone_mode=True)
+    except BadInput as exc:
+        common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except MixlabError as exc:
+        common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""How a pass over the corpus runs: a per-shard map whose results are merged in shard order.
+
+The steps (a map function over shards, a merge) are the same whichever executor runs them:
+
+    engine = get_engine("local", workers=2)          # or get_engine("ray", ray_address="auto")
+    total = engine.map_reduce(count_shard, corpus.shards(), merge=add, description="counting")
+
+Map functions must be picklable (module-level functions or functools.partial of them). Results are
+yielded in input order, so a deterministic merge gives identical output on every engine.
+"""
+
+from __future__ import annotations
+
+from mixlab.engine.base import Engine, get_engine
+from mixlab.engine.local import LocalEngine
+
+__all__ = ["Engine", "LocalEngine", "get_engine"]
