@@ -43,10 +43,16 @@ def _global_options(
 
 
 def _register() -> None:
-    from mixlab.commands import corpus
+    """Every module of `mixlab.commands` that defines `register(app)` adds its verbs."""
+    import importlib
+    import pkgutil
 
-    for module in (corpus,):
-        module.register(app)
+    import mixlab.commands
+
+    for info in sorted(pkgutil.iter_modules(mixlab.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"mixlab.commands.{info.name}")
+        if hasattr(module, "register"):
+            module.register(app)
 
 
 _register()

@@ -1,0 +1,145 @@
+"""The Mixture type: named domain proportions on the simplex, and its files.
+
+`mixtures.csv`: `name,<domain1>,<domain2>,...`, one row per mixture. Weights may be any non-negative
+numbers with a positive sum; they are normalised. Negative, NaN/inf or all-zero rows are rejected with
+BadInput naming the file and row. A single mixture may also be JSON: {"name": ..., "weights": {domain: w}}.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixlab.atomic import write_json, write_text
+from mixlab.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Proportions per domain, summing to 1 (normalised on construction by `from_weights`)."""
+
+    name: str
+    weights: dict[str, float]
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_weights(
+        cls, name: str, weights: Mapping[str, float], where: str = "mixture", **meta: Any
+    ) -> Mixture:
+        """Validate and normalise; `where` names the source in error messages (file and row)."""
+        clean: dict[str, float] = {}
+        for domain, w in weights.items():
+            try:
+                value = float(w)
+            except (TypeError, ValueError):
+                raise BadInput(f"{where}: weight of '{domain}' is not a number ({w!r})") from None
+            if not math.isfinite(value):
+                raise BadInput(f"{where}: weight of '{domain}' is {value}")
+            if value < 0:
+                raise BadInput(f"{where}: weight of '{domain}' is negative ({value})")
+            clean[str(domain)] = value
+        total = sum(clean.values())
+        if not clean or total <= 0:
+            raise BadInput(f"{where}: weights are all zero")
+        return cls(str(name), {d: v / total for d, v in clean.items()}, dict(meta))
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.weights)
+
+    def vector(self, domains: Sequence[str]) -> np.ndarray:
+        """Proportions in the order of `domains` (missing domains are 0), shape [len(domains)]."""
+        return np.array([self.weights.get(d, 0.0) for d in domains], dtype=float)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "weights": dict(self.weights)}
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+
+def read_mixtures(path: str | os.PathLike[str]) -> list[Mixture]:
+    """Read `mixtures.csv` (or a single-mixture JSON file) into a list of Mixtures."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: mixtures file does not exist")
+    if path.suffix == ".json":
+        return [read_mixture_json(path)]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: undecodable bytes (invalid UTF-8 at byte {exc.start})") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise BadInput(f"{path}: empty mixtures file")
+    header = [h.strip() for h in rows[0]]
+    if not header or header[0] != "name" or len(header) < 2:
+        raise BadInput(f"{path}: header must be 'name,<domain1>,<domain2>,...' (got {','.join(header)})")
+    if len(set(header)) != len(header):
+        raise BadInput(f"{path}: duplicate column in header")
+    mixtures: list[Mixture] = []
+    names: set[str] = set()
+    for lineno, row in enumerate(rows[1:], start=2):
+        where = f"{path}: row {lineno}"
+        if len(row) != len(header):
+            raise BadInput(f"{where}: {len(row)} fields, header has {len(header)}")
+        name = row[0].strip()
+        if not name:
+            raise BadInput(f"{where}: empty name")
+        if name in names:
+            raise BadInput(f"{where}: duplicate mixture name '{name}'")
+        names.add(name)
+        weights = {}
+        for domain, cell in zip(header[1:], row[1:], strict=True):
+            try:
+                weights[domain] = float(cell) if cell.strip() else 0.0
+            except ValueError:
+                raise BadInput(f"{where}: field '{domain}' is not a number ({cell!r})") from None
+        mixtures.append(Mixture.from_weights(name, weights, where=where))
+    if not mixtures:
+        raise BadInput(f"{path}: no mixtures (only a header)")
+    return mixtures
+
+
+def write_mixtures(
+    path: str | os.PathLike[str], mixtures: Sequence[Mixture], domains: Sequence[str] | None = None
+) -> None:
+    """Write `mixtures.csv` atomically; columns follow `domains` (default: first-seen order)."""
+    if domains is None:
+        domains = list(dict.fromkeys(d for m in mixtures for d in m.weights))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["name", *domains])
+    for m in mixtures:
+        writer.writerow([m.name, *(f"{m.weights.get(d, 0.0):.10g}" for d in domains)])
+    write_text(path, buf.getvalue())
+
+
+def read_mixture_json(path: str | os.PathLike[str]) -> Mixture:
+    """Read one mixture from JSON: {"name": ..., "weights": {domain: w}, "meta": {...}?}."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: mixture file does not exist")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("weights"), dict):
+        raise BadInput(f'{path}: expected {{"name": ..., "weights": {{domain: weight}}}}')
+    return Mixture.from_weights(
+        obj.get("name", path.stem), obj["weights"], where=str(path), **obj.get("meta", {})
+    )
+
+
+def write_mixture_json(path: str | os.PathLike[str], mixture: Mixture) -> None:
+    write_json(path, mixture.to_dict())
