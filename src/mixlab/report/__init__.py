@@ -1,0 +1,16 @@
+"""The HTML report: find a run's artefacts, plot them, write one self-contained page."""
+
+from mixlab.report.artefacts import Artefacts, collect, read_runs
+from mixlab.report.html import render, write_report
+from mixlab.report.summary import comparison_table, mean_curves, reading
+
+__all__ = [
+    "Artefacts",
+    "collect",
+    "comparison_table",
+    "mean_curves",
+    "read_runs",
+    "reading",
+    "render",
+    "write_report",
+]

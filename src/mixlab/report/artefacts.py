@@ -1,0 +1,133 @@
+"""Find and load the artefacts of a mixlab run directory for the report.
+
+Files are recognised by their contract names (DESIGN.md) and, for JSON, by their content, so the report works on
+one stage's output as well as on a whole `mixlab demo` directory. A file that claims a contract name but breaks the
+contract raises BadInput naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mixlab.errors import BadInput
+from mixlab.mixture import Mixture, read_mixtures
+
+RUNS_COLUMNS = ("run", "step", "tokens", "domain", "loss")
+
+
+@dataclass
+class Artefacts:
+    """Everything the report can show, each entry tagged with the file it came from."""
+
+    corpus_stats: list[tuple[Path, dict]] = field(default_factory=list)
+    entropy: list[tuple[Path, dict]] = field(default_factory=list)
+    mixtures: list[tuple[Path, list[Mixture]]] = field(default_factory=list)
+    single_mixtures: list[tuple[Path, Mixture]] = field(default_factory=list)
+    runs: list[tuple[Path, pd.DataFrame]] = field(default_factory=list)
+    laws: list[tuple[Path, dict]] = field(default_factory=list)
+    metrics: list[tuple[Path, dict]] = field(default_factory=list)
+    scores: list[tuple[Path, pd.DataFrame]] = field(default_factory=list)
+    samples: list[tuple[Path, dict]] = field(default_factory=list)
+    comparisons: list[tuple[Path, dict]] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not any(getattr(self, f) for f in self.__dataclass_fields__)
+
+
+def read_runs(path: Path) -> pd.DataFrame:
+    """Read `runs.csv`/`runs.parquet` (run, step, tokens, domain, loss) and check its columns."""
+    try:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise BadInput(f"{path}: unreadable observations ({exc})") from None
+    missing = [c for c in ("run", "step", "domain", "loss") if c not in df.columns]
+    if missing:
+        raise BadInput(f"{path}: missing column '{missing[0]}' (expected {','.join(RUNS_COLUMNS)})")
+    df["run"] = df["run"].astype(str)
+    df["domain"] = df["domain"].astype(str)
+    for col in ("step", "loss"):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0]) + 2
+            raise BadInput(f"{path}: row {row}: field '{col}' is not a number")
+        df[col] = values
+    return df
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc})") from None
+
+
+def _is_sample_summary(path: Path, obj: dict) -> bool:
+    return path.name == "summary.json" and any("budget" in k for k in obj)
+
+
+def _classify_json(path: Path, obj: Any, found: Artefacts) -> None:
+    if not isinstance(obj, dict):
+        return
+    if "comparison" in obj:
+        if not isinstance(obj["comparison"], dict) or "methods" not in obj["comparison"]:
+            raise BadInput(f"{path}: field 'comparison' must hold 'methods'")
+        found.comparisons.append((path, obj))
+    elif "law" in obj and "protocol" in obj:
+        if not isinstance(obj.get("summary"), dict) or not isinstance(obj.get("domains"), dict):
+            raise BadInput(f"{path}: metrics need 'domains' and 'summary' objects")
+        found.metrics.append((path, obj))
+    elif isinstance(obj.get("weights"), dict):
+        from mixlab.mixture import read_mixture_json
+
+        found.single_mixtures.append((path, read_mixture_json(path)))
+    elif path.name == "entropy.json":
+        found.entropy.append((path, obj))
+    elif isinstance(obj.get("domains"), dict) and isinstance(obj.get("total"), dict):
+        found.corpus_stats.append((path, obj))
+    elif _is_sample_summary(path, obj):
+        found.samples.append((path, obj))
+    elif "law" in obj and path.name.endswith("law.json"):
+        found.laws.append((path, obj))
+
+
+def _files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p).parts
+                # hidden entries are atomic-write temporaries and data/ holds sampled documents, not artefacts
+                if f.is_file() and not any(part.startswith(".") for part in rel) and "data" not in rel[:-1]:
+                    files.append(f)
+        else:
+            raise BadInput(f"{p}: no such file or directory")
+    return files
+
+
+def collect(paths: Iterable[str | os.PathLike[str]]) -> Artefacts:
+    """Walk the given directories (or files) and load every artefact the report knows."""
+    found = Artefacts()
+    for f in _files(paths):
+        name = f.name
+        if name in ("runs.csv", "runs.parquet"):
+            found.runs.append((f, read_runs(f)))
+        elif name.endswith(".csv") and name.startswith("mixtures"):
+            found.mixtures.append((f, read_mixtures(f)))
+        elif name.endswith("scores.parquet"):
+            df = pd.read_parquet(f)
+            if "domain" not in df.columns:
+                raise BadInput(f"{f}: missing column 'domain'")
+            found.scores.append((f, df))
+        elif name.endswith(".json"):
+            _classify_json(f, _read_json(f), found)
+    return found
