@@ -73,11 +73,11 @@ def learning_curves(runs: pd.DataFrame, title: str, xcol: str = "step") -> str:
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.supxlabel(xcol, fontsize=8)
     fig.supylabel("validation loss (nats/token)", fontsize=8)
-    fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(labels) / 6), 1, 1))
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
     return _png(fig)
 
 

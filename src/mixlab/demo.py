@@ -1,0 +1,474 @@
+"""`mixlab demo`: both papers' recipes end to end on one corpus, compared, in one report.
+
+Every stage runs the CLI verb a user would run (the typer app, in-process) or, for the evaluation models, the
+library call the verbs use (`mixlab.proxy.train_run`). Every artefact stays in OUT; the equivalent shell
+commands are appended to OUT/commands.sh. A stage whose outputs exist is skipped, so an interrupted demo resumes.
+
+    OUT/corpus/                 the demo corpus (unless --corpus is given)
+    OUT/stats/                  corpus_stats.json, natural.json (mixture), available.json (tokens per domain)
+    OUT/entropy/                entropy.json, mixtures.csv (natural, uniform, se, ce, je, vne)
+    OUT/sweep/                  proxy runs on se/ce/je/vne + random mixtures: mixtures.csv, runs.csv, runs/*/meta.json
+    OUT/laws/                   bimix.law.json, metrics-<law>-<protocol>.json
+    OUT/optimum/mixture.json    BiMix-optimised mixture with bootstrap intervals, under availability caps
+    OUT/doremi/mixture.json     DoReMi domain weights
+    OUT/samplemix/              scores.parquet, sample/ (SampleMix), hybrid/ (BiMix targets, SampleMix documents)
+    OUT/compare/<method>/seed<k>/meta.json   one evaluation model per method and seed
+    OUT/results.json, OUT/report.html
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from mixlab.atomic import write_json
+from mixlab.errors import BadInput
+from mixlab.mixture import Mixture, read_mixture_json, read_mixtures, write_mixture_json, write_mixtures
+from mixlab.progress import log, quiet, warn
+
+LAWS = ("bimix", "dml", "regmix", "powerlaw")
+PROTOCOLS = ("extrapolate", "unseen")
+ENTROPY_MIXTURES = ("se", "ce", "je", "vne")
+METHODS = ("natural", "uniform", "ce", "bimix-opt", "doremi", "samplemix", "hybrid")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of every stage. Tokens are in the demo tokenizer's tokens; `*_tokens` are per training run."""
+
+    max_mb_per_domain: float | None = 3.0
+    tokenizer: str = "bpe:4096"
+    model: str = "tiny"
+    seq_len: int = 128
+    batch_size: int = 16
+    val_tokens: int = 8192
+    sweep_tokens: int = 300_000
+    sweep_evals: int = 10
+    random_mixtures: int = 4
+    eval_tokens: int = 300_000
+    eval_evals: int = 10
+    seeds: tuple[int, ...] = (0, 1)
+    bootstrap: int = 50
+    max_epochs: float = 4.0
+    entropy_max_tokens: int | None = 2_000_000
+    doremi_tokens: int = 150_000
+    tokens_per_second: float = 8_000.0  # first guess of proxy training speed; corrected as runs finish
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        """Tiny settings for tests and a first look (< 3 minutes on 2 cores)."""
+        return cls(
+            max_mb_per_domain=0.3,
+            tokenizer="bpe:512",
+            seq_len=64,
+            batch_size=8,
+            val_tokens=1024,
+            sweep_tokens=16_384,
+            sweep_evals=4,
+            random_mixtures=2,
+            eval_tokens=16_384,
+            eval_evals=4,
+            seeds=(0,),
+            bootstrap=10,
+            entropy_max_tokens=200_000,
+            doremi_tokens=8_192,
+        )
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.seq_len * self.batch_size
+
+    @property
+    def eval_steps(self) -> int:
+        return self.eval_tokens // self.tokens_per_step
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class Stage:
+    """One step of the demo: `run` produces `outputs` (paths relative to OUT); `estimate` is in seconds."""
+
+    name: str
+    title: str
+    outputs: Callable[[], list[Path]]
+    run: Callable[[], None]
+    estimate: float
+    trains: bool = False  # its estimate scales with the measured training speed
+
+    def done(self) -> bool:
+        outs = self.outputs()
+        return bool(outs) and all(p.exists() for p in outs)
+
+
+@dataclass
+class Demo:
+    """The demo's state: where things go and how big they are."""
+
+    out: Path
+    config: DemoConfig
+    corpus: Path | None = None
+    seed: int = 0
+    workers: int | None = None
+    engine: str = "local"
+    timings: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.corpus or self.out / "corpus"
+
+    def p(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+    def cli(self, *args: Any) -> None:
+        """Run `mixlab ARGS` in-process, exactly as a user would type it (recorded in OUT/commands.sh)."""
+        from mixlab.cli import app
+
+        argv = ["--seed", str(self.seed), "--engine", self.engine]
+        if self.workers:
+            argv += ["--workers", str(self.workers)]
+        if quiet():
+            argv.append("--quiet")
+        argv += [str(a) for a in args]
+        with open(self.p("commands.sh"), "a", encoding="utf-8") as fh:
+            fh.write("mixlab " + shlex.join(argv) + "\n")
+        try:
+            app(args=argv, prog_name="mixlab", standalone_mode=False)
+        except click.UsageError as exc:
+            if "No such command" in str(exc):
+                raise _Unavailable(
+                    f"verb 'mixlab {' '.join(map(str, args[:2]))}' is not in this build"
+                ) from None
+            raise
+
+    # ------------------------------------------------------------------ stages
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        sweep_runs = len(ENTROPY_MIXTURES) + c.random_mixtures
+        train_s = 1.0 / c.tokens_per_second
+        n_methods, n_seeds = len(METHODS), len(c.seeds)
+        return [
+            Stage("corpus", "build the demo corpus", lambda: [self.corpus_path], self.stage_corpus,
+                  estimate=60.0 if self.corpus is None else 0.0),
+            Stage("stats", "corpus stats and the natural mixture",
+                  lambda: [self.p("stats", "available.json")], self.stage_stats, estimate=20.0),
+            Stage("entropy", "entropy proxies and the SE/CE/JE/VNE mixtures",
+                  lambda: [self.p("entropy", "mixtures.csv")], self.stage_entropy, estimate=40.0),
+            Stage("sweep", f"proxy sweep: {sweep_runs} runs", lambda: [self.p("sweep", "done.json")],
+                  self.stage_sweep, estimate=sweep_runs * c.sweep_tokens * train_s * 1.15 + 10, trains=True),
+            Stage("laws", "BiMix fit; both protocols for bimix, dml, regmix, powerlaw", self.law_outputs,
+                  self.stage_laws, estimate=30.0),
+            Stage("optimum", "BiMix-optimised mixture with bootstrap intervals",
+                  lambda: [self.p("optimum", "mixture.json")], self.stage_optimum, estimate=5.0 + 0.3 * c.bootstrap),
+            Stage("doremi", "DoReMi domain weights", lambda: [self.p("doremi", "mixture.json")], self.stage_doremi,
+                  estimate=2 * c.doremi_tokens * train_s * 1.2 + 10, trains=True),
+            Stage("samplemix", "SampleMix scores, sample and the hybrid", self.samplemix_outputs,
+                  self.stage_samplemix, estimate=60.0),
+            Stage("compare", f"evaluation models: {n_methods} methods x {n_seeds} seed(s)",
+                  lambda: [self.p("compare", "done.json")], self.stage_compare,
+                  estimate=n_methods * n_seeds * c.eval_tokens * train_s * 1.15 + 10, trains=True),
+            Stage("report", "results.json and report.html",
+                  lambda: [self.p("report.html"), self.p("results.json")], self.stage_report, estimate=10.0),
+        ]  # fmt: skip
+
+    def stage_corpus(self) -> None:
+        args = ["corpus", "demo", "--out", self.corpus_path]
+        if self.config.max_mb_per_domain is not None:
+            args += ["--max-mb-per-domain", self.config.max_mb_per_domain]
+        self.cli(*args)
+
+    def stage_stats(self) -> None:
+        from mixlab.corpus import natural_mixture
+
+        stats_path = self.p("stats", "corpus_stats.json")
+        self.cli(
+            "corpus", "stats", self.corpus_path, "--tokenizer", self.config.tokenizer, "--json", stats_path
+        )
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        write_mixture_json(
+            self.p("stats", "natural.json"), Mixture.from_weights("natural", natural_mixture(stats))
+        )
+        write_json(self.p("stats", "available.json"), {d: v["tokens"] for d, v in stats["domains"].items()})
+
+    def stage_entropy(self) -> None:
+        args = ["entropy", self.corpus_path, "--out", self.p("entropy"), "--tokenizer", self.config.tokenizer,
+                "--measures", ",".join(ENTROPY_MIXTURES)]  # fmt: skip
+        if self.config.entropy_max_tokens:
+            args += ["--max-tokens-per-domain", self.config.entropy_max_tokens]
+        self.cli(*args)
+
+    def entropy_mixtures(self) -> dict[str, Mixture]:
+        return {m.name: m for m in read_mixtures(self.p("entropy", "mixtures.csv"))}
+
+    def proxy_args(self, tokens: int, evals: int) -> list[Any]:
+        c = self.config
+        return ["--tokenizer", c.tokenizer, "--model", c.model, "--seq-len", c.seq_len, "--batch-size",
+                c.batch_size, "--val-tokens", c.val_tokens, "--tokens", tokens, "--evals", evals]  # fmt: skip
+
+    def stage_sweep(self) -> None:
+        c = self.config
+        entropy = self.entropy_mixtures()
+        domains = list(next(iter(entropy.values())).weights)
+        plan = self.p("plan", "sweep_mixtures.csv")
+        random_csv = self.p("plan", "random_mixtures.csv")
+        if c.random_mixtures and not random_csv.exists():
+            self.cli("mixtures", "random", "--domains", ",".join(domains), "--n", c.random_mixtures,
+                     "--natural", self.p("stats", "natural.json"), "--out", random_csv)  # fmt: skip
+        chosen = [entropy[name] for name in ENTROPY_MIXTURES if name in entropy]
+        if c.random_mixtures:
+            chosen += read_mixtures(random_csv)
+        write_mixtures(plan, chosen, domains)
+        self.cli("sweep", self.corpus_path, "--mixtures", plan, "--out", self.p("sweep"),
+                 *self.proxy_args(c.sweep_tokens, c.sweep_evals))  # fmt: skip
+        write_json(self.p("sweep", "done.json"), {"runs": [m.name for m in chosen]})
+
+    def law_outputs(self) -> list[Path]:
+        return [self.p("laws", "bimix.law.json")] + [
+            self.p("laws", f"metrics-{law}-{protocol}.json") for law in LAWS for protocol in PROTOCOLS
+        ]
+
+    def stage_laws(self) -> None:
+        mixtures, runs = self.p("sweep", "mixtures.csv"), self.p("sweep", "runs.csv")
+        self.cli("fit", "--mixtures", mixtures, "--runs", runs, "--law", "bimix", "--out",
+                 self.p("laws", "bimix.law.json"))  # fmt: skip
+        train_runs = ",".join(m for m in ENTROPY_MIXTURES)
+        for law in LAWS:
+            for protocol in PROTOCOLS:
+                extra = ["--train-runs", train_runs] if protocol == "unseen" else []
+                self.cli("evaluate", "--mixtures", mixtures, "--runs", runs, "--law", law, "--protocol", protocol,
+                         *extra, "--out", self.p("laws", f"metrics-{law}-{protocol}.json"))  # fmt: skip
+
+    def stage_optimum(self) -> None:
+        c = self.config
+        self.cli("optimize", self.p("laws", "bimix.law.json"), "--steps", c.eval_steps,
+                 "--available", self.p("stats", "available.json"), "--target-tokens", c.eval_tokens,
+                 "--max-epochs", c.max_epochs, "--bootstrap", c.bootstrap,
+                 "--mixtures", self.p("sweep", "mixtures.csv"), "--runs", self.p("sweep", "runs.csv"),
+                 "--name", "bimix-opt", "--out", self.p("optimum", "mixture.json"))  # fmt: skip
+
+    def stage_doremi(self) -> None:
+        c = self.config
+        self.cli("doremi", self.corpus_path, "--out", self.p("doremi"),
+                 *self.proxy_args(c.doremi_tokens, 2))  # fmt: skip
+
+    def samplemix_outputs(self) -> list[Path]:
+        return [self.p("samplemix", "scores.parquet")] + [
+            self.p("samplemix", name, "summary.json") for name in ("sample", "hybrid")
+        ]
+
+    def stage_samplemix(self) -> None:
+        c = self.config
+        scores = self.p("samplemix", "scores.parquet")
+        if not scores.exists():
+            self.cli("score", self.corpus_path, "--tokenizer", c.tokenizer, "--out", scores)
+        common = [self.corpus_path, "--scores", scores, "--budget-tokens", c.eval_tokens]
+        if not self.p("samplemix", "sample", "summary.json").exists():
+            self.cli("sample", *common, "--out", self.p("samplemix", "sample"))
+        if not self.p("samplemix", "hybrid", "summary.json").exists():
+            self.cli("sample", *common, "--target-mixture", self.p("optimum", "mixture.json"),
+                     "--out", self.p("samplemix", "hybrid"))  # fmt: skip
+
+    # ------------------------------------------------------------------ the comparison
+
+    def method_mixtures(self) -> dict[str, Mixture]:
+        """The domain mixture each domain-level method trains on (SampleMix and the hybrid: their samples')."""
+        entropy = self.entropy_mixtures()
+        found = {
+            "natural": read_mixture_json(self.p("stats", "natural.json")),
+            "uniform": entropy.get("uniform"),
+            "ce": entropy.get("ce"),
+        }
+        for method, path in (("bimix-opt", self.p("optimum", "mixture.json")),
+                             ("doremi", self.p("doremi", "mixture.json"))):  # fmt: skip
+            if path.exists():
+                found[method] = read_mixture_json(path)
+        return {k: Mixture(k, v.weights, v.meta) for k, v in found.items() if v is not None}
+
+    def train_config(self, seed: int) -> Any:
+        from mixlab.proxy import TrainConfig
+
+        c = self.config
+        return TrainConfig(model=c.model, tokens=c.eval_tokens, seq_len=c.seq_len, batch_size=c.batch_size,
+                           evals=c.eval_evals, seed=seed)  # fmt: skip
+
+    def base_streams(self) -> Any:
+        from mixlab.corpus import Corpus, load_tokenizer
+        from mixlab.engine import get_engine
+        from mixlab.proxy import prepare_streams
+
+        corpus = Corpus.open(self.corpus_path)
+        tokenizer = load_tokenizer(self.config.tokenizer, corpus=corpus)
+        with get_engine(self.engine, self.workers) as eng:
+            streams = prepare_streams(corpus, tokenizer, val_tokens=self.config.val_tokens, engine=eng)
+        return streams, tokenizer
+
+    def stage_compare(self) -> None:
+        from mixlab.proxy import train_run
+        from mixlab.proxy_sample import sample_streams
+
+        streams, tokenizer = self.base_streams()
+        plans: list[tuple[str, Any, Mixture]] = [
+            (m, streams, mix) for m, mix in self.method_mixtures().items()
+        ]
+        for method in ("samplemix", "hybrid"):
+            sample_dir = self.p("samplemix", "sample" if method == "samplemix" else "hybrid")
+            if (sample_dir / "summary.json").exists():
+                own = sample_streams(sample_dir, streams, tokenizer, self.p("compare", method, "streams"))
+                plans.append((method, own, Mixture.from_weights(method, own_shares(own))))
+        for method in METHODS:
+            if method not in {p[0] for p in plans}:
+                self.skipped.setdefault(f"compare:{method}", "its mixture or sample was not produced")
+        for seed in self.config.seeds:
+            for method, method_streams, mixture in plans:
+                log(f"[bold]evaluation model[/bold] {method} (seed {seed})")
+                train_run(
+                    method_streams, mixture, self.train_config(seed), self.p("compare", method, f"seed{seed}")
+                )
+        write_json(
+            self.p("compare", "done.json"),
+            {"methods": [p[0] for p in plans], "seeds": list(self.config.seeds)},
+        )
+
+    def comparison(self) -> dict[str, Any]:
+        """The comparison as results.json holds it: per method its mixture and every seed's losses and curve."""
+        methods: dict[str, Any] = {}
+        domains: list[str] = []
+        scale: dict[str, Any] = {}
+        for method in METHODS:
+            runs = []
+            for seed in self.config.seeds:
+                meta_path = self.p("compare", method, f"seed{seed}", "meta.json")
+                if not meta_path.exists():
+                    continue
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                domains = domains or list(meta["losses"])
+                curve = [
+                    [h["step"], h["tokens"], float(np.mean(list(h["losses"].values())))]
+                    for h in meta["history"]
+                ]
+                runs.append({"seed": seed, "val_loss": meta["losses"], "curve": curve, "epochs": meta.get("epochs"),
+                             "tokens_per_second": meta.get("tokens_per_second")})  # fmt: skip
+                scale = {"model": self.config.model, "parameters": meta.get("parameters"),
+                         "tokens_per_model": meta.get("tokens"), "steps": meta.get("steps"),
+                         "seq_len": self.config.seq_len, "validation_tokens_per_domain": self.config.val_tokens}  # fmt: skip
+                weights = dict(zip(meta["domains"], meta["weights"], strict=True))
+            if runs:
+                methods[method] = {"mixture": weights, "runs": runs}
+        return {"domains": domains, "methods": methods, "scale": scale, "seeds": list(self.config.seeds)}
+
+    def stage_report(self) -> None:
+        from mixlab.report import collect, comparison_table, reading
+
+        comparison = self.comparison()
+        metrics = {}
+        for law in LAWS:
+            for protocol in PROTOCOLS:
+                path = self.p("laws", f"metrics-{law}-{protocol}.json")
+                if path.exists():
+                    metrics.setdefault(law, {})[protocol] = json.loads(path.read_text(encoding="utf-8"))[
+                        "summary"
+                    ]
+        optimum = self.p("optimum", "mixture.json")
+        rows = comparison_table(comparison) if comparison["methods"] else []
+        results = {
+            "comparison": comparison,
+            "comparison_table": [
+                {"method": r["method"], "n_seeds": r["n_seeds"], "avg_mean": r["avg_mean"], "avg_std": r["avg_std"],
+                 "domains": {d: {"mean": m, "std": s} for d, (m, s) in r["domains"].items()}}
+                for r in rows
+            ],  # fmt: skip
+            "law_metrics": metrics,
+            "optimum": read_mixture_json(optimum).to_dict() if optimum.exists() else None,
+            "reading": reading(comparison if comparison["methods"] else None,
+                               [m for _, m in collect([self.p("laws")]).metrics] if self.p("laws").exists() else []),
+            "config": self.config.to_dict(),
+            "seed": self.seed,
+            "stage_seconds": self.timings,
+            "skipped": self.skipped,
+        }  # fmt: skip
+        write_json(self.p("results.json"), results)
+        self.cli("report", self.out, "--out", self.p("report.html"), "--title", "mixlab demo")
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run (or resume) every stage with a progress display; returns results.json's content."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        stages = [s for s in self.stages() if not only or s.name in only]
+        timings_path = self.p("stage_seconds.json")
+        if timings_path.exists():
+            self.timings.update(json.loads(timings_path.read_text(encoding="utf-8")))
+        speed = 1.0  # measured / estimated time of the training stages so far
+        total_start = time.perf_counter()
+        for i, stage in enumerate(stages, start=1):
+            if stage.name != "report" and stage.done():
+                log(f"[dim][{i}/{len(stages)}] {stage.title}: done already, skipped[/dim]")
+                continue
+            left = sum(s.estimate * (speed if s.trains else 1.0) for s in stages[i - 1 :] if not s.done())
+            log(f"[bold cyan][{i}/{len(stages)}] {stage.title}[/bold cyan] — about {_mmss(stage.estimate * (speed if stage.trains else 1.0))}"
+                f" for this stage, {_mmss(left)} left in total")  # fmt: skip
+            start = time.perf_counter()
+            try:
+                stage.run()
+            except _Unavailable as exc:
+                self.skipped[stage.name] = str(exc)
+                warn(f"stage {stage.name} skipped: {exc}")
+                continue
+            elapsed = time.perf_counter() - start
+            self.timings[stage.name] = round(elapsed, 1)
+            write_json(timings_path, self.timings)
+            if stage.trains and stage.estimate > 0:
+                speed = elapsed / stage.estimate
+        log(f"[bold green]demo finished in {_mmss(time.perf_counter() - total_start)}[/bold green]: "
+            f"{self.p('report.html')}")  # fmt: skip
+        return (
+            json.loads(self.p("results.json").read_text(encoding="utf-8"))
+            if self.p("results.json").exists()
+            else {}
+        )
+
+
+class _Unavailable(Exception):
+    """A stage's verb is not part of this build."""
+
+
+def own_shares(streams: Any) -> dict[str, float]:
+    """Token share of each domain in a sample's training streams (the domain mix SampleMix produced)."""
+    return {d: float(streams.train_tokens(d)) for d in streams.domains}
+
+
+def _mmss(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_demo(out: str | Path, quick: bool = False, corpus: str | Path | None = None, seed: int = 0,
+             workers: int | None = None, engine: str = "local", **overrides: Any) -> dict[str, Any]:  # fmt: skip
+    """Run the whole demo into `out`; `overrides` replace DemoConfig fields. Returns results.json's content."""
+    config = DemoConfig.quick() if quick else DemoConfig()
+    unknown = [k for k in overrides if k not in {f.name for f in dataclasses.fields(DemoConfig)}]
+    if unknown:
+        raise BadInput(f"unknown demo setting '{unknown[0]}'")
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    corpus_path = Path(corpus) if corpus is not None else None
+    if corpus_path is not None and not corpus_path.exists():
+        raise BadInput(f"{corpus_path}: corpus does not exist")
+    demo = Demo(Path(out), config, corpus_path, seed=seed, workers=workers, engine=engine)
+    return demo.run()
+
+
+__all__ = ["METHODS", "Demo", "DemoConfig", "run_demo"]
