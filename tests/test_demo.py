@@ -1,0 +1,114 @@
+"""`mixlab demo`: stages resume, SampleMix samples train without validation leakage, and the quick demo runs
+end to end on the demo corpus with every method in the comparison."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from mixlab.cli import app
+from mixlab.demo import METHODS, Demo, DemoConfig
+
+TEXTS = {
+    "alpha": [f"alpha document number {i} says " + "lorem ipsum dolor " * (5 + i % 7) for i in range(60)],
+    "beta": [
+        f"beta record {i}: " + "the quick brown fox jumps over the lazy dog. " * (3 + i % 5)
+        for i in range(60)
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for domain, texts in TEXTS.items():
+        (root / domain).mkdir()
+        with open(root / domain / "part-0.jsonl", "w", encoding="utf-8") as fh:
+            for t in texts:
+                fh.write(json.dumps({"text": t}) + "\n")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIXLAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def test_finished_stages_are_skipped_on_rerun(tiny_corpus: Path, tmp_path: Path) -> None:
+    demo = Demo(tmp_path, DemoConfig.quick(), corpus=tiny_corpus)
+    demo.run(only=["corpus", "stats"])
+    available = tmp_path / "stats" / "available.json"
+    tokens = json.loads(available.read_text())
+    assert set(tokens) == set(TEXTS) and all(v > 0 for v in tokens.values())
+    natural = json.loads((tmp_path / "stats" / "natural.json").read_text())["weights"]
+    assert natural["alpha"] == pytest.approx(tokens["alpha"] / sum(tokens.values()))
+    before = available.stat().st_mtime_ns
+    commands = (tmp_path / "commands.sh").read_text().splitlines()
+    assert commands == [commands[0]] and "corpus stats" in commands[0]
+    Demo(tmp_path, DemoConfig.quick(), corpus=tiny_corpus).run(only=["corpus", "stats"])
+    assert available.stat().st_mtime_ns == before
+    assert len((tmp_path / "commands.sh").read_text().splitlines()) == 1
+
+
+def test_sample_streams_drop_validation_documents(tiny_corpus: Path, tmp_path: Path) -> None:
+    from mixlab.corpus import Corpus, load_tokenizer
+    from mixlab.proxy import prepare_streams
+    from mixlab.proxy_sample import sample_streams, validation_documents
+
+    corpus = Corpus.open(tiny_corpus)
+    tok = load_tokenizer("bpe:300", corpus=corpus)
+    base = prepare_streams(corpus, tok, val_tokens=128)
+    # every corpus document once, alpha's documents twice: the held-out ones must all be dropped
+    texts = TEXTS["alpha"] * 2 + TEXTS["beta"]
+    domains = ["alpha"] * 120 + ["beta"] * 60
+    (tmp_path / "sample" / "data").mkdir(parents=True)
+    pq.write_table(
+        pa.table({"text": texts, "domain": domains}), tmp_path / "sample" / "data" / "part-0.parquet"
+    )
+    own = sample_streams(tmp_path / "sample", base, tok, tmp_path / "streams")
+    for d in TEXTS:
+        info = own.info[d]
+        held = base.info[d]["val_documents"]
+        copies = 2 if d == "alpha" else 1
+        assert info["dropped_validation_documents"] == copies * held
+        assert info["train_documents"] == copies * (len(TEXTS[d]) - held)
+        assert own.train_tokens(d) == base.train_tokens(d) * copies
+        assert np.array_equal(np.asarray(own.val(d)), np.asarray(base.val(d)))
+    digests, cut = validation_documents(base, "alpha")
+    assert len(digests) + (len(cut) > 0) >= base.info["alpha"]["val_documents"]
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(demo_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(
+        app, ["--quiet", "demo", "--out", str(out), "--quick", "--corpus", str(demo_corpus)]
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["skipped"] == {}
+    comparison = results["comparison"]
+    assert sorted(comparison["methods"]) == sorted(METHODS)
+    domains = comparison["domains"]
+    for method in METHODS:
+        row = next(r for r in results["comparison_table"] if r["method"] == method)
+        assert set(row["domains"]) == set(domains)
+        assert 0 < row["avg_mean"] < np.log(int(os.environ.get("VOCAB_BOUND", "100000")))
+    metrics = results["law_metrics"]
+    assert set(metrics) == {"bimix", "dml", "regmix", "powerlaw"}
+    page = (out / "report.html").read_text()
+    for anchor in ("corpus", "entropy", "mixtures", "sweep", "metrics", "optimum", "samplemix", "comparison"):
+        assert f'id="{anchor}"' in page, anchor
+    # resumable: a second run skips every stage but the report
+    again = CliRunner().invoke(
+        app, ["--quiet", "demo", "--out", str(out), "--quick", "--corpus", str(demo_corpus)]
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "results.json").read_text())["comparison_table"] == results["comparison_table"]
