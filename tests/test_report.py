@@ -99,7 +99,8 @@ def write_artefacts(root: Path) -> None:
         json.dumps(
             {
                 "law": "bimix",
-                "params": {d: {"A": 1.0, "alpha": 0.1, "B": 8.0, "beta": 0.5, "C": 2.5} for d in DOMAINS},
+                "domains": DOMAINS,
+                "params": {"A": 1.0, **{d: {"alpha": 0.1, "B": 8.0, "beta": 0.5, "C": 2.5} for d in DOMAINS}},
             }
         )
     )
@@ -207,6 +208,7 @@ def test_every_section_is_found_and_rendered(demo_dir: Path, report_path: Path) 
     # no external assets: nothing fetched over the network or from disk
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "bimix-opt" in page and "0.2500" in page  # optimum and its bootstrap bound
+    assert "<th>alpha</th>" in page and "<th>A</th>" in page  # law coefficients, shared A included
 
 
 def test_comparison_table_mean_and_spread(demo_dir: Path) -> None:

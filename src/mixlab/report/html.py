@@ -205,13 +205,20 @@ def _sweep(a: Artefacts, root: Path | None) -> str | None:
 
 
 def _flat_params(obj: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:
-    for key in ("params", "coefficients", "domains", "coef"):
+    """The per-domain numeric coefficients {domain: {name: value}} of a law.json, wherever they sit."""
+    for key in ("params", "coefficients", "domains"):
         c = obj.get(key)
-        if isinstance(c, dict) and c and all(isinstance(v, dict) for v in c.values()):
-            return {
-                d: {k: x for k, x in v.items() if isinstance(x, int | float) and not isinstance(x, bool)}
-                for d, v in c.items()
-            }
+        if not isinstance(c, dict):
+            continue
+        per = {
+            d: {k: x for k, x in v.items() if isinstance(x, int | float) and not isinstance(x, bool)}
+            for d, v in c.items()
+            if isinstance(v, dict)
+        }
+        per = {d: v for d, v in per.items() if v}
+        if per:
+            shared = {k: x for k, x in c.items() if isinstance(x, int | float) and not isinstance(x, bool)}
+            return {d: {**shared, **v} for d, v in per.items()}
     return None
 
 
