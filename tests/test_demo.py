@@ -36,11 +36,6 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MIXLAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
 def test_finished_stages_are_skipped_on_rerun(tiny_corpus: Path, tmp_path: Path) -> None:
     demo = Demo(tmp_path, DemoConfig.quick(), corpus=tiny_corpus)
     demo.run(only=["corpus", "stats"])

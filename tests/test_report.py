@@ -111,10 +111,22 @@ def write_artefacts(root: Path) -> None:
                 "name": "bimix-opt",
                 "weights": {"code": 0.3, "news": 0.3, "wiki": 0.4},
                 "meta": {
-                    "steps": 1000,
+                    "law": "bimix",
+                    "step": 1000,
+                    "method": "kkt",
+                    "objective": 3.1,
+                    "bounds": {d: [0.0, 1.0] for d in DOMAINS},
+                    "predicted_loss": dict.fromkeys(DOMAINS, 3.1),
+                    "references": {"natural": {"objective": 3.2}},
                     "bootstrap": {
-                        "n": 20,
-                        "intervals": {"code": [0.25, 0.35], "news": [0.2, 0.4], "wiki": [0.35, 0.45]},
+                        "replicates": 20,
+                        "failed": 0,
+                        "level": 0.95,
+                        "optimal_weights": {
+                            "code": {"mean": 0.3, "lo": 0.25, "hi": 0.35},
+                            "news": {"mean": 0.3, "lo": 0.2, "hi": 0.4},
+                            "wiki": {"mean": 0.4, "lo": 0.35, "hi": 0.45},
+                        },
                     },
                 },
             }

@@ -214,10 +214,11 @@ class Demo:
     def entropy_mixtures(self) -> dict[str, Mixture]:
         return {m.name: m for m in read_mixtures(self.p("entropy", "mixtures.csv"))}
 
-    def proxy_args(self, tokens: int, evals: int) -> list[Any]:
+    def proxy_args(self, tokens: int) -> list[Any]:
+        """Options shared by `sweep` and `doremi`: the same tokenizer, model and validation sets everywhere."""
         c = self.config
         return ["--tokenizer", c.tokenizer, "--model", c.model, "--seq-len", c.seq_len, "--batch-size",
-                c.batch_size, "--val-tokens", c.val_tokens, "--tokens", tokens, "--evals", evals]  # fmt: skip
+                c.batch_size, "--val-tokens", c.val_tokens, "--tokens-per-run", tokens]  # fmt: skip
 
     def stage_sweep(self) -> None:
         c = self.config
@@ -226,14 +227,14 @@ class Demo:
         plan = self.p("plan", "sweep_mixtures.csv")
         random_csv = self.p("plan", "random_mixtures.csv")
         if c.random_mixtures and not random_csv.exists():
-            self.cli("mixtures", "random", "--domains", ",".join(domains), "--n", c.random_mixtures,
-                     "--natural", self.p("stats", "natural.json"), "--out", random_csv)  # fmt: skip
+            self.cli("mixtures", "random", "--n", c.random_mixtures, "--prior", self.p("stats", "natural.json"),
+                     "--out", random_csv)  # fmt: skip
         chosen = [entropy[name] for name in ENTROPY_MIXTURES if name in entropy]
         if c.random_mixtures:
             chosen += read_mixtures(random_csv)
         write_mixtures(plan, chosen, domains)
         self.cli("sweep", self.corpus_path, "--mixtures", plan, "--out", self.p("sweep"),
-                 *self.proxy_args(c.sweep_tokens, c.sweep_evals))  # fmt: skip
+                 *self.proxy_args(c.sweep_tokens), "--evals", c.sweep_evals)  # fmt: skip
         write_json(self.p("sweep", "done.json"), {"runs": [m.name for m in chosen]})
 
     def law_outputs(self) -> list[Path]:
@@ -258,12 +259,13 @@ class Demo:
                  "--available", self.p("stats", "available.json"), "--target-tokens", c.eval_tokens,
                  "--max-epochs", c.max_epochs, "--bootstrap", c.bootstrap,
                  "--mixtures", self.p("sweep", "mixtures.csv"), "--runs", self.p("sweep", "runs.csv"),
-                 "--name", "bimix-opt", "--out", self.p("optimum", "mixture.json"))  # fmt: skip
+                 "--reference", self.p("entropy", "mixtures.csv"), "--name", "bimix-opt",
+                 "--out", self.p("optimum", "mixture.json"))  # fmt: skip
 
     def stage_doremi(self) -> None:
         c = self.config
         self.cli("doremi", self.corpus_path, "--out", self.p("doremi"),
-                 *self.proxy_args(c.doremi_tokens, 2))  # fmt: skip
+                 *self.proxy_args(c.doremi_tokens))  # fmt: skip
 
     def samplemix_outputs(self) -> list[Path]:
         return [self.p("samplemix", "scores.parquet")] + [

@@ -292,66 +292,57 @@ def _metrics(a: Artefacts, root: Path | None) -> str | None:
 
 
 def intervals(meta: Mapping[str, Any], domains: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Bootstrap interval bounds (lower, upper), each shape [len(domains)], from a mixture's meta, if present.
+    """Bootstrap interval (lower, upper) of a mixture's proportions, each shape [len(domains)], if present.
 
-    Accepts {"intervals"|"ci"|"bootstrap": {domain: [lo, hi]}} or {...: {"lower"|"lo": {d}, "upper"|"hi": {d}}}
-    at any depth of `meta`."""
-    stack: list[Any] = [meta]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        if all(d in node for d in domains) and all(
-            isinstance(node[d], list | tuple) and len(node[d]) == 2 for d in domains
-        ):
-            return (
-                np.array([float(node[d][0]) for d in domains]),
-                np.array([float(node[d][1]) for d in domains]),
-            )
-        for lo_key, hi_key in (("lower", "upper"), ("lo", "hi"), ("low", "high")):
-            lo, hi = node.get(lo_key), node.get(hi_key)
-            if isinstance(lo, dict) and isinstance(hi, dict) and all(d in lo and d in hi for d in domains):
-                return (np.array([float(lo[d]) for d in domains]), np.array([float(hi[d]) for d in domains]))
-        stack.extend(node.values())
-    return None
+    Reads `mixlab optimize --bootstrap` output: meta["bootstrap"]["optimal_weights"][domain] = {"lo", "hi"}
+    (a [lo, hi] pair is accepted too)."""
+    boot = meta.get("bootstrap")
+    ci = boot.get("optimal_weights") if isinstance(boot, dict) else None
+    if not isinstance(ci, dict) or not all(d in ci for d in domains):
+        return None
+
+    def bounds(v: Any) -> tuple[float, float]:
+        return (float(v["lo"]), float(v["hi"])) if isinstance(v, dict) else (float(v[0]), float(v[1]))
+
+    pairs = np.array([bounds(ci[d]) for d in domains])
+    return pairs[:, 0], pairs[:, 1]
 
 
 def _optimum(a: Artefacts, root: Path | None) -> str | None:
-    with_ci = []
-    for path, m in a.single_mixtures:
-        ci = intervals(m.meta, m.domains)
-        if ci is not None:
-            with_ci.append((path, m, ci))
+    with_ci = [(path, m, intervals(m.meta, m.domains)) for path, m in a.single_mixtures]
+    with_ci = [t for t in with_ci if t[2] is not None]
     if not with_ci:
         return None
     out = []
     for path, m, (lo, hi) in with_ci:
+        meta = m.meta
         domains = m.domains
         w = m.vector(domains)
-        out.append(f"<h3>{_e(m.name)}</h3>")
-        facts = {
-            k: v for k, v in m.meta.items() if isinstance(v, int | float | str) and not isinstance(v, bool)
-        }
-        if facts:
-            out.append("<p>" + "; ".join(f"{_e(k)}: {_fmt(v)}" for k, v in facts.items()) + "</p>")
-        out.append(
-            table(
-                ["domain", "proportion", "bootstrap low", "bootstrap high"],
-                [[d, w[i], lo[i], hi[i]] for i, d in enumerate(domains)],
+        boot = meta["bootstrap"]
+        out.append(f"<h3>{_e(m.name)}</h3><p>")
+        facts = [f"law: {_e(meta.get('law', '?'))}", f"target step: {_fmt(meta.get('step'))}",
+                 f"solver: {_e(meta.get('method', '?'))}", f"predicted objective: {_fmt(meta.get('objective'))}",
+                 f"bootstrap: {_fmt(boot.get('replicates'))} replicates over runs"
+                 + (f" ({_fmt(boot['failed'])} failed)" if boot.get("failed") else "")
+                 + f", {int(100 * float(boot.get('level', 0.95)))}% percentile intervals"]  # fmt: skip
+        out.append("; ".join(facts) + "</p>")
+        caps = meta.get("bounds") or {}
+        pred = meta.get("predicted_loss") or {}
+        epochs = meta.get("epochs") or {}
+        out.append(table(
+            ["domain", "proportion", "bootstrap low", "bootstrap high", "bounds", "epochs at target", "predicted loss"],
+            [[d, w[i], lo[i], hi[i], Markup(_e(" – ".join(_fmt(x, 3) for x in caps.get(d, [])))), epochs.get(d),
+              pred.get(d)] for i, d in enumerate(domains)],
+        ))  # fmt: skip
+        refs = meta.get("references") or {}
+        if refs:
+            rows = [[m.name, meta.get("objective")]] + [[k, v.get("objective")] for k, v in refs.items()]
+            out.append(
+                "<p>Predicted objective (mean loss over domains at the target step) against the references:</p>"
             )
-        )
-        out.append(
-            img(
-                plots.grouped_bars(
-                    {m.name: w},
-                    domains,
-                    "proportion",
-                    "Optimum with bootstrap interval",
-                    errors={m.name: (lo, hi)},
-                ),
-                "optimum",
-            )
-        )
+            out.append(table(["mixture", "predicted objective"], rows, best_row=0))
+        out.append(img(plots.grouped_bars({m.name: w}, domains, "proportion", "Optimum with bootstrap interval",
+                                          errors={m.name: (lo, hi)}), "optimum"))  # fmt: skip
         out.append(src([path], root))
     return "".join(out)
 

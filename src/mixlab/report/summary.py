@@ -103,13 +103,13 @@ def reading(comparison: Mapping[str, Any] | None, metrics: Sequence[Mapping[str,
         if m.get("law") != "bimix":
             continue
         s = m["summary"]
-        if m.get("protocol") == "extrapolate" and "rel_error_pct" in s:
+        if m.get("protocol") == "extrapolate" and (s.get("rel_error_pct") or {}).get("mean") is not None:
             lo, hi = PAPER_BIMIX["extrapolate_rel_error_pct"]
             lines.append(
                 f"BiMix extrapolation to the last evaluation: mean relative error {s['rel_error_pct']['mean']:.2f}% "
                 f"(papers: {lo}-{hi}% on The Pile/SlimPajama with 20 evaluations of 100B-token runs)."
             )
-        if m.get("protocol") == "unseen" and "r2_log" in s:
+        if m.get("protocol") == "unseen" and (s.get("r2_log") or {}).get("mean") is not None:
             lo, hi = PAPER_BIMIX["unseen_r2_log"]
             lines.append(
                 f"BiMix on unseen mixtures: mean R² of log loss {s['r2_log']['mean']:.3f} (papers: {lo}-{hi})."
