@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
+import typer
 
 from mixlab.atomic import write_json
 from mixlab.errors import BadInput
@@ -59,6 +59,7 @@ class DemoConfig:
     seeds: tuple[int, ...] = (0, 1)
     bootstrap: int = 50
     max_epochs: float = 4.0
+    min_weight: float = 0.01  # floor of every domain's share in the BiMix optimum (ours, not the paper's)
     entropy_max_tokens: int | None = 2_000_000
     doremi_tokens: int = 150_000
     tokens_per_second: float = 8_000.0  # first guess of proxy training speed; corrected as runs finish
@@ -70,8 +71,8 @@ class DemoConfig:
             max_mb_per_domain=0.3,
             tokenizer="bpe:512",
             seq_len=64,
-            batch_size=8,
-            val_tokens=1024,
+            batch_size=16,
+            val_tokens=512,
             sweep_tokens=16_384,
             sweep_evals=4,
             random_mixtures=2,
@@ -145,14 +146,9 @@ class Demo:
         argv += [str(a) for a in args]
         with open(self.p("commands.sh"), "a", encoding="utf-8") as fh:
             fh.write("mixlab " + shlex.join(argv) + "\n")
-        try:
-            app(args=argv, prog_name="mixlab", standalone_mode=False)
-        except click.UsageError as exc:
-            if "No such command" in str(exc):
-                raise _Unavailable(
-                    f"verb 'mixlab {' '.join(map(str, args[:2]))}' is not in this build"
-                ) from None
-            raise
+        if str(args[0]) not in typer.main.get_command(app).commands:
+            raise _Unavailable(f"verb 'mixlab {args[0]}' is not in this build")
+        app(args=argv, prog_name="mixlab", standalone_mode=False)
 
     # ------------------------------------------------------------------ stages
 
@@ -206,7 +202,7 @@ class Demo:
 
     def stage_entropy(self) -> None:
         args = ["entropy", self.corpus_path, "--out", self.p("entropy"), "--tokenizer", self.config.tokenizer,
-                "--measures", ",".join(ENTROPY_MIXTURES)]  # fmt: skip
+                "--measures", ",".join(ENTROPY_MIXTURES), "--embedder", "static"]  # fmt: skip
         if self.config.entropy_max_tokens:
             args += ["--max-tokens-per-domain", self.config.entropy_max_tokens]
         self.cli(*args)
@@ -244,20 +240,34 @@ class Demo:
 
     def stage_laws(self) -> None:
         mixtures, runs = self.p("sweep", "mixtures.csv"), self.p("sweep", "runs.csv")
-        self.cli("fit", "--mixtures", mixtures, "--runs", runs, "--law", "bimix", "--out",
-                 self.p("laws", "bimix.law.json"))  # fmt: skip
-        train_runs = ",".join(m for m in ENTROPY_MIXTURES)
+        if not self.p("laws", "bimix.law.json").exists():
+            self.cli("fit", "--mixtures", mixtures, "--runs", runs, "--law", "bimix", "--out",
+                     self.p("laws", "bimix.law.json"))  # fmt: skip
+        names = [m.name for m in read_mixtures(mixtures)]
+        train_runs = [n for n in names if n in ENTROPY_MIXTURES]
+        test_runs = [n for n in names if n not in ENTROPY_MIXTURES]
+        if not test_runs:
+            raise BadInput(
+                "the unseen-mixture protocol needs random mixtures in the sweep (random_mixtures >= 1)"
+            )
         for law in LAWS:
             for protocol in PROTOCOLS:
-                extra = ["--train-runs", train_runs] if protocol == "unseen" else []
+                extra = (
+                    ["--train-runs", ",".join(train_runs), "--test-runs", ",".join(test_runs)]
+                    if protocol == "unseen"
+                    else []
+                )
+                metrics = self.p("laws", f"metrics-{law}-{protocol}.json")
+                if metrics.exists():
+                    continue
                 self.cli("evaluate", "--mixtures", mixtures, "--runs", runs, "--law", law, "--protocol", protocol,
-                         *extra, "--out", self.p("laws", f"metrics-{law}-{protocol}.json"))  # fmt: skip
+                         *extra, "--out", metrics)  # fmt: skip
 
     def stage_optimum(self) -> None:
         c = self.config
         self.cli("optimize", self.p("laws", "bimix.law.json"), "--steps", c.eval_steps,
                  "--available", self.p("stats", "available.json"), "--target-tokens", c.eval_tokens,
-                 "--max-epochs", c.max_epochs, "--bootstrap", c.bootstrap,
+                 "--max-epochs", c.max_epochs, "--min-weight", c.min_weight, "--bootstrap", c.bootstrap,
                  "--mixtures", self.p("sweep", "mixtures.csv"), "--runs", self.p("sweep", "runs.csv"),
                  "--reference", self.p("entropy", "mixtures.csv"), "--name", "bimix-opt",
                  "--out", self.p("optimum", "mixture.json"))  # fmt: skip
