@@ -21,6 +21,7 @@ from mixlab.entropy import (
     miller_madow_bias,
     pair_keys,
     shannon_entropy,
+    token_entropies,
     von_neumann_entropy,
     von_neumann_entropy_from_gram,
     window_pair_mask,
@@ -243,3 +244,26 @@ def test_softmax_properties(h, shift):
     assert np.all(np.diff(values) >= -1e-15)  # a higher entropy never gets a smaller share
     # ln r_i - ln r_j = H_i - H_j
     assert math.log(r[names[0]]) - math.log(r[names[-1]]) == pytest.approx(h[0] - h[-1], abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(token_streams, st.integers(2, 50))
+def test_measures_match_a_dense_reference(tokens, seq_len):
+    """SE/CE/JE against the textbook formulas on a dense 8 x 8 joint table (fine for a tiny vocabulary)."""
+    keep = window_pair_mask(len(tokens), seq_len)
+    joint = np.zeros((8, 8))
+    np.add.at(joint, (tokens[:-1][keep], tokens[1:][keep]), 1.0)
+    values = token_entropies(np.bincount(tokens, minlength=8), count_window_pairs(tokens, 8, seq_len), 8)
+    if joint.sum() == 0:
+        assert values["je"] == values["ce"] == 0.0
+        return
+    p = joint / joint.sum()
+    first = p.sum(axis=1, keepdims=True)
+    nz = p > 0
+    unigram = np.bincount(tokens, minlength=8) / len(tokens)
+    assert values["je"] == pytest.approx(-np.sum(p[nz] * np.log(p[nz])), abs=1e-9)
+    conditional = p[nz] / np.broadcast_to(first, p.shape)[nz]
+    assert values["ce"] == pytest.approx(-np.sum(p[nz] * np.log(conditional)), abs=1e-9)
+    assert values["se"] == pytest.approx(
+        -np.sum(unigram[unigram > 0] * np.log(unigram[unigram > 0])), abs=1e-9
+    )

@@ -37,15 +37,11 @@ from mixlab.corpus.tokenizer import Tokenizer
 from mixlab.engine import Engine, LocalEngine
 from mixlab.entropy import (
     SparseCounts,
-    conditional_entropy,
     embedding_gram,
     entropy_mixture,
-    first_position_entropy,
-    joint_entropy,
     pair_keys,
-    shannon_entropy,
+    token_entropies,
     von_neumann_entropy_from_gram,
-    window_pair_mask,
 )
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture
@@ -170,6 +166,45 @@ class _PairAccumulator:
         return self.tables
 
 
+class _ShardCounter:
+    """Counts of one shard's packed stream, fed batch by batch; only whole windows are counted until
+    `finish` counts the last partial window. Windows are rows of a [k, seq_len] view: pairs never
+    straddle a window and need no mask."""
+
+    def __init__(self, vocab_size: int, seq_len: int, fractions: tuple[float, ...], seed: int, dtype) -> None:
+        self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
+        self.cuts = np.asarray(fractions[:-1])
+        self.n_bands = len(fractions)
+        self.unigrams = np.zeros((self.n_bands, vocab_size), dtype=np.int64)
+        self.pairs = _PairAccumulator(self.n_bands)
+        self.pending = np.empty(0, dtype)
+        self.next_window = 0
+
+    def add(self, ids: np.ndarray) -> None:
+        stream = np.concatenate([self.pending, ids]) if len(self.pending) else ids
+        n_full = len(stream) // self.seq_len
+        self._count(stream[: n_full * self.seq_len].reshape(n_full, self.seq_len))
+        self.pending = stream[n_full * self.seq_len :].copy()
+
+    def finish(self) -> tuple[np.ndarray, list[SparseCounts]]:
+        if len(self.pending):
+            self._count(self.pending[None, :])
+            self.pending = self.pending[:0]
+        return self.unigrams, self.pairs.result()
+
+    def _count(self, windows: np.ndarray) -> None:
+        if not len(windows):
+            return
+        index = np.arange(self.next_window, self.next_window + len(windows), dtype=np.int64)
+        self.next_window += len(windows)
+        bands = np.searchsorted(self.cuts, window_uniforms(self.seed, index), side="right")
+        for band in range(self.n_bands):
+            rows = windows if self.n_bands == 1 else windows[bands == band]
+            if rows.size:
+                self.unigrams[band] += np.bincount(rows.ravel(), minlength=self.vocab_size)
+                self.pairs.add(band, pair_keys(rows, self.vocab_size).ravel())
+
+
 def count_shard(
     task: tuple[Shard, int | None],
     tokenizer: Tokenizer,
@@ -181,70 +216,36 @@ def count_shard(
 ) -> dict[str, EntropyCounts]:
     """Counts of one shard: `task` = (shard, token quota or None). Returns {domain: EntropyCounts}."""
     shard, quota = task
-    vocab = tokenizer.vocab_size
-    n_bands = len(fractions)
-    cuts = np.asarray(fractions[:-1])
-    seed = _shard_seed(shard)
     emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
-
+    counter = _ShardCounter(
+        tokenizer.vocab_size, seq_len, fractions, _shard_seed(shard), tokenizer.token_dtype
+    )
     read = ReadStats()
-    unigrams = np.zeros(n_bands * vocab, dtype=np.int64)
-    pairs = _PairAccumulator(n_bands)
     gram: np.ndarray | None = None
-    documents = embedded = tokens_seen = bytes_seen = bytes_unseen = 0
-    position = 0  # tokens of this shard's stream used so far
-    previous: np.ndarray | None = None  # the last used token, paired with the next batch's first
+    documents = embedded = tokens_seen = bytes_seen = bytes_unseen = used = 0
 
     for batch in read_shard(shard, batch_size, skip_bad_rows=skip_bad_rows, stats=read):
-        if quota is not None and position >= quota:
+        if quota is not None and used >= quota:
             bytes_unseen += sum(len(t.encode("utf-8")) for t in batch.texts)
             continue
         ids, offsets = tokenizer.encode_flat(batch.texts)
         tokens_seen += len(ids)
         bytes_seen += sum(len(t.encode("utf-8")) for t in batch.texts)
         texts = batch.texts
-        if quota is not None and position + len(ids) > quota:
-            ids = ids[: quota - position]
+        if quota is not None and used + len(ids) > quota:
+            ids = ids[: quota - used]
             texts = texts[: int(np.searchsorted(offsets[:-1], len(ids), side="left"))]
-        if not len(ids):
-            continue
+        counter.add(ids)
+        used += len(ids)
         documents += len(texts)
-
-        first_window = position // seq_len
-        windows = np.arange(first_window, (position + len(ids) - 1) // seq_len + 1, dtype=np.int64)
-        band_of_window = np.searchsorted(cuts, window_uniforms(seed, windows), side="right")
-        token_band = band_of_window[np.arange(position, position + len(ids)) // seq_len - first_window]
-        unigrams += np.bincount(token_band * vocab + ids, minlength=n_bands * vocab)
-
-        stream = ids if previous is None else np.concatenate([previous, ids])
-        start = position - (0 if previous is None else 1)
-        inside = window_pair_mask(len(stream), seq_len, start)
-        keys = pair_keys(stream, vocab)[inside]
-        pair_window = np.arange(start, start + len(inside), dtype=np.int64)[inside] // seq_len
-        pair_band = band_of_window[pair_window - first_window]
-        if n_bands == 1:
-            pairs.add(0, keys)
-        else:
-            for band in range(n_bands):
-                pairs.add(band, keys[pair_band == band])
-        position += len(ids)
-        previous = ids[-1:]
-
         if emb is not None and texts:
             g, n = embedding_gram(emb.embed(list(texts)))
             gram = g if gram is None else gram + g
             embedded += n
 
+    unigrams, pairs = counter.finish()
     counts = EntropyCounts(
-        unigrams.reshape(n_bands, vocab),
-        pairs.result(),
-        documents,
-        gram,
-        embedded,
-        tokens_seen,
-        bytes_seen,
-        bytes_unseen,
-        read,
+        unigrams, pairs, documents, gram, embedded, tokens_seen, bytes_seen, bytes_unseen, read
     )
     return {shard.domain: counts}
 
@@ -322,39 +323,33 @@ def domain_entropies(
     for table in counts.pairs:
         cumulative_pairs.append(cumulative_pairs[-1].merge(table) if cumulative_pairs else table)
 
-    def token_measures(unigrams: np.ndarray, pairs: SparseCounts, mm: bool) -> dict[str, float]:
-        values = {
-            "se": shannon_entropy(unigrams, mm),
-            "je": joint_entropy(pairs, mm),
-            "ce": conditional_entropy(pairs, vocab_size, mm),
-        }
+    def selected(values: dict[str, float]) -> dict[str, float]:
         return {m: values[m] for m in TOKEN_MEASURES if m in measures}
 
     full_unigrams, full_pairs = cumulative_unigrams[-1], cumulative_pairs[-1]
+    convergence: dict[str, list[Any]] = {"fractions": list(fractions), "tokens": []}
+    convergence.update({m: [] for m in TOKEN_MEASURES if m in measures})
+    for unigrams, pairs in zip(cumulative_unigrams, cumulative_pairs, strict=True):
+        values = token_entropies(unigrams, pairs, vocab_size, miller_madow)
+        convergence["tokens"].append(int(unigrams.sum()))
+        for m, v in selected(values).items():
+            convergence[m].append(v)
     out: dict[str, Any] = {
         "tokens": int(full_unigrams.sum()),
         "documents": counts.documents,
         "pairs": full_pairs.total,
         "unique_tokens": int(np.count_nonzero(full_unigrams)),
         "unique_pairs": len(full_pairs),
+        **selected(values),
     }
-    out.update(token_measures(full_unigrams, full_pairs, miller_madow))
     if "vne" in measures:
         out["vne"] = (
             von_neumann_entropy_from_gram(counts.gram, counts.embedded) if counts.gram is not None else 0.0
         )
         out["embedded_documents"] = counts.embedded
-    out["first_position_entropy"] = first_position_entropy(full_pairs, vocab_size, miller_madow)
+    out["first_position_entropy"] = values["first"]
     if miller_madow:
-        out["plug_in"] = token_measures(full_unigrams, full_pairs, False)
-    convergence: dict[str, list[Any]] = {"fractions": list(fractions), "tokens": []}
-    for m in TOKEN_MEASURES:
-        if m in measures:
-            convergence[m] = []
-    for unigrams, pairs in zip(cumulative_unigrams, cumulative_pairs, strict=True):
-        convergence["tokens"].append(int(unigrams.sum()))
-        for m, v in token_measures(unigrams, pairs, miller_madow).items():
-            convergence[m].append(v)
+        out["plug_in"] = selected(token_entropies(full_unigrams, full_pairs, vocab_size))
     out["convergence"] = convergence
     seen = counts.bytes_seen + counts.bytes_unseen
     per_byte = counts.tokens_seen / counts.bytes_seen if counts.bytes_seen else 0.0
