@@ -166,12 +166,12 @@ def main() -> None:
         "entropy_tokens_per_s": round(one["tokens"] / one["entropy_seconds"]),
         "ratio": one["ratio"],
         "ratio_cpu": one["ratio_cpu"],
-        "ratio_all_scales": round(
-            sum(r["tokenize_seconds"] for r in scaling) / sum(r["entropy_seconds"] for r in scaling), 3
-        ),
+        "ratio_cpu_worst_scale": min(r["ratio_cpu"] for r in scaling),
         "target_ratio": 0.8,
         "peak_traced_mb": one["peak_traced_mb"],
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "input_growth_2x": round(two["tokens"] / one["tokens"], 3),
+        "input_growth_4x": round(four["tokens"] / one["tokens"], 3),
         "time_growth_2x": round(two["entropy_seconds"] / one["entropy_seconds"], 3),
         "time_growth_4x": round(four["entropy_seconds"] / one["entropy_seconds"], 3),
         "cpu_time_growth_4x": round(four["entropy_cpu_seconds"] / one["entropy_cpu_seconds"], 3),
@@ -182,7 +182,8 @@ def main() -> None:
     }
     print(
         f"ratio (entropy pass / tokenize alone, tokens/s) at 1x: {summary['ratio']:.3f} wall, "
-        f"{summary['ratio_cpu']:.3f} CPU; over all scales {summary['ratio_all_scales']:.3f} (target >= 0.8)"
+        f"{summary['ratio_cpu']:.3f} CPU; worst CPU ratio over scales {summary['ratio_cpu_worst_scale']:.3f} "
+        "(target >= 0.8)"
     )
     print(json.dumps(summary))
 
