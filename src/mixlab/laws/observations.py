@@ -171,26 +171,28 @@ def read_runs(path: str | os.PathLike[str]) -> pd.DataFrame:
     for field in ("step", "loss", "tokens"):
         raw = frame[field]
         text = raw.astype(str).str.strip()
-        values = pd.to_numeric(text.where(text != "", None), errors="coerce")
-        bad = values.isna() & (text != "") & ~text.str.lower().isin(["nan", "none", "null"])
-        if field != "tokens":
-            bad |= values.isna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
+        missing_token = (text.isna() | text.str.lower().isin(["", "nan", "none", "null"])).astype(bool)
+        values = pd.to_numeric(text.where(~missing_token, None), errors="coerce").astype(float)
+        not_number = values.isna() & ~missing_token
+        if not_number.any():
+            i = int(np.flatnonzero(not_number.to_numpy())[0])
             raise BadInput(f"{where[i]}: field '{field}' is not a number ({raw.iloc[i]!r})")
-        values = values.astype(float)
-        nonfinite = ~np.isfinite(values.to_numpy()) & ~values.isna().to_numpy()
+        v = values.to_numpy()
+        bad = ~np.isfinite(v) if field != "tokens" else np.isinf(v)
         if field == "loss":
-            nonfinite |= values.to_numpy() <= 0
-        if nonfinite.any():
-            i = int(np.flatnonzero(nonfinite)[0])
-            raise BadInput(f"{where[i]}: field '{field}' is {raw.iloc[i]!r} (must be finite and positive)")
-        if field in ("step", "tokens") and (values.to_numpy() < 0).any():
-            i = int(np.flatnonzero(values.to_numpy() < 0)[0])
+            bad |= v <= 0
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            need = "finite and positive" if field == "loss" else "a finite number"
+            raise BadInput(
+                f"{where[i]}: field '{field}' is {str(raw.iloc[i]).strip() or 'empty'!r} (must be {need})"
+            )
+        if (v < 0).any():
+            i = int(np.flatnonzero(v < 0)[0])
             raise BadInput(f"{where[i]}: field '{field}' is negative ({raw.iloc[i]!r})")
         out[field] = values
     for field in ("run", "domain"):
-        empty = (out[field] == "") | (out[field].str.lower() == "nan")
+        empty = (out[field].isna() | out[field].str.lower().isin(["", "nan", "none"])).astype(bool)
         if empty.any():
             raise BadInput(f"{where[int(np.flatnonzero(empty.to_numpy())[0])]}: empty '{field}'")
     dup = out.duplicated(["run", "step", "domain"], keep=False).to_numpy()
