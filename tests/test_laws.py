@@ -219,3 +219,11 @@ def test_unknown_law_and_bad_hyper():
         get_law("dml", colour="red")
     with pytest.raises(BadInput, match="not a mixlab law"):
         law_from_dict({"law": "nope"})
+
+
+def test_one_mixture_many_steps_gives_its_curve(obs):
+    law = BiMixLaw().fit(obs)
+    curve = law.predict(obs.proportions[:1], STEPS)
+    assert curve.shape == (len(STEPS), 3) and np.all(np.diff(curve, axis=0) < 0)
+    with pytest.raises(BadInput, match="2 mixtures but 3 steps"):
+        law.predict(obs.proportions[:2], STEPS[:3])

@@ -175,6 +175,8 @@ def fit(
         table.add_row(*row)
     out_console.print(table)
     for d, rep in report.items():
+        if rep.get("alpha_identified") is False:
+            warn(f"{d}: every run has the same share of this domain, so α is not identifiable (fixed to 0)")
         if rep.get("excluded_zero_share"):
             log(
                 f"{d}: {rep['excluded_zero_share']} tuples with share 0 excluded (loss undefined under BiMix)"
@@ -417,7 +419,15 @@ def _transpose(interval: dict[str, Any]) -> list[dict[str, float]]:
     ]
 
 
-def _optimum_table(law: Law, mixture: Mixture, lo, hi, refs, ref_vecs, out: Path) -> None:
+def _optimum_table(
+    law: Law,
+    mixture: Mixture,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    refs: list[Mixture],
+    ref_vecs: dict[str, np.ndarray],
+    out: Path,
+) -> None:
     meta = mixture.meta
     table = Table(title=f"{law.name} optimum at step {meta['step']:g} ({meta['method']}) → {out}")
     cols = ["domain", "share", "bounds", "pred. loss"]

@@ -45,10 +45,15 @@ class Law:
         self, mixtures: Sequence[Mixture] | np.ndarray, steps: float | Sequence[float] | np.ndarray
     ) -> np.ndarray:
         """Predicted loss [n, e] of `mixtures` (Mixtures or [n, m] proportions in `self.domains` order)
-        at `steps` (a scalar or [n])."""
+        at `steps` (a scalar or [n]; one mixture with [n] steps gives its curve)."""
         self._check_fitted()
         r = self.proportions_matrix(mixtures)
-        s = np.broadcast_to(np.asarray(steps, dtype=float), (r.shape[0],)).copy()
+        s = np.atleast_1d(np.asarray(steps, dtype=float))
+        if r.shape[0] == 1 and s.size > 1:
+            r = np.repeat(r, s.size, axis=0)
+        if s.size not in (1, r.shape[0]):
+            raise BadInput(f"law '{self.name}': {r.shape[0]} mixtures but {s.size} steps")
+        s = np.broadcast_to(s, (r.shape[0],)).copy()
         if self.fixed_step:
             self.check_steps(s)
         return self._predict(r, s)
