@@ -267,10 +267,37 @@ def _restore_counting(key: str, data: bytes) -> ShardCounting:
     return fn
 
 
-def _merge(a: dict[str, EntropyCounts], b: dict[str, EntropyCounts]) -> dict[str, EntropyCounts]:
-    for domain, counts in b.items():
-        a[domain] = a[domain].merge(counts) if domain in a else counts
-    return a
+class CountsStack:
+    """Merges a stream of EntropyCounts like a binary counter: the newest two merge whenever the newer is at
+    least half the size of the older. Folding shard after shard into one growing table would cost
+    O(shards x distinct pairs); this costs O(distinct pairs x log shards) and holds < 2x the final table.
+    Integer counts make the result independent of the merge order."""
+
+    def __init__(self) -> None:
+        self.stack: list[EntropyCounts] = []
+
+    @staticmethod
+    def _size(counts: EntropyCounts) -> int:
+        return sum(len(p) for p in counts.pairs) + 1
+
+    def add(self, counts: EntropyCounts) -> CountsStack:
+        self.stack.append(counts)
+        while len(self.stack) > 1 and 2 * self._size(self.stack[-1]) >= self._size(self.stack[-2]):
+            newer = self.stack.pop()
+            self.stack[-1] = self.stack[-1].merge(newer)
+        return self
+
+    def result(self) -> EntropyCounts:
+        total = self.stack[-1]
+        for older in reversed(self.stack[:-1]):
+            total = older.merge(total)
+        return total
+
+
+def _merge(acc: dict[str, CountsStack], shard: dict[str, EntropyCounts]) -> dict[str, CountsStack]:
+    for domain, counts in shard.items():
+        acc.setdefault(domain, CountsStack()).add(counts)
+    return acc
 
 
 @dataclass(frozen=True)
@@ -438,7 +465,8 @@ def profile_corpus(
         tokenizer=tokenizer, seq_len=seq_len, fractions=fractions, embedder=emb, skip_bad_rows=skip_bad_rows
     )
     tasks = shard_tasks(corpus, max_tokens_per_domain, vne_max_documents_per_domain if emb else None)
-    merged = engine.map_reduce(fn, tasks, _merge, "entropy pass", initial={}) or {}
+    stacks = engine.map_reduce(fn, tasks, _merge, "entropy pass", initial={}) or {}
+    merged = {domain: stack.result() for domain, stack in stacks.items()}
     domains = {}
     for domain in corpus.domains:
         if domain not in merged or merged[domain].tokens == 0:
@@ -464,6 +492,7 @@ def profile_corpus(
 __all__ = [
     "MEASURES",
     "Embedder",
+    "CountsStack",
     "EntropyCounts",
     "EntropyProfile",
     "count_shard",
