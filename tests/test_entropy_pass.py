@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import mixlab.entropy_pass as entropy_pass
 from mixlab.cli import app
-from mixlab.corpus import Corpus, load_tokenizer, read_shard
+from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture, read_shard
 from mixlab.engine import LocalEngine
 from mixlab.entropy import (
     SparseCounts,
@@ -192,9 +192,11 @@ def test_counts_stack_merges_to_the_same_counts_in_any_grouping(real_corpus, gpt
     assert result.documents == folded.documents
 
 
-def test_profile_numbers_are_consistent(local_profile):
+def test_profile_numbers_are_consistent(real_corpus, gpt2, local_profile):
     for d, v in local_profile.domains.items():
-        assert v["tokens"] == v["tokens_estimated"] > 5000, d  # no cap: exact token counts
+        # no cap: exact counts; the counted stream has an EOS after every document
+        assert v["tokens"] == v["domain_tokens"] + v["documents"] > 5000, d
+        assert not v["domain_tokens_estimated"]
         assert v["je"] == pytest.approx(v["first_position_entropy"] + v["ce"], abs=1e-9)
         assert 0 < v["ce"] < v["se"] <= math.log(v["unique_tokens"])
         conv = v["convergence"]
@@ -206,8 +208,9 @@ def test_profile_numbers_are_consistent(local_profile):
     assert code["ce"] < prose["ce"]
     mixtures = {m.name: m for m in local_profile.mixtures()}
     assert list(mixtures) == ["natural", "uniform", "se", "ce", "je"]
-    total = sum(v["tokens"] for v in local_profile.domains.values())
-    assert mixtures["natural"].weights["code"] == pytest.approx(code["tokens"] / total)
+    # natural = the token share of `corpus stats`
+    stats = corpus_stats(Corpus.open(real_corpus), gpt2)
+    assert mixtures["natural"].weights == pytest.approx(natural_mixture(stats), abs=1e-12)
     assert mixtures["ce"].weights == pytest.approx(entropy_mixture(local_profile.entropies("ce")))
 
 
@@ -244,7 +247,7 @@ def test_token_cap_spreads_over_shards_and_estimates_the_natural_mix(real_corpus
     capped = profile_corpus(corpus, gpt2, LocalEngine(1), max_tokens_per_domain=cap, seq_len=256)
     for d, v in capped.domains.items():
         assert 0.8 * cap <= v["tokens"] <= cap, d
-        assert v["tokens_estimated"] == pytest.approx(local_profile.domains[d]["tokens"], rel=0.25), d
+        assert v["domain_tokens"] == pytest.approx(local_profile.domains[d]["domain_tokens"], rel=0.25), d
     natural = capped.natural()
     for d, share in local_profile.natural().items():
         assert natural[d] == pytest.approx(share, abs=0.05)

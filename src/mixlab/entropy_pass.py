@@ -82,8 +82,8 @@ class EntropyCounts:
     """Counts of one shard or, merged, of one domain, kept per convergence band.
 
     `unigrams` int64 [bands, V]; `pairs` one SparseCounts per band; `gram` float64 [d, d] (XᵀX of the
-    embedded documents) or None; `tokens_seen`/`bytes_seen` cover every tokenized document (also past a
-    token quota), `bytes_unseen` the text bytes read but not tokenized (past the quota).
+    embedded documents) or None; `tokens_seen` (document tokens, no EOS) and `bytes_seen` cover every
+    tokenized document (also past a token quota), `bytes_unseen` the text bytes read but not tokenized.
     """
 
     unigrams: np.ndarray
@@ -210,7 +210,7 @@ def count_shard(
             bytes_unseen += sum(len(t.encode("utf-8")) for t in batch.texts)
             continue
         ids, offsets = tokenizer.encode_flat(batch.texts)
-        tokens_seen += len(ids)
+        tokens_seen += len(ids) - (len(batch) if tokenizer.eos_id is not None else 0)
         bytes_seen += sum(len(t.encode("utf-8")) for t in batch.texts)
         texts = batch.texts
         if quota is not None and used + len(ids) > quota:
@@ -348,8 +348,8 @@ class EntropyProfile:
         return {d: float(v[measure]) for d, v in self.domains.items()}
 
     def natural(self) -> dict[str, float]:
-        """Token share per domain (estimated full-domain tokens when a token cap applied)."""
-        tokens = {d: float(v["tokens_estimated"]) for d, v in self.domains.items()}
+        """Token share per domain, as `corpus stats` (document tokens, no EOS; estimated under a token cap)."""
+        tokens = {d: float(v["domain_tokens"]) for d, v in self.domains.items()}
         total = sum(tokens.values())
         return {d: t / total for d, t in tokens.items()} if total else {d: 0.0 for d in tokens}
 
@@ -416,7 +416,8 @@ def domain_entropies(
     out["convergence"] = convergence
     seen = counts.bytes_seen + counts.bytes_unseen
     per_byte = counts.tokens_seen / counts.bytes_seen if counts.bytes_seen else 0.0
-    out["tokens_estimated"] = int(round(counts.tokens_seen + counts.bytes_unseen * per_byte))
+    out["domain_tokens"] = int(round(counts.tokens_seen + counts.bytes_unseen * per_byte))
+    out["domain_tokens_estimated"] = counts.bytes_unseen > 0
     out["text_bytes"] = seen
     out["skipped_rows"] = counts.read.skipped
     return out
