@@ -227,3 +227,13 @@ def test_one_mixture_many_steps_gives_its_curve(obs):
     assert curve.shape == (len(STEPS), 3) and np.all(np.diff(curve, axis=0) < 0)
     with pytest.raises(BadInput, match="2 mixtures but 3 steps"):
         law.predict(obs.proportions[:2], STEPS[:3])
+
+
+def test_zero_share_test_run_is_counted_not_scored():
+    props = np.vstack([dirichlet_mixtures(6, 3, seed=2), [[0.6, 0.0, 0.4]]])
+    data = synthetic_bimix(props, STEPS[:6], **TRUE, noise=0.002, seed=3)
+    data.losses[data.point_run == 6, 1] = 9.0  # a measured loss on a domain the run never trained on
+    result = evaluate_law(lambda: get_law("bimix"), data, "unseen", test_runs=["run6", "run0"])
+    d1 = result.metrics["domains"]["d1"]
+    assert d1["n_undefined"] == 6 and d1["n_points"] == 6  # run6 has no d1: BiMix predicts an infinite loss
+    json.dumps(result.metrics, allow_nan=False)
