@@ -215,8 +215,9 @@ def test_unknown_law_and_bad_hyper():
         get_law("nope")
     with pytest.raises(BadInput, match="residual"):
         get_law("bimix", residual="cubic")
-    with pytest.raises(BadInput, match="bad hyper-parameter"):
-        get_law("dml", colour="red")
+    for name in LAWS:
+        with pytest.raises(BadInput, match="bad hyper-parameter"):
+            get_law(name, colour="red")
     with pytest.raises(BadInput, match="not a mixlab law"):
         law_from_dict({"law": "nope"})
 

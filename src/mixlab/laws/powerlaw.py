@@ -33,6 +33,9 @@ class PowerLaw(FixedStepLaw):
 
     name = "powerlaw"
 
+    def __init__(self, step: float | None = None, min_runs: int | None = None) -> None:
+        super().__init__(step, min_runs)
+
     def _fit_one(self, r: np.ndarray, y: np.ndarray, j: int, obs: Observations) -> Any:
         share = r[:, obs.eval_index[j]]
         ok = share > 0
