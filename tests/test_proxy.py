@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import math
-import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from mixlab.errors import BadInput
 from mixlab.mixture import Mixture
 from mixlab.proxy import MixtureSampler, TrainConfig, prepare_streams, run_sweep
 from mixlab.proxy.schedule import lr_multiplier
+from proxy_helpers import write_stdlib_corpus
 
 VAL_TOKENS = 2048
 CONFIG = TrainConfig(
@@ -27,29 +26,6 @@ MIXTURES = [
     Mixture.from_weights("code-heavy", {"code": 0.8, "docs": 0.2}),
     Mixture.from_weights("docs-heavy", {"code": 0.25, "docs": 0.75}),
 ]
-
-
-def write_stdlib_corpus(root: Path, n_files: int = 40) -> Path:
-    """Two real-text domains from this Python's standard library: source code and docstrings."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    code, docs = [], []
-    for f in sorted(stdlib.glob("*.py"))[:n_files]:
-        text = f.read_text(encoding="utf-8", errors="replace")
-        code.append(text[:5000])
-        try:
-            tree = ast.parse(text)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Module):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) > 80:
-                    docs.append(doc)
-    for name, texts in (("code", code), ("docs", docs[:300])):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        with open(root / name / "part.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps({"text": t}) + "\n" for t in texts)
-    return root
 
 
 @pytest.fixture(scope="module")
