@@ -16,25 +16,25 @@ from mixlab.errors import BadInput
 from mixlab.mixture import Mixture
 from mixlab.proxy import MixtureSampler, TrainConfig, prepare_streams, run_sweep
 from mixlab.proxy.schedule import lr_multiplier
-from proxy_helpers import write_stdlib_corpus
+from proxy_helpers import demo_slice
 
 VAL_TOKENS = 2048
 CONFIG = TrainConfig(
     model="tiny", tokens=64 * 8 * 24, seq_len=64, batch_size=8, evals=4, precision="fp32", threads=1
 )
 MIXTURES = [
-    Mixture.from_weights("code-heavy", {"code": 0.8, "docs": 0.2}),
-    Mixture.from_weights("docs-heavy", {"code": 0.25, "docs": 0.75}),
+    Mixture.from_weights("code-heavy", {"code": 0.8, "wiki": 0.1, "news": 0.1}),
+    Mixture.from_weights("wiki-heavy", {"code": 0.1, "wiki": 0.6, "news": 0.3}),
 ]
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """A small real-text corpus, its 512-token BPE and prepared streams, with a private cache."""
+def env(demo_corpus, tmp_path_factory):
+    """A 3-domain slice of the demo corpus, its 512-token BPE and prepared streams, with a private cache."""
     mp = pytest.MonkeyPatch()
     mp.setenv("MIXLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     mp.setenv("MIXLAB_QUIET", "1")
-    root = write_stdlib_corpus(tmp_path_factory.mktemp("corpus"))
+    root = demo_slice(demo_corpus, tmp_path_factory.mktemp("corpus"))
     corpus = Corpus.open(root)
     tok = load_tokenizer("bpe:512", corpus=corpus)
     streams = prepare_streams(corpus, tok, val_tokens=VAL_TOKENS)
@@ -68,16 +68,16 @@ def test_streams_are_cached_and_split_by_documents(env):
     again = prepare_streams(corpus, tok, val_tokens=VAL_TOKENS)
     assert again.path == streams.path
     assert (again.path / "streams.json").stat().st_mtime_ns == stamp
-    other = prepare_streams(corpus, tok, val_tokens=VAL_TOKENS, max_tokens_per_domain=5 * VAL_TOKENS)
+    other = prepare_streams(corpus, tok, val_tokens=VAL_TOKENS, max_tokens_per_domain=12 * VAL_TOKENS)
     assert other.path != streams.path
     for d in corpus.domains:
-        assert other.info[d]["train_tokens"] + VAL_TOKENS <= 5 * VAL_TOKENS
+        assert other.info[d]["train_tokens"] + VAL_TOKENS <= 12 * VAL_TOKENS
 
 
 def test_validation_documents_are_not_trained_on(env):
     corpus, tok, streams = env
     # every document ends with EOS; a held-out document's text must not occur in the training stream
-    d = "docs"
+    d = "wiki"
     val = np.asarray(streams.val(d))
     eos = np.flatnonzero(val == tok.eos_id)
     first_doc = val[: eos[0]] if len(eos) else val[:64]
@@ -91,10 +91,10 @@ def test_validation_documents_are_not_trained_on(env):
 
 def test_sampler_matches_proportions(env):
     _, _, streams = env
-    weights = np.array([0.7, 0.3])
+    weights = np.array([0.6, 0.3, 0.1])
     sampler = MixtureSampler(streams, weights, seq_len=64, batch_size=8, seed=3)
     draws = sampler.draw_domains(20_000)
-    counts = np.bincount(draws, minlength=2)
+    counts = np.bincount(draws, minlength=3)
     assert chisquare(counts, weights * counts.sum()).pvalue > 1e-3
     batch, domains = sampler.next_batch()
     assert batch.shape == (8, 65)
@@ -106,11 +106,11 @@ def test_sampler_matches_proportions(env):
 
 def test_sampler_tracks_epochs_and_warns_on_repeats(env, capsys):
     _, _, streams = env
-    sampler = MixtureSampler(streams, np.array([0.0, 1.0]), seq_len=64, batch_size=8, seed=0)
+    sampler = MixtureSampler(streams, np.array([0.0, 1.0, 0.0]), seq_len=64, batch_size=8, seed=0)
     windows = int(sampler.n_windows[1])
     seen = np.concatenate([sampler._windows(1, 1) for _ in range(windows)])
     assert sorted(seen.tolist()) == list(range(0, windows * 64, 64))  # each window once per epoch
-    assert sampler.epochs["docs"] == pytest.approx(1.0) and sampler.epochs["code"] == 0.0
+    assert sampler.epochs["wiki"] == pytest.approx(1.0) and sampler.epochs["code"] == 0.0
     assert "repeats" in capsys.readouterr().err
 
 
@@ -146,11 +146,11 @@ def test_sweep_writes_valid_runs_csv_with_falling_losses(env, sweep_dir):
     assert [r[0] for r in read_rows(out / "mixtures.csv")[1:]] == [m.name for m in MIXTURES]
     meta = json.loads((out / "runs" / "code-heavy" / "meta.json").read_text())
     assert meta["status"] == "done" and meta["parameters"] > 100_000
-    assert meta["tokens_per_second"] > 0 and meta["epochs"]["code"] > meta["epochs"]["docs"] > 0
+    assert meta["tokens_per_second"] > 0 and meta["epochs"]["code"] > meta["epochs"]["wiki"] > 0
     assert not (out / "runs" / "code-heavy" / "checkpoint.pt").exists()
     # different mixtures, different losses: code-heavy is better on code
     final = {r.name: r.losses for r in results}
-    assert final["code-heavy"]["code"] < final["docs-heavy"]["code"]
+    assert final["code-heavy"]["code"] < final["wiki-heavy"]["code"]
 
 
 class Interrupt(Exception):
@@ -166,14 +166,14 @@ def test_resume_after_interruption_trains_nothing_twice(env, sweep_dir, tmp_path
 
     def crash(run: str, step: int) -> None:
         trained.append((run, step))
-        if run == "docs-heavy" and step == stop_at:
+        if run == "wiki-heavy" and step == stop_at:
             raise Interrupt
 
     with pytest.raises(Interrupt):
         run_sweep(corpus, MIXTURES, out, CONFIG, tokenizer=tok, val_tokens=VAL_TOKENS, on_step=crash)
-    assert (out / "runs" / "docs-heavy" / "checkpoint.pt").is_file()
+    assert (out / "runs" / "wiki-heavy" / "checkpoint.pt").is_file()
     with open(out / "runs.csv", "a", encoding="utf-8") as fh:
-        fh.write("docs-heavy,99,63")  # a line torn by a kill
+        fh.write("wiki-heavy,99,63")  # a line torn by a kill
     results = run_sweep(
         corpus, MIXTURES, out, CONFIG, tokenizer=tok, val_tokens=VAL_TOKENS, on_step=trained_hook(trained)
     )
@@ -185,7 +185,7 @@ def test_resume_after_interruption_trains_nothing_twice(env, sweep_dir, tmp_path
     assert steps_by_run["code-heavy"] == list(range(1, CONFIG.steps + 1))
     # steps after the last checkpoint are redone once; no step before it is trained twice
     redo = list(range(CONFIG.eval_steps()[1] + 1, stop_at + 1))
-    assert sorted(steps_by_run["docs-heavy"]) == sorted(list(range(1, CONFIG.steps + 1)) + redo)
+    assert sorted(steps_by_run["wiki-heavy"]) == sorted(list(range(1, CONFIG.steps + 1)) + redo)
     assert read_rows(out / "runs.csv") == read_rows(reference / "runs.csv")
     # a third invocation trains nothing and leaves the rows as they are
     again = run_sweep(corpus, MIXTURES, out, CONFIG, tokenizer=tok, val_tokens=VAL_TOKENS)

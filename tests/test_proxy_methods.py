@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,16 @@ from mixlab.mixture import read_mixture_json, read_mixtures
 from mixlab.proxy import TrainConfig, prepare_streams
 from mixlab.proxy.candidates import random_mixtures
 from mixlab.proxy.doremi import DoReMiConfig, exponentiated_gradient_step, floor_simplex, run_doremi
-from proxy_helpers import write_stdlib_corpus
+from proxy_helpers import demo_slice
 
 
 @pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
+def corpus_dir(demo_corpus, tmp_path_factory):
+    """A 2-domain slice (code, wiki) of the demo corpus, with a private cache."""
     mp = pytest.MonkeyPatch()
     mp.setenv("MIXLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     mp.setenv("MIXLAB_QUIET", "1")
-    yield write_stdlib_corpus(tmp_path_factory.mktemp("corpus"), n_files=30)
+    yield demo_slice(demo_corpus, tmp_path_factory.mktemp("corpus"), ("code", "wiki"))
     mp.undo()
 
 
@@ -93,16 +93,18 @@ def test_doremi_upweights_an_artificially_hard_domain(corpus_dir, tmp_path):
     clean = Corpus.open(corpus_dir)
     tok = load_tokenizer("bpe:512", corpus=clean)
     tok.hf.save(str(tmp_path / "tokenizer.json"))
-    root = tmp_path / "corpus"
-    for d in clean.domains:
-        shutil.copytree(corpus_dir / d, root / ("prose" if d == "docs" else d))
     rng = np.random.default_rng(0)
-    (root / "mess").mkdir()
-    with open(root / "mess" / "part.jsonl", "w", encoding="utf-8") as fh:
+    (tmp_path / "mess").mkdir()
+    with open(tmp_path / "mess" / "part.jsonl", "w", encoding="utf-8") as fh:
         for _ in range(60):
             fh.write(
                 json.dumps({"text": tok.hf.decode(rng.integers(1, tok.vocab_size, 400).tolist())}) + "\n"
             )
+    root = tmp_path / "with_mess.toml"
+    shards = {d: [s.path for s in clean.shards([d])] for d in clean.domains}
+    root.write_text(
+        f"[domains]\ncode = {json.dumps(shards['code'])}\nmess = ['mess/part.jsonl']\nwiki = {json.dumps(shards['wiki'])}\n"
+    )
     corpus = Corpus.open(root)
     streams = prepare_streams(corpus, load_tokenizer(str(tmp_path / "tokenizer.json")), val_tokens=2048)
     config = TrainConfig(tokens=64 * 8 * 24, seq_len=64, batch_size=8, evals=1, precision="fp32", threads=1)
@@ -112,7 +114,7 @@ def test_doremi_upweights_an_artificially_hard_domain(corpus_dir, tmp_path):
     np.testing.assert_allclose(traj.sum(axis=1), 1.0)
     assert np.all(traj >= 0.02 - 1e-12)
     w = result.mixture.weights
-    assert w["mess"] > 0.45 and w["mess"] > 1.5 * max(w["code"], w["prose"])
+    assert w["mess"] > 0.45 and w["mess"] > 1.5 * max(w["code"], w["wiki"])
     assert read_mixture_json(tmp_path / "doremi" / "mixture.json").weights == pytest.approx(w)
     rows = list(csv.reader((tmp_path / "doremi" / "weights.csv").read_text(encoding="utf-8").splitlines()))
     assert rows[0] == ["step", *streams.domains] and len(rows) == config.steps + 2
@@ -183,7 +185,7 @@ def test_cli_mixtures_random_uniform_and_file_prior(tmp_path):
 
 def test_cli_sweep_and_bad_input(corpus_dir, tmp_path):
     mixtures = tmp_path / "mixtures.csv"
-    mixtures.write_text("name,code,docs\nhalf,1,1\n")
+    mixtures.write_text("name,code,wiki\nhalf,1,1\n")
     args = [
         "--seed",
         "0",
