@@ -20,7 +20,7 @@ from proxy_helpers import demo_slice
 
 VAL_TOKENS = 2048
 CONFIG = TrainConfig(
-    model="tiny", tokens=64 * 8 * 24, seq_len=64, batch_size=8, evals=4, precision="fp32", threads=1
+    model="tiny", tokens=64 * 8 * 24, seq_len=64, batch_size=8, evals=4, precision="auto", threads=1
 )
 MIXTURES = [
     Mixture.from_weights("code-heavy", {"code": 0.8, "wiki": 0.1, "news": 0.1}),
