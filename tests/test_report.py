@@ -155,8 +155,26 @@ def write_artefacts(root: Path) -> None:
             {
                 "budget_tokens": 100_000,
                 "realised_tokens": 99_870,
-                "domains_before": {"code": 50_000, "news": 20_000, "wiki": 30_000},
-                "domains_after": {"code": 30_000, "news": 30_000, "wiki": 39_870},
+                "domains": {
+                    "code": {
+                        "before": 0.5,
+                        "after": 0.3,
+                        "sampled_tokens": 30_000,
+                        "budget_tokens": 30_000.0,
+                    },
+                    "news": {
+                        "before": 0.2,
+                        "after": 0.3,
+                        "sampled_tokens": 30_000,
+                        "budget_tokens": 30_000.0,
+                    },
+                    "wiki": {
+                        "before": 0.3,
+                        "after": 0.4,
+                        "sampled_tokens": 39_870,
+                        "budget_tokens": 40_000.0,
+                    },
+                },
                 "repeats_histogram": {"0": 120, "1": 150, "2": 25, "3": 5},
             }
         )

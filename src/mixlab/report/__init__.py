@@ -1,6 +1,6 @@
 """The HTML report: find a run's artefacts, plot them, write one self-contained page."""
 
-from mixlab.report.artefacts import Artefacts, collect, read_runs
+from mixlab.report.artefacts import Artefacts, collect
 from mixlab.report.html import render, write_report
 from mixlab.report.summary import comparison_table, mean_curves, reading
 

@@ -17,9 +17,8 @@ from typing import Any
 import pandas as pd
 
 from mixlab.errors import BadInput
-from mixlab.mixture import Mixture, read_mixtures
-
-RUNS_COLUMNS = ("run", "step", "tokens", "domain", "loss")
+from mixlab.laws.observations import read_runs
+from mixlab.mixture import Mixture, read_mixture_json, read_mixtures
 
 
 @dataclass
@@ -39,27 +38,6 @@ class Artefacts:
 
     def empty(self) -> bool:
         return not any(getattr(self, f) for f in self.__dataclass_fields__)
-
-
-def read_runs(path: Path) -> pd.DataFrame:
-    """Read `runs.csv`/`runs.parquet` (run, step, tokens, domain, loss) and check its columns."""
-    try:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise BadInput(f"{path}: unreadable observations ({exc})") from None
-    missing = [c for c in ("run", "step", "domain", "loss") if c not in df.columns]
-    if missing:
-        raise BadInput(f"{path}: missing column '{missing[0]}' (expected {','.join(RUNS_COLUMNS)})")
-    df["run"] = df["run"].astype(str)
-    df["domain"] = df["domain"].astype(str)
-    for col in ("step", "loss"):
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna()
-        if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0]) + 2
-            raise BadInput(f"{path}: row {row}: field '{col}' is not a number")
-        df[col] = values
-    return df
 
 
 def _read_json(path: Path) -> Any:
@@ -85,8 +63,6 @@ def _classify_json(path: Path, obj: Any, found: Artefacts) -> None:
             raise BadInput(f"{path}: metrics need 'domains' and 'summary' objects")
         found.metrics.append((path, obj))
     elif isinstance(obj.get("weights"), dict):
-        from mixlab.mixture import read_mixture_json
-
         found.single_mixtures.append((path, read_mixture_json(path)))
     elif path.name == "entropy.json":
         found.entropy.append((path, obj))

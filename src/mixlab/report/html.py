@@ -347,14 +347,6 @@ def _optimum(a: Artefacts, root: Path | None) -> str | None:
     return "".join(out)
 
 
-def find_key(obj: Mapping[str, Any], *needles: str) -> Any:
-    """The value of the first key containing every needle (case-insensitive), or None."""
-    for k, v in obj.items():
-        if all(n in k.lower() for n in needles):
-            return v
-    return None
-
-
 def _samplemix(a: Artefacts, root: Path | None) -> str | None:
     if not a.scores and not a.samples:
         return None
@@ -382,61 +374,22 @@ def _samplemix(a: Artefacts, root: Path | None) -> str | None:
         }
         if facts:
             out.append("<p>" + "; ".join(f"{_e(k)}: {_fmt(v)}" for k, v in facts.items()) + "</p>")
-        before = find_key(summary, "before")
-        after = find_key(summary, "after")
-        if isinstance(before, dict) and isinstance(after, dict):
-            domains = list(dict.fromkeys([*before, *after]))
-            b = np.array([_share(before, d) for d in domains])
-            f = np.array([_share(after, d) for d in domains])
-            b, f = b / (b.sum() or 1), f / (f.sum() or 1)
-            out.append(
-                table(
-                    ["domain", "token share before", "after"],
-                    [[d, b[i], f[i]] for i, d in enumerate(domains)],
-                )
-            )
-            out.append(
-                img(
-                    plots.grouped_bars(
-                        {"before": b, "after": f},
-                        domains,
-                        "token share",
-                        "Domain mix before and after sampling",
-                    ),
-                    "domain mix",
-                )
-            )
-        repeats = find_key(summary, "repeat")
-        if isinstance(repeats, dict) and repeats:
-            out.append(
-                img(
-                    plots.histogram_bars(
-                        repeats, "times a document is repeated", "documents", "Repeats histogram"
-                    ),
-                    "repeats",
-                )
-            )
-        elif isinstance(repeats, list) and repeats:
-            out.append(
-                img(
-                    plots.histogram_bars(
-                        {str(i): v for i, v in enumerate(repeats)},
-                        "times a document is repeated",
-                        "documents",
-                        "Repeats histogram",
-                    ),
-                    "repeats",
-                )
-            )
+        per = summary.get("domains") or {}
+        if per:
+            domains = list(per)
+            b = np.array([float(per[d].get("before", 0.0)) for d in domains])
+            f = np.array([float(per[d].get("after", 0.0)) for d in domains])
+            out.append(table(["domain", "token share before", "after", "sampled tokens", "budget tokens"],
+                             [[d, b[i], f[i], per[d].get("sampled_tokens"), per[d].get("budget_tokens")]
+                              for i, d in enumerate(domains)]))  # fmt: skip
+            out.append(img(plots.grouped_bars({"before": b, "after": f}, domains, "token share",
+                                              "Domain mix before and after sampling"), "domain mix"))  # fmt: skip
+        repeats = summary.get("repeats_histogram") or {}
+        if repeats:
+            out.append(img(plots.histogram_bars(repeats, "copies of a document in the sample", "documents",
+                                                "Repeats histogram"), "repeats"))  # fmt: skip
         out.append(src([path], root))
     return "".join(out)
-
-
-def _share(table_: Mapping[str, Any], domain: str) -> float:
-    v = table_.get(domain, 0.0)
-    if isinstance(v, dict):
-        v = v.get("tokens", v.get("share", 0.0))
-    return float(v or 0.0)
 
 
 def _comparison(a: Artefacts, root: Path | None) -> str | None:
