@@ -68,6 +68,7 @@ def test_sample_streams_drop_validation_documents(tiny_corpus: Path, tmp_path: P
         pa.table({"text": texts, "domain": domains}), tmp_path / "sample" / "data" / "part-0.parquet"
     )
     own = sample_streams(tmp_path / "sample", base, tok, tmp_path / "streams")
+    assert own.domains == list(TEXTS)
     for d in TEXTS:
         info = own.info[d]
         held = base.info[d]["val_documents"]
@@ -76,6 +77,14 @@ def test_sample_streams_drop_validation_documents(tiny_corpus: Path, tmp_path: P
         assert info["train_documents"] == copies * (len(TEXTS[d]) - held)
         assert own.train_tokens(d) == base.train_tokens(d) * copies
         assert np.array_equal(np.asarray(own.val(d)), np.asarray(base.val(d)))
+    # a domain the sample does not hold has no training stream but keeps its validation stream
+    pq.write_table(
+        pa.table({"text": TEXTS["beta"], "domain": ["beta"] * 60}),
+        tmp_path / "sample" / "data" / "part-0.parquet",
+    )
+    beta_only = sample_streams(tmp_path / "sample", base, tok, tmp_path / "streams-beta")
+    assert beta_only.domains == ["beta"] and beta_only.info["alpha"]["train_tokens"] == 0
+    assert np.array_equal(np.asarray(beta_only.val("alpha")), np.asarray(base.val("alpha")))
     digests, cut = validation_documents(base, "alpha")
     assert len(digests) + (len(cut) > 0) >= base.info["alpha"]["val_documents"]
 

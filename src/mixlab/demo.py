@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from mixlab.atomic import write_json
+from mixlab.atomic import atomic_path, write_json
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture, read_mixture_json, read_mixtures, write_mixture_json, write_mixtures
 from mixlab.progress import log, quiet, warn
@@ -105,7 +105,6 @@ class Stage:
     outputs: Callable[[], list[Path]]
     run: Callable[[], None]
     estimate: float
-    trains: bool = False  # its estimate scales with the measured training speed
 
     def done(self) -> bool:
         outs = self.outputs()
@@ -165,18 +164,18 @@ class Demo:
             Stage("entropy", "entropy proxies and the SE/CE/JE/VNE mixtures",
                   lambda: [self.p("entropy", "mixtures.csv")], self.stage_entropy, estimate=40.0),
             Stage("sweep", f"proxy sweep: {sweep_runs} runs", lambda: [self.p("sweep", "done.json")],
-                  self.stage_sweep, estimate=sweep_runs * c.sweep_tokens * train_s * 1.15 + 10, trains=True),
+                  self.stage_sweep, estimate=sweep_runs * c.sweep_tokens * train_s * 1.15 + 10),
             Stage("laws", "BiMix fit; both protocols for bimix, dml, regmix, powerlaw", self.law_outputs,
                   self.stage_laws, estimate=30.0),
             Stage("optimum", "BiMix-optimised mixture with bootstrap intervals",
                   lambda: [self.p("optimum", "mixture.json")], self.stage_optimum, estimate=5.0 + 0.3 * c.bootstrap),
             Stage("doremi", "DoReMi domain weights", lambda: [self.p("doremi", "mixture.json")], self.stage_doremi,
-                  estimate=2 * c.doremi_tokens * train_s * 1.2 + 10, trains=True),
+                  estimate=2 * c.doremi_tokens * train_s * 1.2 + 10),
             Stage("samplemix", "SampleMix scores, sample and the hybrid", self.samplemix_outputs,
                   self.stage_samplemix, estimate=60.0),
             Stage("compare", f"evaluation models: {n_methods} methods x {n_seeds} seed(s)",
                   lambda: [self.p("compare", "done.json")], self.stage_compare,
-                  estimate=n_methods * n_seeds * c.eval_tokens * train_s * 1.15 + 10, trains=True),
+                  estimate=n_methods * n_seeds * c.eval_tokens * train_s * 1.15 + 10),
             Stage("report", "results.json and report.html",
                   lambda: [self.p("report.html"), self.p("results.json")], self.stage_report, estimate=10.0),
         ]  # fmt: skip
@@ -187,13 +186,22 @@ class Demo:
             args += ["--max-mb-per-domain", self.config.max_mb_per_domain]
         self.cli(*args)
 
+    @property
+    def tokenizer(self) -> str:
+        """The tokenizer spec every stage uses: a trained BPE is saved once as OUT/tokenizer.json."""
+        saved = self.p("tokenizer.json")
+        return str(saved) if saved.exists() else self.config.tokenizer
+
     def stage_stats(self) -> None:
-        from mixlab.corpus import natural_mixture
+        from mixlab.corpus import Corpus, load_tokenizer, natural_mixture
+
+        if self.config.tokenizer.startswith("bpe:") and not self.p("tokenizer.json").exists():
+            trained = load_tokenizer(self.config.tokenizer, corpus=Corpus.open(self.corpus_path))
+            with atomic_path(self.p("tokenizer.json")) as tmp:
+                trained.hf.save(str(tmp))
 
         stats_path = self.p("stats", "corpus_stats.json")
-        self.cli(
-            "corpus", "stats", self.corpus_path, "--tokenizer", self.config.tokenizer, "--json", stats_path
-        )
+        self.cli("corpus", "stats", self.corpus_path, "--tokenizer", self.tokenizer, "--json", stats_path)
         stats = json.loads(stats_path.read_text(encoding="utf-8"))
         write_mixture_json(
             self.p("stats", "natural.json"), Mixture.from_weights("natural", natural_mixture(stats))
@@ -201,7 +209,7 @@ class Demo:
         write_json(self.p("stats", "available.json"), {d: v["tokens"] for d, v in stats["domains"].items()})
 
     def stage_entropy(self) -> None:
-        args = ["entropy", self.corpus_path, "--out", self.p("entropy"), "--tokenizer", self.config.tokenizer,
+        args = ["entropy", self.corpus_path, "--out", self.p("entropy"), "--tokenizer", self.tokenizer,
                 "--measures", ",".join(ENTROPY_MIXTURES), "--embedder", "static"]  # fmt: skip
         if self.config.entropy_max_tokens:
             args += ["--max-tokens-per-domain", self.config.entropy_max_tokens]
@@ -213,7 +221,7 @@ class Demo:
     def proxy_args(self, tokens: int) -> list[Any]:
         """Options shared by `sweep` and `doremi`: the same tokenizer, model and validation sets everywhere."""
         c = self.config
-        return ["--tokenizer", c.tokenizer, "--model", c.model, "--seq-len", c.seq_len, "--batch-size",
+        return ["--tokenizer", self.tokenizer, "--model", c.model, "--seq-len", c.seq_len, "--batch-size",
                 c.batch_size, "--val-tokens", c.val_tokens, "--tokens-per-run", tokens]  # fmt: skip
 
     def stage_sweep(self) -> None:
@@ -286,7 +294,7 @@ class Demo:
         c = self.config
         scores = self.p("samplemix", "scores.parquet")
         if not scores.exists():
-            self.cli("score", self.corpus_path, "--tokenizer", c.tokenizer, "--out", scores)
+            self.cli("score", self.corpus_path, "--tokenizer", self.tokenizer, "--out", scores)
         common = [self.corpus_path, "--scores", scores, "--budget-tokens", c.eval_tokens]
         if not self.p("samplemix", "sample", "summary.json").exists():
             self.cli("sample", *common, "--out", self.p("samplemix", "sample"))
@@ -323,7 +331,7 @@ class Demo:
         from mixlab.proxy import prepare_streams
 
         corpus = Corpus.open(self.corpus_path)
-        tokenizer = load_tokenizer(self.config.tokenizer, corpus=corpus)
+        tokenizer = load_tokenizer(self.tokenizer, corpus=corpus)
         with get_engine(self.engine, self.workers) as eng:
             streams = prepare_streams(corpus, tokenizer, val_tokens=self.config.val_tokens, engine=eng)
         return streams, tokenizer
@@ -347,8 +355,9 @@ class Demo:
         for seed in self.config.seeds:
             for method, method_streams, mixture in plans:
                 log(f"[bold]evaluation model[/bold] {method} (seed {seed})")
+                run_dir = self.p("compare", method, f"seed{seed}")
                 train_run(
-                    method_streams, mixture, self.train_config(seed), self.p("compare", method, f"seed{seed}")
+                    method_streams, mixture, self.train_config(seed), run_dir, eval_domains=streams.domains
                 )
         write_json(
             self.p("compare", "done.json"),
@@ -424,15 +433,17 @@ class Demo:
         timings_path = self.p("stage_seconds.json")
         if timings_path.exists():
             self.timings.update(json.loads(timings_path.read_text(encoding="utf-8")))
-        speed = 1.0  # measured / estimated time of the training stages so far
+        spent, planned = 0.0, 0.0  # measured and estimated seconds of the stages run so far
         total_start = time.perf_counter()
         for i, stage in enumerate(stages, start=1):
             if stage.name != "report" and stage.done():
                 log(f"[dim][{i}/{len(stages)}] {stage.title}: done already, skipped[/dim]")
                 continue
-            left = sum(s.estimate * (speed if s.trains else 1.0) for s in stages[i - 1 :] if not s.done())
-            log(f"[bold cyan][{i}/{len(stages)}] {stage.title}[/bold cyan] — about {_mmss(stage.estimate * (speed if stage.trains else 1.0))}"
-                f" for this stage, {_mmss(left)} left in total")  # fmt: skip
+            # this machine's pace so far (shrunk towards 1 while little has been measured)
+            pace = (spent + 60.0) / (planned + 60.0)
+            left = sum(s.estimate for s in stages[i - 1 :] if s.name == "report" or not s.done()) * pace
+            log(f"[bold cyan][{i}/{len(stages)}] {stage.title}[/bold cyan] — about "
+                f"{_mmss(stage.estimate * pace)} for this stage, {_mmss(left)} left in total")  # fmt: skip
             start = time.perf_counter()
             try:
                 stage.run()
@@ -441,10 +452,10 @@ class Demo:
                 warn(f"stage {stage.name} skipped: {exc}")
                 continue
             elapsed = time.perf_counter() - start
+            spent, planned = spent + elapsed, planned + stage.estimate
             self.timings[stage.name] = round(elapsed, 1)
             write_json(timings_path, self.timings)
-            if stage.trains and stage.estimate > 0:
-                speed = elapsed / stage.estimate
+            log(f"[dim]{stage.name} took {_mmss(elapsed)}[/dim]")
         log(f"[bold green]demo finished in {_mmss(time.perf_counter() - total_start)}[/bold green]: "
             f"{self.p('report.html')}")  # fmt: skip
         return (

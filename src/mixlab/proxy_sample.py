@@ -47,7 +47,9 @@ def sample_streams(sample_dir: str | os.PathLike[str], base: Streams, tokenizer:
     """Tokenize SAMPLE_DIR/data/*.parquet (`text`, `domain` per row, repeats included) into training streams
     per domain in `out`, with `base`'s validation streams copied unchanged. Cached: an existing `out` is reused.
 
-    Returns a Streams whose `train_tokens(d)` is the sample's tokens in domain d (0 for a domain not sampled)."""
+    Returns a Streams over the domains the sample holds (`train_tokens(d)` = its tokens there); the validation
+    streams of every domain of `base` are in the same directory, so pass `eval_domains=base.domains` to
+    `train_run` to score the model on all of them."""
     out = Path(out)
     if (out / "streams.json").is_file():
         return Streams.load(out)
@@ -91,7 +93,11 @@ def sample_streams(sample_dir: str | os.PathLike[str], base: Streams, tokenizer:
             info[d]["val_tokens"] = base.val_tokens
         if not any(v["train_tokens"] for v in info.values()):
             raise BadInput(f"{sample_dir}: the sample holds no training tokens")
-        meta = {"domains": base.domains, "vocab_size": base.vocab_size, "eos_id": base.eos_id, "dtype": base.dtype,
+        sampled = [d for d in base.domains if info[d]["train_tokens"] > 0]
+        for d in base.domains:
+            if d not in sampled:
+                (tmp / f"{d}.train.bin").unlink()
+        meta = {"domains": sampled, "all_domains": base.domains, "vocab_size": base.vocab_size, "eos_id": base.eos_id, "dtype": base.dtype,
                 "val_tokens": base.val_tokens, "info": info, "sample": str(sample_dir), "validation_from": str(base.path)}  # fmt: skip
         (tmp / "streams.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return Streams.load(out)
