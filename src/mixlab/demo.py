@@ -400,9 +400,10 @@ class Demo:
             for protocol in PROTOCOLS:
                 path = self.p("laws", f"metrics-{law}-{protocol}.json")
                 if path.exists():
-                    metrics.setdefault(law, {})[protocol] = json.loads(path.read_text(encoding="utf-8"))[
-                        "summary"
-                    ]
+                    m = json.loads(path.read_text(encoding="utf-8"))
+                    applicable = m.get("applicable", True)
+                    summary = m["summary"] if applicable else {"not_applicable": m.get("reason")}
+                    metrics.setdefault(law, {})[protocol] = summary
         optimum = self.p("optimum", "mixture.json")
         rows = comparison_table(comparison) if comparison["methods"] else []
         results = {

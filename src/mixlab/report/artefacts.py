@@ -59,7 +59,10 @@ def _classify_json(path: Path, obj: Any, found: Artefacts) -> None:
             raise BadInput(f"{path}: field 'comparison' must hold 'methods'")
         found.comparisons.append((path, obj))
     elif "law" in obj and "protocol" in obj:
-        if not isinstance(obj.get("summary"), dict) or not isinstance(obj.get("domains"), dict):
+        applicable = obj.get("applicable", True)
+        if applicable and (
+            not isinstance(obj.get("summary"), dict) or not isinstance(obj.get("domains"), dict)
+        ):
             raise BadInput(f"{path}: metrics need 'domains' and 'summary' objects")
         found.metrics.append((path, obj))
     elif isinstance(obj.get("weights"), dict):
@@ -82,8 +85,13 @@ def _files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         elif p.is_dir():
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p).parts
-                # hidden entries are atomic-write temporaries and data/ holds sampled documents, not artefacts
-                if f.is_file() and not any(part.startswith(".") for part in rel) and "data" not in rel[:-1]:
+                # hidden entries are atomic-write temporaries, *.work/ are a verb's resumable intermediates and
+                # data/ holds sampled documents: none of them is an artefact
+                if (
+                    f.is_file()
+                    and not any(part.startswith(".") or part.endswith(".work") for part in rel)
+                    and "data" not in rel[:-1]
+                ):
                     files.append(f)
         else:
             raise BadInput(f"{p}: no such file or directory")
@@ -99,7 +107,7 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> Artefacts:
             found.runs.append((f, read_runs(f)))
         elif name.endswith(".csv") and name.startswith("mixtures"):
             found.mixtures.append((f, read_mixtures(f)))
-        elif name.endswith("scores.parquet"):
+        elif name == "scores.parquet":
             df = pd.read_parquet(f)
             if "domain" not in df.columns:
                 raise BadInput(f"{f}: missing column 'domain'")

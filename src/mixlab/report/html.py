@@ -113,6 +113,9 @@ def _corpus(a: Artefacts, root: Path | None) -> str | None:
     )
 
 
+ENTROPY_COLUMNS = ("tokens", "documents", "se", "ce", "je", "vne")
+
+
 def _per_domain_numbers(obj: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
     """The {domain: {name: number}} table inside an entropy.json, wherever it sits."""
     candidates = [obj.get("domains"), obj.get("entropy"), obj]
@@ -138,7 +141,8 @@ def _entropy(a: Artefacts, root: Path | None) -> str | None:
     per = _per_domain_numbers(obj)
     if per is None:
         raise BadInput(f"{path}: expected per-domain entropies under 'domains'")
-    cols = list(dict.fromkeys(k for v in per.values() for k in v))
+    present = list(dict.fromkeys(k for v in per.values() for k in v))
+    cols = [c for c in ENTROPY_COLUMNS if c in present] or present
     body = table(["domain", *cols], [[d, *(v.get(c) for c in cols)] for d, v in per.items()])
     return (
         "<p>Entropies in nats of each domain's token stream (SE unigram, CE next-token given previous, JE token "
@@ -155,8 +159,10 @@ def all_mixtures(a: Artefacts) -> dict[str, Mixture]:
         for m in ms:
             out.setdefault(m.name, m)
     for path, m in a.single_mixtures:
-        name = m.name if m.name not in out else f"{m.name} ({path.parent.name})"
-        out.setdefault(name, m)
+        same = out.get(m.name)
+        if same is not None and np.allclose(same.vector(m.domains), m.vector(m.domains), atol=1e-9):
+            continue
+        out.setdefault(m.name if same is None else f"{m.name} ({path.parent.name})", m)
     return out
 
 
@@ -240,30 +246,27 @@ def _laws(a: Artefacts, root: Path | None) -> str | None:
     return "".join(parts)
 
 
+def _mean(x: Any) -> Any:
+    return x.get("mean") if isinstance(x, dict) else x
+
+
 def _metrics(a: Artefacts, root: Path | None) -> str | None:
     if not a.metrics:
         return None
-    rows = []
+    rows, not_applicable = [], []
     for _, m in sorted(a.metrics, key=lambda pm: (pm[1]["protocol"], pm[1]["law"])):
+        if not m.get("applicable", True):
+            not_applicable.append(f"<li>{_e(m['law'])} / {_e(m['protocol'])}: {_e(m.get('reason', ''))}</li>")
+            continue
         s = m["summary"]
         rel, r2 = s.get("rel_error_pct") or {}, s.get("r2_log") or {}
-        rows.append(
-            [
-                m["law"],
-                m["protocol"],
-                rel.get("mean"),
-                rel.get("worst"),
-                rel.get("best"),
-                r2.get("mean"),
-                r2.get("worst"),
-                r2.get("best"),
-                s.get("spearman_final"),
-            ]
-        )
+        rows.append([m["law"], m["protocol"], rel.get("mean"), rel.get("worst"), rel.get("best"),
+                     r2.get("mean"), r2.get("worst"), r2.get("best"), _mean(s.get("spearman_final"))])  # fmt: skip
     out = [
         "<p>Extrapolation: fit each run on all evaluations but the last, predict the last (relative error, %). "
-        "Unseen mixtures: fit on the entropy mixtures' runs, predict the held-out runs' curves (R² of log loss). "
-        "Spearman: rank correlation of predicted and observed final average loss across held-out runs.</p>",
+        "Unseen mixtures: fit on the entropy mixtures' runs, predict the held-out runs' curves (R² of log loss; "
+        "negative = worse than predicting each domain's mean). Spearman: rank correlation of predicted and "
+        "observed final losses across held-out runs.</p>",
         table(
             [
                 "law",
@@ -277,10 +280,14 @@ def _metrics(a: Artefacts, root: Path | None) -> str | None:
                 "Spearman final",
             ],
             rows,
-        ),
+        ),  # fmt: skip
     ]
+    if not_applicable:
+        out.append("<p>Not applicable:</p><ul>" + "".join(not_applicable) + "</ul>")
     for path, m in a.metrics:
-        doms = m["domains"]
+        doms = m.get("domains") or {}
+        if not doms:
+            continue
         cols = list(dict.fromkeys(k for v in doms.values() for k in v))
         out.append(
             f"<details><summary>{_e(m['law'])} / {_e(m['protocol'])} per domain</summary>"
@@ -338,7 +345,8 @@ def _optimum(a: Artefacts, root: Path | None) -> str | None:
         if refs:
             rows = [[m.name, meta.get("objective")]] + [[k, v.get("objective")] for k, v in refs.items()]
             out.append(
-                "<p>Predicted objective (mean loss over domains at the target step) against the references:</p>"
+                "<p>Predicted objective (sum of the domains' predicted losses at the target step) against the references:"
+                "</p>"
             )
             out.append(table(["mixture", "predicted objective"], rows, best_row=0))
         out.append(img(plots.grouped_bars({m.name: w}, domains, "proportion", "Optimum with bootstrap interval",

@@ -36,7 +36,7 @@ def grouped_bars(
     n = max(len(values), 1)
     x = np.arange(len(categories))
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(categories) * n + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.25 * len(categories) * n + 2)), 3.8))
     for k, (series, ys) in enumerate(values.items()):
         ys = np.asarray(ys, dtype=float)
         yerr = None
@@ -47,7 +47,7 @@ def grouped_bars(
     ax.set_xticks(x, categories, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=min(n, 4))
+    ax.legend(fontsize=7, ncol=min(n, 6))
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 

@@ -102,7 +102,7 @@ def reading(comparison: Mapping[str, Any] | None, metrics: Sequence[Mapping[str,
     for m in metrics:
         if m.get("law") != "bimix":
             continue
-        s = m["summary"]
+        s = m.get("summary") or {}
         if m.get("protocol") == "extrapolate" and (s.get("rel_error_pct") or {}).get("mean") is not None:
             lo, hi = PAPER_BIMIX["extrapolate_rel_error_pct"]
             lines.append(
