@@ -50,12 +50,12 @@ class DemoConfig:
     model: str = "tiny"
     seq_len: int = 128
     batch_size: int = 16
-    val_tokens: int = 8192
+    val_tokens: int = 4096
     sweep_tokens: int = 300_000
     sweep_evals: int = 10
     random_mixtures: int = 4
     eval_tokens: int = 300_000
-    eval_evals: int = 10
+    eval_evals: int = 5
     seeds: tuple[int, ...] = (0, 1)
     bootstrap: int = 50
     max_epochs: float = 4.0
