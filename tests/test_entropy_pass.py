@@ -237,6 +237,15 @@ def test_paper_identity_ln_r_je_minus_ln_r_se_minus_ln_r_ce(local_profile):
     assert np.ptp(lhs) < 1e-3
 
 
+def test_seed_changes_only_the_convergence_samples(real_corpus, gpt2, local_profile):
+    other = profile_corpus(Corpus.open(real_corpus), gpt2, measures=("se", "ce", "je"), seed=7)
+    for d, v in local_profile.domains.items():
+        w = other.domains[d]
+        assert (w["se"], w["ce"], w["je"], w["tokens"]) == (v["se"], v["ce"], v["je"], v["tokens"])
+        assert w["convergence"]["tokens"][:-1] != v["convergence"]["tokens"][:-1]
+        assert w["convergence"]["tokens"][-1] == v["convergence"]["tokens"][-1]
+
+
 def test_token_cap_spreads_over_shards_and_estimates_the_natural_mix(real_corpus, gpt2, local_profile):
     corpus = Corpus.open(real_corpus)
     cap = 6000

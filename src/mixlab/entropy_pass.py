@@ -7,7 +7,7 @@ One map over shards (`mixlab.engine`, local or Ray unchanged) and an exact merge
   the whole domain as one stream). Unigram counts are a dense bincount [V]; pair counts a sorted sparse
   table of int64 keys `x * V + x'` (`mixlab.entropy.SparseCounts`), merged exactly, never a V x V array.
 - Convergence in the same pass: every window gets a pseudo-random number u in [0, 1) from a hash of
-  (domain, shard, window index); counts are kept per band of u (cut at the convergence fractions,
+  (seed, domain, shard, window index); counts are kept per band of u (cut at the convergence fractions,
   default 0.1 / 0.25 / 0.5 / 1). The windows with u < f are the first f of the tokens in a fixed
   shuffled order of the windows, so the cumulative band counts give the plug-in estimates on nested
   growing prefixes of ~10 / 25 / 50 / 100 % of the tokens. (A prefix of the shard order would confound
@@ -64,8 +64,8 @@ def window_uniforms(seed: int, windows: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _shard_seed(shard: Shard) -> int:
-    digest = hashlib.blake2b(f"{shard.domain}\x00{shard.name}".encode(), digest_size=8).digest()
+def _shard_seed(shard: Shard, seed: int) -> int:
+    digest = hashlib.blake2b(f"{seed}\x00{shard.domain}\x00{shard.name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
@@ -195,11 +195,12 @@ def count_shard(
     embedder: Embedder | None = None,
     skip_bad_rows: bool = False,
     batch_size: int = 1024,
+    seed: int = 0,
 ) -> dict[str, EntropyCounts]:
     """Counts of one shard (and the embedding gram of its first documents when `embedder` is given)."""
     shard, quota, embed_quota = task.shard, task.tokens, task.documents
     counter = _ShardCounter(
-        tokenizer.vocab_size, seq_len, fractions, _shard_seed(shard), tokenizer.token_dtype
+        tokenizer.vocab_size, seq_len, fractions, _shard_seed(shard, seed), tokenizer.token_dtype
     )
     read = ReadStats()
     gram: np.ndarray | None = None
@@ -435,11 +436,13 @@ def profile_corpus(
     miller_madow: bool = False,
     skip_bad_rows: bool = False,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
 ) -> EntropyProfile:
     """Run the entropy pass over `corpus` and compute the requested measures per domain (nats).
 
     `measures` ⊆ {se, ce, je, vne}. `embedder` (used for `vne` only) is a `mixlab.embed` name or any
-    object with `.embed(texts) -> [n, d]` (picklable for multi-process engines).
+    object with `.embed(texts) -> [n, d]` (picklable for multi-process engines). `seed` picks the window
+    order of the convergence samples only; the full-sample entropies do not depend on it.
     """
     measures = tuple(dict.fromkeys(m.strip().lower() for m in measures if m.strip()))
     unknown = [m for m in measures if m not in MEASURES]
@@ -463,7 +466,12 @@ def profile_corpus(
     fractions = check_fractions(fractions)
     engine = engine or LocalEngine(1)
     fn = ShardCounting(
-        tokenizer=tokenizer, seq_len=seq_len, fractions=fractions, embedder=emb, skip_bad_rows=skip_bad_rows
+        tokenizer=tokenizer,
+        seq_len=seq_len,
+        fractions=fractions,
+        embedder=emb,
+        skip_bad_rows=skip_bad_rows,
+        seed=seed,
     )
     tasks = shard_tasks(corpus, max_tokens_per_domain, vne_max_documents_per_domain if emb else None)
     stacks = engine.map_reduce(fn, tasks, _merge, "entropy pass", initial={}) or {}
@@ -484,6 +492,7 @@ def profile_corpus(
         "miller_madow": miller_madow,
         "embedder": getattr(emb, "name", type(emb).__name__) if emb is not None else None,
         "vne_max_documents_per_domain": vne_max_documents_per_domain if emb is not None else None,
+        "seed": seed,
         "units": "nats",
         "convergence_order": "windows in a fixed hash-shuffled order (nested samples)",
     }
