@@ -338,7 +338,17 @@ def test_cli_bad_input_exits_2_and_writes_nothing(real_corpus, tmp_path):
         fh.write('{"text": "fine"}\n{"text": broken\n')
     runner = CliRunner()
     out = tmp_path / "out"
-    base = ["--quiet", "--workers", "1", "entropy", str(corpus), "--out", str(out)]
+    base = [
+        "--quiet",
+        "--workers",
+        "1",
+        "entropy",
+        str(corpus),
+        "--out",
+        str(out),
+        "--max-tokens-per-domain",
+        "20000",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "mixlab.cli", *base], capture_output=True, text=True, env=_env_with_src()
     )

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mixlab.corpus.reader import Corpus, ReadStats, Shard, read_shard
 from mixlab.corpus.tokenizer import Tokenizer
@@ -206,6 +207,8 @@ def count_shard(
     gram: np.ndarray | None = None
     documents = embedded = embedded_docs = tokens_seen = bytes_seen = bytes_unseen = used = 0
 
+    if quota is not None:
+        batch_size = min(batch_size, 16)  # tokenize little past the quota (documents can be long)
     for batch in read_shard(shard, batch_size, skip_bad_rows=skip_bad_rows, stats=read):
         if quota is not None and used >= quota:
             bytes_unseen += sum(len(t.encode("utf-8")) for t in batch.texts)
@@ -222,7 +225,9 @@ def count_shard(
         documents += len(texts)
         to_embed = texts if embed_quota is None else texts[: max(embed_quota - embedded_docs, 0)]
         if embedder is not None and to_embed:
-            g, n = embedding_gram(embedder.embed(list(to_embed)))
+            vectors = embedder.embed(list(to_embed))
+            with threadpool_limits(1):  # a [n, d] x [d, n] product: BLAS threads only fight for the cores
+                g, n = embedding_gram(vectors)
             gram = g if gram is None else gram + g
             embedded += n
             embedded_docs += len(to_embed)
@@ -407,9 +412,14 @@ def domain_entropies(
         **selected(values),
     }
     if "vne" in measures:
-        out["vne"] = (
-            von_neumann_entropy_from_gram(counts.gram, counts.embedded) if counts.gram is not None else 0.0
-        )
+        # a d x d eigen-solve (d ~ 384) is fastest on one thread; BLAS threads only fight for the cores
+        with threadpool_limits(1):
+            vne = (
+                von_neumann_entropy_from_gram(counts.gram, counts.embedded)
+                if counts.gram is not None
+                else 0.0
+            )
+        out["vne"] = vne
         out["embedded_documents"] = counts.embedded
     out["first_position_entropy"] = values["first"]
     if miller_madow:
