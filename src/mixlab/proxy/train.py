@@ -11,6 +11,7 @@ atomically, and `on_eval` is called. A run given `out_dir` resumes from its chec
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -223,8 +224,6 @@ def train_run(
     weights = [float(w) for w in mixture.vector(streams.domains)]
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and (out / META).is_file() and not keep_model:
-        import json
-
         meta = json.loads((out / META).read_text(encoding="utf-8"))
         if (
             meta.get("status") == "done"
