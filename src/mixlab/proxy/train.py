@@ -63,7 +63,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     evals: int = 20
-    eval_batch_size: int = 64
+    eval_batch_size: int = 16
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
@@ -117,7 +117,7 @@ class RunResult:
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, windows: dict[str, np.ndarray], device: torch.device, batch_size: int = 64
+    model: torch.nn.Module, windows: dict[str, np.ndarray], device: torch.device, batch_size: int = 16
 ) -> dict[str, float]:
     """Mean token cross-entropy (nats) per domain over its validation windows ([n, seq_len + 1] ids)."""
     was_training = model.training
