@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and less text")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    steps, repeats, max_bytes = (4, 2, 1 << 20) if args.quick else (20, 5, 8 << 20)
+    steps, repeats, max_bytes = (4, 2, 1 << 20) if args.quick else (12, 4, 4 << 20)
     seq_len, batch_size, vocab = 128, 16, 8192
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
