@@ -432,6 +432,13 @@ def domain_entropies(
     out["first_position_entropy"] = values["first"]
     if miller_madow:
         out["plug_in"] = selected(token_entropies(full_unigrams, full_pairs, vocab_size))
+    # the estimate's change over the last doubling of the sample (50 % -> 100 % by default): near 0 when
+    # the plug-in estimate has converged; the plug-in bias makes it positive while it has not
+    convergence["last_step_change"] = {
+        m: convergence[m][-1] - convergence[m][-2] if len(fractions) > 1 else 0.0
+        for m in TOKEN_MEASURES
+        if m in measures
+    }
     out["convergence"] = convergence
     seen = counts.bytes_seen + counts.bytes_unseen
     per_byte = counts.tokens_seen / counts.bytes_seen if counts.bytes_seen else 0.0
