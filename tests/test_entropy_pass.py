@@ -116,9 +116,21 @@ DEMO_SETTINGS = dict(
 )
 
 
+DEMO_SLICE = ("code", "wiki", "news", "books", "math", "dialogue")
+
+
 @pytest.fixture(scope="module")
-def demo_local(demo_corpus, gpt2):
-    return profile_corpus(Corpus.open(demo_corpus), gpt2, LocalEngine(1), **DEMO_SETTINGS)
+def demo_slice(demo_corpus, tmp_path_factory) -> Path:
+    """A manifest over six domains of the demo corpus (all their shards): fewer engine tasks, same text."""
+    manifest = tmp_path_factory.mktemp("demo_slice") / "slice.toml"
+    lines = ["[domains]"] + [f'{d} = ["{demo_corpus / d}/*"]' for d in DEMO_SLICE]
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def demo_local(demo_slice, gpt2):
+    return profile_corpus(Corpus.open(demo_slice), gpt2, LocalEngine(1), **DEMO_SETTINGS)
 
 
 def assert_same_profile(a, b):
@@ -137,11 +149,11 @@ def assert_same_profile(a, b):
 
 
 @pytest.mark.slow
-def test_local_and_ray_engines_agree_on_the_demo_corpus(demo_corpus, gpt2, demo_local):
+def test_local_and_ray_engines_agree_on_the_demo_corpus(demo_slice, gpt2, demo_local):
     from mixlab.engine.ray import RayEngine
 
     with RayEngine(workers=2) as ray_engine:
-        on_ray = profile_corpus(Corpus.open(demo_corpus), gpt2, ray_engine, **DEMO_SETTINGS)
+        on_ray = profile_corpus(Corpus.open(demo_slice), gpt2, ray_engine, **DEMO_SETTINGS)
     assert_same_profile(on_ray, demo_local)
 
 
@@ -151,7 +163,7 @@ def test_local_process_pool_matches_inline(real_corpus, gpt2, local_profile):
 
 
 def test_demo_profile_budgets_and_vne(demo_local):
-    assert len(demo_local.domains) >= 8
+    assert list(demo_local.domains) == list(DEMO_SLICE)
     for d, v in demo_local.domains.items():
         assert 0.8 * 8_000 <= v["tokens"] <= 8_000, d
         # the document budget (split over the domain's shards) among the documents inside the token budget
@@ -203,6 +215,8 @@ def test_profile_numbers_are_consistent(real_corpus, gpt2, local_profile):
         assert conv["tokens"][-1] == v["tokens"]
         assert all(a < b for a, b in zip(conv["tokens"], conv["tokens"][1:], strict=False))
         assert [conv[m][-1] for m in ("se", "ce", "je")] == [v["se"], v["ce"], v["je"]]
+        assert conv["last_step_change"]["ce"] == conv["ce"][-1] - conv["ce"][-2]
+        assert conv["ce"][0] < conv["ce"][-1]  # the plug-in estimate grows with the sample (biased low)
     code, prose = local_profile.domains["code"], local_profile.domains["prose"]
     # Python source is more predictable token-to-token than English prose
     assert code["ce"] < prose["ce"]
@@ -235,6 +249,15 @@ def test_paper_identity_ln_r_je_minus_ln_r_se_minus_ln_r_ce(local_profile):
     assert np.ptp(lhs - gap) < 1e-9  # exactly a constant once the first-vs-all marginal gap is removed
     assert np.ptp(lhs) == pytest.approx(np.ptp(gap), abs=1e-9)
     assert np.ptp(lhs) < 1e-3
+
+
+def test_seed_changes_only_the_convergence_samples(real_corpus, gpt2, local_profile):
+    other = profile_corpus(Corpus.open(real_corpus), gpt2, measures=("se", "ce", "je"), seed=7)
+    for d, v in local_profile.domains.items():
+        w = other.domains[d]
+        assert (w["se"], w["ce"], w["je"], w["tokens"]) == (v["se"], v["ce"], v["je"], v["tokens"])
+        assert w["convergence"]["tokens"][:-1] != v["convergence"]["tokens"][:-1]
+        assert w["convergence"]["tokens"][-1] == v["convergence"]["tokens"][-1]
 
 
 def test_token_cap_spreads_over_shards_and_estimates_the_natural_mix(real_corpus, gpt2, local_profile):
@@ -329,7 +352,17 @@ def test_cli_bad_input_exits_2_and_writes_nothing(real_corpus, tmp_path):
         fh.write('{"text": "fine"}\n{"text": broken\n')
     runner = CliRunner()
     out = tmp_path / "out"
-    base = ["--quiet", "--workers", "1", "entropy", str(corpus), "--out", str(out)]
+    base = [
+        "--quiet",
+        "--workers",
+        "1",
+        "entropy",
+        str(corpus),
+        "--out",
+        str(out),
+        "--max-tokens-per-domain",
+        "20000",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "mixlab.cli", *base], capture_output=True, text=True, env=_env_with_src()
     )

@@ -5,15 +5,22 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import chisquare
+from typer.testing import CliRunner
 
+from mixlab.cli import app
 from mixlab.corpus import Corpus, load_tokenizer
 from mixlab.errors import BadInput
-from mixlab.mixture import Mixture
+from mixlab.mixture import Mixture, write_mixtures
 from mixlab.proxy import MixtureSampler, TrainConfig, prepare_streams, run_sweep
 from mixlab.proxy.schedule import lr_multiplier
 from proxy_helpers import demo_slice
@@ -211,3 +218,39 @@ def test_sweep_rejects_unknown_domain(env, tmp_path):
     with pytest.raises(BadInput, match="web"):
         run_sweep(corpus, bad, tmp_path / "s", CONFIG, tokenizer=tok, val_tokens=VAL_TOKENS)
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_gives_the_same_rows(env, sweep_dir, tmp_path):
+    """A real `mixlab sweep` process killed with SIGKILL during its second run, then run again."""
+    corpus, _, _ = env
+    reference, _ = sweep_dir
+    mixtures = tmp_path / "mixtures.csv"
+    write_mixtures(mixtures, MIXTURES, corpus.domains)
+    out = tmp_path / "sweep"
+    args = ["--seed", "0", "--workers", "1", "sweep", str(Path(corpus.root) / "slice.toml")]
+    args += ["--mixtures", str(mixtures), "--out", str(out), "--tokenizer", "bpe:512", "--val-tokens", "2048"]
+    args += ["--tokens-per-run", str(CONFIG.tokens), "--evals", "4", "--seq-len", "64", "--batch-size", "8"]
+    args += ["--threads", "1", "--precision", "auto"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mixlab.cli", *args],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = out / "runs" / "wiki-heavy" / "checkpoint.pt"
+    deadline = time.monotonic() + 240
+    try:
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checkpoint.exists(), "the sweep never reached its second run"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (out / "runs" / "wiki-heavy" / "meta.json").exists()
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert read_rows(out / "runs.csv") == read_rows(reference / "runs.csv")
+    meta = json.loads((out / "runs" / "wiki-heavy" / "meta.json").read_text())
+    assert meta["resumed_from_step"] in CONFIG.eval_steps()
+    assert meta["tokens_trained_this_session"] < CONFIG.tokens

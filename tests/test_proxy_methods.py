@@ -210,3 +210,33 @@ def test_cli_sweep_and_bad_input(corpus_dir, tmp_path):
     res = runner.invoke(app, args[:6] + ["--mixtures", str(mixtures), "--out", str(tmp_path / "t")] + small)
     assert res.exit_code != 0 and isinstance(res.exception, BadInput) and "web" in str(res.exception)
     assert not Path(tmp_path / "t").exists()
+
+
+def test_cli_doremi_writes_mixture_and_trajectory(corpus_dir, tmp_path):
+    out = tmp_path / "doremi"
+    args = ["--workers", "1", "doremi", str(corpus_dir), "--out", str(out), "--tokenizer", "bpe:512"]
+    args += [
+        "--tokens-per-run",
+        str(64 * 8 * 6),
+        "--seq-len",
+        "64",
+        "--batch-size",
+        "8",
+        "--val-tokens",
+        "2048",
+    ]
+    args += ["--threads", "1", "--min-weight", "0.1", "--reference", "natural"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    mixture = read_mixture_json(out / "mixture.json")
+    assert mixture.name == "doremi" and set(mixture.weights) == {"code", "wiki"}
+    assert min(mixture.weights.values()) >= 0.1 - 1e-9
+    meta = json.loads((out / "doremi.json").read_text())
+    assert meta["reference_mixture"]["name"] == "natural" and meta["steps"] == 6
+    assert (out / "reference" / "meta.json").is_file()
+
+
+@pytest.mark.parametrize("verb", [["sweep"], ["doremi"], ["mixtures", "random"]])
+def test_cli_help_has_an_example(verb):
+    res = runner.invoke(app, [*verb, "--help"])
+    assert res.exit_code == 0 and "Example: mixlab" in res.output

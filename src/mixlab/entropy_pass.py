@@ -7,7 +7,7 @@ One map over shards (`mixlab.engine`, local or Ray unchanged) and an exact merge
   the whole domain as one stream). Unigram counts are a dense bincount [V]; pair counts a sorted sparse
   table of int64 keys `x * V + x'` (`mixlab.entropy.SparseCounts`), merged exactly, never a V x V array.
 - Convergence in the same pass: every window gets a pseudo-random number u in [0, 1) from a hash of
-  (domain, shard, window index); counts are kept per band of u (cut at the convergence fractions,
+  (seed, domain, shard, window index); counts are kept per band of u (cut at the convergence fractions,
   default 0.1 / 0.25 / 0.5 / 1). The windows with u < f are the first f of the tokens in a fixed
   shuffled order of the windows, so the cumulative band counts give the plug-in estimates on nested
   growing prefixes of ~10 / 25 / 50 / 100 % of the tokens. (A prefix of the shard order would confound
@@ -28,10 +28,11 @@ from __future__ import annotations
 import hashlib
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mixlab.corpus.reader import Corpus, ReadStats, Shard, read_shard
 from mixlab.corpus.tokenizer import Tokenizer
@@ -51,7 +52,7 @@ from mixlab.mixture import Mixture
 MEASURES = ("se", "ce", "je", "vne")
 TOKEN_MEASURES = ("se", "ce", "je")
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
-FLUSH_MIN_KEYS = 1 << 21
+FLUSH_MIN_KEYS = 1 << 19
 
 
 def window_uniforms(seed: int, windows: np.ndarray) -> np.ndarray:
@@ -64,8 +65,8 @@ def window_uniforms(seed: int, windows: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _shard_seed(shard: Shard) -> int:
-    digest = hashlib.blake2b(f"{shard.domain}\x00{shard.name}".encode(), digest_size=8).digest()
+def _shard_seed(shard: Shard, seed: int) -> int:
+    digest = hashlib.blake2b(f"{seed}\x00{shard.domain}\x00{shard.name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
@@ -109,7 +110,7 @@ class EntropyCounts:
             gram = self.gram + other.gram
         return EntropyCounts(
             self.unigrams + other.unigrams,
-            [a.merge(b) for a, b in zip(self.pairs, other.pairs, strict=True)],
+            _merge_bands(self.pairs, other.pairs),
             self.documents + other.documents,
             gram,
             self.embedded + other.embedded,
@@ -195,16 +196,19 @@ def count_shard(
     embedder: Embedder | None = None,
     skip_bad_rows: bool = False,
     batch_size: int = 1024,
+    seed: int = 0,
 ) -> dict[str, EntropyCounts]:
     """Counts of one shard (and the embedding gram of its first documents when `embedder` is given)."""
     shard, quota, embed_quota = task.shard, task.tokens, task.documents
     counter = _ShardCounter(
-        tokenizer.vocab_size, seq_len, fractions, _shard_seed(shard), tokenizer.token_dtype
+        tokenizer.vocab_size, seq_len, fractions, _shard_seed(shard, seed), tokenizer.token_dtype
     )
     read = ReadStats()
     gram: np.ndarray | None = None
     documents = embedded = embedded_docs = tokens_seen = bytes_seen = bytes_unseen = used = 0
 
+    if quota is not None:
+        batch_size = min(batch_size, 16)  # tokenize little past the quota (documents can be long)
     for batch in read_shard(shard, batch_size, skip_bad_rows=skip_bad_rows, stats=read):
         if quota is not None and used >= quota:
             bytes_unseen += sum(len(t.encode("utf-8")) for t in batch.texts)
@@ -221,7 +225,9 @@ def count_shard(
         documents += len(texts)
         to_embed = texts if embed_quota is None else texts[: max(embed_quota - embedded_docs, 0)]
         if embedder is not None and to_embed:
-            g, n = embedding_gram(embedder.embed(list(to_embed)))
+            vectors = embedder.embed(list(to_embed))
+            with threadpool_limits(1):  # a [n, d] x [d, n] product: BLAS threads only fight for the cores
+                g, n = embedding_gram(vectors)
             gram = g if gram is None else gram + g
             embedded += n
             embedded_docs += len(to_embed)
@@ -267,31 +273,39 @@ def _restore_counting(key: str, data: bytes) -> ShardCounting:
     return fn
 
 
+def _merge_bands(a: list[SparseCounts], b: list[SparseCounts]) -> list[SparseCounts]:
+    return [x.merge(y) for x, y in zip(a, b, strict=True)]
+
+
 class CountsStack:
-    """Merges a stream of EntropyCounts like a binary counter: the newest two merge whenever the newer is at
-    least half the size of the older. Folding shard after shard into one growing table would cost
+    """Merges a stream of EntropyCounts. Dense parts (unigrams [bands, V], the gram, totals) are summed as
+    they arrive; the sparse pair tables merge like a binary counter: the newest two whenever the newer is
+    at least half the size of the older. Folding shard after shard into one growing table would cost
     O(shards x distinct pairs); this costs O(distinct pairs x log shards) and holds < 2x the final table.
     Integer counts make the result independent of the merge order."""
 
     def __init__(self) -> None:
-        self.stack: list[EntropyCounts] = []
-
-    @staticmethod
-    def _size(counts: EntropyCounts) -> int:
-        return sum(len(p) for p in counts.pairs) + 1
+        self.dense: EntropyCounts | None = None
+        self.stack: list[list[SparseCounts]] = []
 
     def add(self, counts: EntropyCounts) -> CountsStack:
-        self.stack.append(counts)
-        while len(self.stack) > 1 and 2 * self._size(self.stack[-1]) >= self._size(self.stack[-2]):
+        dense = replace(counts, pairs=[SparseCounts.empty()] * len(counts.pairs))
+        self.dense = dense if self.dense is None else self.dense.merge(dense)
+        self.stack.append(counts.pairs)
+        while len(self.stack) > 1 and 2 * _table_size(self.stack[-1]) >= _table_size(self.stack[-2]):
             newer = self.stack.pop()
-            self.stack[-1] = self.stack[-1].merge(newer)
+            self.stack[-1] = _merge_bands(self.stack[-1], newer)
         return self
 
     def result(self) -> EntropyCounts:
-        total = self.stack[-1]
+        pairs = self.stack[-1]
         for older in reversed(self.stack[:-1]):
-            total = older.merge(total)
-        return total
+            pairs = _merge_bands(older, pairs)
+        return replace(self.dense, pairs=pairs)
+
+
+def _table_size(bands: list[SparseCounts]) -> int:
+    return sum(len(p) for p in bands) + 1
 
 
 def _merge(acc: dict[str, CountsStack], shard: dict[str, EntropyCounts]) -> dict[str, CountsStack]:
@@ -406,13 +420,25 @@ def domain_entropies(
         **selected(values),
     }
     if "vne" in measures:
-        out["vne"] = (
-            von_neumann_entropy_from_gram(counts.gram, counts.embedded) if counts.gram is not None else 0.0
-        )
+        # a d x d eigen-solve (d ~ 384) is fastest on one thread; BLAS threads only fight for the cores
+        with threadpool_limits(1):
+            vne = (
+                von_neumann_entropy_from_gram(counts.gram, counts.embedded)
+                if counts.gram is not None
+                else 0.0
+            )
+        out["vne"] = vne
         out["embedded_documents"] = counts.embedded
     out["first_position_entropy"] = values["first"]
     if miller_madow:
         out["plug_in"] = selected(token_entropies(full_unigrams, full_pairs, vocab_size))
+    # the estimate's change over the last doubling of the sample (50 % -> 100 % by default): near 0 when
+    # the plug-in estimate has converged; the plug-in bias makes it positive while it has not
+    convergence["last_step_change"] = {
+        m: convergence[m][-1] - convergence[m][-2] if len(fractions) > 1 else 0.0
+        for m in TOKEN_MEASURES
+        if m in measures
+    }
     out["convergence"] = convergence
     seen = counts.bytes_seen + counts.bytes_unseen
     per_byte = counts.tokens_seen / counts.bytes_seen if counts.bytes_seen else 0.0
@@ -435,11 +461,13 @@ def profile_corpus(
     miller_madow: bool = False,
     skip_bad_rows: bool = False,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
 ) -> EntropyProfile:
     """Run the entropy pass over `corpus` and compute the requested measures per domain (nats).
 
     `measures` ⊆ {se, ce, je, vne}. `embedder` (used for `vne` only) is a `mixlab.embed` name or any
-    object with `.embed(texts) -> [n, d]` (picklable for multi-process engines).
+    object with `.embed(texts) -> [n, d]` (picklable for multi-process engines). `seed` picks the window
+    order of the convergence samples only; the full-sample entropies do not depend on it.
     """
     measures = tuple(dict.fromkeys(m.strip().lower() for m in measures if m.strip()))
     unknown = [m for m in measures if m not in MEASURES]
@@ -463,7 +491,12 @@ def profile_corpus(
     fractions = check_fractions(fractions)
     engine = engine or LocalEngine(1)
     fn = ShardCounting(
-        tokenizer=tokenizer, seq_len=seq_len, fractions=fractions, embedder=emb, skip_bad_rows=skip_bad_rows
+        tokenizer=tokenizer,
+        seq_len=seq_len,
+        fractions=fractions,
+        embedder=emb,
+        skip_bad_rows=skip_bad_rows,
+        seed=seed,
     )
     tasks = shard_tasks(corpus, max_tokens_per_domain, vne_max_documents_per_domain if emb else None)
     stacks = engine.map_reduce(fn, tasks, _merge, "entropy pass", initial={}) or {}
@@ -484,6 +517,7 @@ def profile_corpus(
         "miller_madow": miller_madow,
         "embedder": getattr(emb, "name", type(emb).__name__) if emb is not None else None,
         "vne_max_documents_per_domain": vne_max_documents_per_domain if emb is not None else None,
+        "seed": seed,
         "units": "nats",
         "convergence_order": "windows in a fixed hash-shuffled order (nested samples)",
     }

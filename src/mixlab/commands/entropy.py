@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from mixlab.atomic import write_json
-from mixlab.commands.common import engine, out_console
+from mixlab.commands.common import engine, out_console, settings
 from mixlab.corpus import Corpus, load_tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER
 from mixlab.entropy_pass import EntropyProfile, profile_corpus
@@ -66,6 +66,7 @@ def entropy(
             vne_max_documents_per_domain=vne_max_documents,
             miller_madow=miller_madow,
             skip_bad_rows=skip_bad_rows,
+            seed=settings(ctx).seed,
         )
     domains = list(profile.domains)
     mixtures = profile.mixtures()
@@ -125,9 +126,7 @@ def convergence_table(profile: EntropyProfile) -> Table:
         conv = v["convergence"]
         for m in ("se", "ce", "je"):
             if m in conv:
-                values = conv[m]
-                change = values[-1] - values[-2] if len(values) > 1 else 0.0
-                table.add_row(d, m, *(f"{x:.4f}" for x in values), f"{change:+.4f}")
+                table.add_row(d, m, *(f"{x:.4f}" for x in conv[m]), f"{conv['last_step_change'][m]:+.4f}")
     return table
 
 

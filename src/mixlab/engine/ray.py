@@ -54,7 +54,7 @@ def _in_order(rows: Iterator[dict[str, Any]]) -> Iterator[Any]:
 
 
 class RayEngine(Engine):
-    """Runs the map as Ray Data `map` tasks, one block per item, results streamed back in order."""
+    """Runs the map on a Ray Data actor pool, one block per item, results streamed back in order."""
 
     name = "ray"
 
@@ -82,6 +82,7 @@ class RayEngine(Engine):
             self._started_here = True
 
     def imap(self, fn: Callable[[T], R], items: Sequence[T], description: str = "") -> Iterator[R]:
+        import ray
         import ray.data
 
         items = list(items)
@@ -91,7 +92,12 @@ class RayEngine(Engine):
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
         rows = [{"index": i, "item": pickle.dumps(item)} for i, item in enumerate(items)]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(_Apply(fn), num_cpus=1)
+        # An actor pool: fn (a partial holding a tokenizer or a model) is deserialised once per actor,
+        # not once per task.
+        actors = min(len(rows), self.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
+            _Apply, fn_constructor_args=(fn,), concurrency=actors, num_cpus=1
+        )
         yield from track(_in_order(ds.iter_rows()), len(items), description or "map (ray)")
 
     def close(self) -> None:

@@ -128,7 +128,6 @@ def run_sweep(
     _check_sweep_settings(
         out,
         {
-            "corpus": corpus.root,
             "domains": streams.domains,
             "tokenizer": tok.spec,
             "streams": streams.path.name,

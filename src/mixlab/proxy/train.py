@@ -11,6 +11,7 @@ atomically, and `on_eval` is called. A run given `out_dir` resumes from its chec
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     evals: int = 20
-    eval_batch_size: int = 64
+    eval_batch_size: int = 16
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
@@ -116,7 +117,7 @@ class RunResult:
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, windows: dict[str, np.ndarray], device: torch.device, batch_size: int = 64
+    model: torch.nn.Module, windows: dict[str, np.ndarray], device: torch.device, batch_size: int = 16
 ) -> dict[str, float]:
     """Mean token cross-entropy (nats) per domain over its validation windows ([n, seq_len + 1] ids)."""
     was_training = model.training
@@ -223,8 +224,6 @@ def train_run(
     weights = [float(w) for w in mixture.vector(streams.domains)]
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and (out / META).is_file() and not keep_model:
-        import json
-
         meta = json.loads((out / META).read_text(encoding="utf-8"))
         if (
             meta.get("status") == "done"
@@ -245,7 +244,7 @@ def train_run(
             d: validation_windows(streams, d, config.seq_len) for d in (eval_domains or streams.domains)
         }
         eval_at = set(config.eval_steps())
-        step, history, train_seconds, resumed_from = 0, [], 0.0, None
+        step, history, train_seconds, wall_before, resumed_from = 0, [], 0.0, 0.0, None
         state = _load_checkpoint(out / CHECKPOINT, config, weights) if out is not None else None
         if state is not None:
             model.load_state_dict(state["model"])
@@ -253,6 +252,7 @@ def train_run(
             sampler.load_state_dict(state["sampler"])
             torch.set_rng_state(state["torch_rng"])
             step, history, train_seconds = state["step"], state["history"], state["train_seconds"]
+            wall_before = state["wall_seconds"]
             resumed_from = step
         start_step = step
         wall_start = time.perf_counter()
@@ -277,14 +277,24 @@ def train_run(
                     }
                     history.append(record)
                     if out is not None:
+                        wall = wall_before + time.perf_counter() - wall_start
                         _save_checkpoint(
-                            out, model, optimizer, sampler, config, weights, step, history, train_seconds
+                            out,
+                            model,
+                            optimizer,
+                            sampler,
+                            config,
+                            weights,
+                            step,
+                            history,
+                            train_seconds,
+                            wall,
                         )
                     if on_eval is not None:
                         on_eval(record)
                 if on_step is not None:
                     on_step(step)
-        wall = time.perf_counter() - wall_start
+        session_wall = time.perf_counter() - wall_start
         trained_tokens = (step - start_step) * config.batch_size * config.seq_len
         meta = {
             "name": mixture.name,
@@ -303,7 +313,8 @@ def train_run(
             "warmup_steps": config.warmup_steps,
             "train_seconds": train_seconds,
             "tokens_per_second": config.steps * config.batch_size * config.seq_len / max(train_seconds, 1e-9),
-            "wall_seconds_this_session": wall,
+            "wall_seconds": wall_before + session_wall,
+            "wall_seconds_this_session": session_wall,
             "tokens_trained_this_session": trained_tokens,
             "resumed_from_step": resumed_from,
             "epochs": sampler.epochs,
@@ -336,6 +347,7 @@ def _save_checkpoint(
     step: int,
     history: list[dict[str, Any]],
     train_seconds: float,
+    wall_seconds: float,
 ) -> None:
     state = {
         "step": step,
@@ -347,6 +359,7 @@ def _save_checkpoint(
         "torch_rng": torch.get_rng_state(),
         "history": history,
         "train_seconds": train_seconds,
+        "wall_seconds": wall_seconds,
     }
     with atomic_path(out / CHECKPOINT) as tmp:
         torch.save(state, tmp)
