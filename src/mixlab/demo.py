@@ -121,6 +121,7 @@ class Demo:
     seed: int = 0
     workers: int | None = None
     engine: str = "local"
+    ray_address: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -140,6 +141,8 @@ class Demo:
         argv = ["--seed", str(self.seed), "--engine", self.engine]
         if self.workers:
             argv += ["--workers", str(self.workers)]
+        if self.ray_address:
+            argv += ["--ray-address", self.ray_address]
         if quiet():
             argv.append("--quiet")
         argv += [str(a) for a in args]
@@ -332,7 +335,7 @@ class Demo:
 
         corpus = Corpus.open(self.corpus_path)
         tokenizer = load_tokenizer(self.tokenizer, corpus=corpus)
-        with get_engine(self.engine, self.workers) as eng:
+        with get_engine(self.engine, self.workers, self.ray_address) as eng:
             streams = prepare_streams(corpus, tokenizer, val_tokens=self.config.val_tokens, engine=eng)
         return streams, tokenizer
 
@@ -481,7 +484,8 @@ def _mmss(seconds: float) -> str:
 
 
 def run_demo(out: str | Path, quick: bool = False, corpus: str | Path | None = None, seed: int = 0,
-             workers: int | None = None, engine: str = "local", **overrides: Any) -> dict[str, Any]:  # fmt: skip
+             workers: int | None = None, engine: str = "local", ray_address: str | None = None,
+             **overrides: Any) -> dict[str, Any]:  # fmt: skip
     """Run the whole demo into `out`; `overrides` replace DemoConfig fields. Returns results.json's content."""
     config = DemoConfig.quick() if quick else DemoConfig()
     unknown = [k for k in overrides if k not in {f.name for f in dataclasses.fields(DemoConfig)}]
@@ -491,7 +495,9 @@ def run_demo(out: str | Path, quick: bool = False, corpus: str | Path | None = N
     corpus_path = Path(corpus) if corpus is not None else None
     if corpus_path is not None and not corpus_path.exists():
         raise BadInput(f"{corpus_path}: corpus does not exist")
-    demo = Demo(Path(out), config, corpus_path, seed=seed, workers=workers, engine=engine)
+    demo = Demo(
+        Path(out), config, corpus_path, seed=seed, workers=workers, engine=engine, ray_address=ray_address
+    )
     return demo.run()
 
 

@@ -40,6 +40,7 @@ def demo(
     seed_tuple = tuple(int(x) for x in seeds.split(",")) if seeds else None
     results = run_demo(
         out, quick=quick, corpus=corpus, seed=s.seed, workers=s.workers, engine=s.engine,
+        ray_address=s.ray_address,
         tokenizer=tokenizer, seeds=seed_tuple, eval_tokens=eval_tokens, sweep_tokens=sweep_tokens,
         max_mb_per_domain=max_mb_per_domain,
     )  # fmt: skip
