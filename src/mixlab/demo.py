@@ -177,7 +177,7 @@ class Demo:
             Stage("samplemix", "SampleMix scores, sample and the hybrid", self.samplemix_outputs,
                   self.stage_samplemix, estimate=60.0),
             Stage("compare", f"evaluation models: {n_methods} methods x {n_seeds} seed(s)",
-                  lambda: [self.p("compare", "done.json")], self.stage_compare,
+                  self.compare_outputs, self.stage_compare,
                   estimate=n_methods * n_seeds * c.eval_tokens * train_s * 1.15 + 10),
             Stage("report", "results.json and report.html",
                   lambda: [self.p("report.html"), self.p("results.json")], self.stage_report, estimate=10.0),
@@ -362,10 +362,10 @@ class Demo:
                 train_run(
                     method_streams, mixture, self.train_config(seed), run_dir, eval_domains=streams.domains
                 )
-        write_json(
-            self.p("compare", "done.json"),
-            {"methods": [p[0] for p in plans], "seeds": list(self.config.seeds)},
-        )
+
+    def compare_outputs(self) -> list[Path]:
+        """Every evaluation model's meta.json: adding seeds later reruns only the new ones."""
+        return [self.p("compare", m, f"seed{k}", "meta.json") for m in METHODS for k in self.config.seeds]
 
     def comparison(self) -> dict[str, Any]:
         """The comparison as results.json holds it: per method its mixture and every seed's losses and curve."""
