@@ -62,6 +62,9 @@ class DemoConfig:
     min_weight: float = 0.01  # floor of every domain's share in the BiMix optimum (ours, not the paper's)
     entropy_max_tokens: int | None = 2_000_000
     doremi_tokens: int = 150_000
+    annotate_documents: int | None = (
+        None  # documents the SampleMix quality scorer learns from (None: score's default)
+    )
     tokens_per_second: float = 8_000.0  # first guess of proxy training speed; corrected as runs finish
 
     @classmethod
@@ -81,7 +84,8 @@ class DemoConfig:
             seeds=(0,),
             bootstrap=10,
             entropy_max_tokens=200_000,
-            doremi_tokens=8_192,
+            doremi_tokens=4_096,
+            annotate_documents=400,
         )
 
     @property
@@ -297,7 +301,8 @@ class Demo:
         c = self.config
         scores = self.p("samplemix", "scores.parquet")
         if not scores.exists():
-            self.cli("score", self.corpus_path, "--tokenizer", self.tokenizer, "--out", scores)
+            annotate = ["--annotate-n", c.annotate_documents] if c.annotate_documents else []
+            self.cli("score", self.corpus_path, "--tokenizer", self.tokenizer, *annotate, "--out", scores)
         common = [self.corpus_path, "--scores", scores, "--budget-tokens", c.eval_tokens]
         if not self.p("samplemix", "sample", "summary.json").exists():
             self.cli("sample", *common, "--out", self.p("samplemix", "sample"))
