@@ -440,6 +440,11 @@ def _comparison(a: Artefacts, root: Path | None) -> str | None:
                 "comparison curves",
             )
         )
+    skipped = obj.get("skipped") or {}
+    if skipped:
+        out.append(
+            '<p class="note">Not run: ' + "; ".join(f"{_e(k)} ({_e(v)})" for k, v in skipped.items()) + "</p>"
+        )
     return "".join(out) + src([path], root)
 
 
