@@ -161,8 +161,9 @@ class Demo:
     def stages(self) -> list[Stage]:
         c = self.config
         sweep_runs = len(ENTROPY_MIXTURES) + c.random_mixtures
-        train_s = 1.0 / c.tokens_per_second
+        train_s = 1.0 / self.training_speed()
         n_methods, n_seeds = len(METHODS), len(c.seeds)
+        missing_models = sum(not p.exists() for p in self.compare_outputs())
         return [
             Stage("corpus", "build the demo corpus", lambda: [self.corpus_path], self.stage_corpus,
                   estimate=60.0 if self.corpus is None else 0.0),
@@ -182,10 +183,24 @@ class Demo:
                   self.stage_samplemix, estimate=60.0),
             Stage("compare", f"evaluation models: {n_methods} methods x {n_seeds} seed(s)",
                   self.compare_outputs, self.stage_compare,
-                  estimate=n_methods * n_seeds * c.eval_tokens * train_s * 1.15 + 10),
+                  estimate=missing_models * c.eval_tokens * train_s * 1.15 + 10),
             Stage("report", "results.json and report.html",
                   lambda: [self.p("report.html"), self.p("results.json")], self.stage_report, estimate=10.0),
         ]  # fmt: skip
+
+    def training_speed(self) -> float:
+        """Tokens per second of proxy training (evaluations included) on this machine: measured from finished
+        runs of this OUT when there are any, else the configured first guess."""
+        speeds = []
+        for meta_path in [
+            *self.p("sweep", "runs").glob("*/meta.json"),
+            *self.p("compare").glob("*/*/meta.json"),
+        ]:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            wall = meta.get("wall_seconds_this_session") or 0.0
+            if wall > 0 and meta.get("tokens_trained_this_session"):
+                speeds.append(meta["tokens_trained_this_session"] / wall)
+        return float(np.median(speeds)) if speeds else self.config.tokens_per_second
 
     def stage_corpus(self) -> None:
         args = ["corpus", "demo", "--out", self.corpus_path]
