@@ -105,7 +105,7 @@ def main() -> None:
             )
         )
         return
-    n_steps, n_test = (10, 6) if args.quick else (20, 12)
+    n_steps, n_test, folds = (8, 4, 3) if args.quick else (20, 12, 4)
     steps = np.linspace(1000, 20_000, n_steps)
     train = dirichlet_mixtures(4, 5, seed=11, concentration=5.0)  # 4 "entropy" mixtures, as in the paper
     test = dirichlet_mixtures(n_test, 5, seed=12, concentration=2.0)
@@ -117,7 +117,7 @@ def main() -> None:
     results: dict = {
         "setup": {"domains": 5, "runs": len(runs), "steps": n_steps, "noise": 0.002, "train_runs_unseen": 4}
     }
-    table = compare_laws(obs, test_runs, 4)
+    table = compare_laws(obs, test_runs, folds)
     results["laws"] = table
 
     residuals = {}
