@@ -25,7 +25,8 @@ line-height:1.45;padding:0 16px}
 h1{font-size:1.6em;margin-bottom:0}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em}
 h3{font-size:1.05em;margin-bottom:4px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:.86em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}th{background:#f3f3f3}
+.scroll{overflow-x:auto;max-width:100%}
 td:first-child,th:first-child{text-align:left}
 tr.best td{background:#e8f5e9;font-weight:600}
 img{max-width:100%;display:block;margin:8px 0}
@@ -57,12 +58,12 @@ def _fmt(x: Any, digits: int = 4) -> str:
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], best_row: int | None = None) -> str:
-    out = ["<table><tr>", *(f"<th>{_e(h)}</th>" for h in header), "</tr>"]
+    out = ['<div class="scroll"><table><tr>', *(f"<th>{_e(h)}</th>" for h in header), "</tr>"]
     for i, row in enumerate(rows):
         cls = ' class="best"' if i == best_row else ""
         cells = "".join(f"<td>{c if isinstance(c, Markup) else _fmt(c)}</td>" for c in row)
         out.append(f"<tr{cls}>{cells}</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "".join(out)
 
 
@@ -411,14 +412,14 @@ def _comparison(a: Artefacts, root: Path | None) -> str | None:
         return '<p class="note">No evaluation model finished yet.</p>'
 
     def cell(mean: float, std: float, n: int) -> Markup:
-        return Markup(f"{mean:.4f}" + (f" ± {std:.4f}" if n > 1 else ""))
+        return Markup(f"{mean:.3f}" + (f" ± {std:.3f}" if n > 1 else ""))
 
     body = [
         [
             r["method"],
             r["n_seeds"],
-            *(cell(*r["domains"][d], r["n_seeds"]) for d in domains),
             cell(r["avg_mean"], r["avg_std"], r["n_seeds"]),
+            *(cell(*r["domains"][d], r["n_seeds"]) for d in domains),
         ]
         for r in rows
     ]
@@ -431,7 +432,7 @@ def _comparison(a: Artefacts, root: Path | None) -> str | None:
         out.append(
             "<p>" + "; ".join(f"{_e(k.replace('_', ' '))}: {_fmt(v)}" for k, v in scale.items()) + "</p>"
         )
-    out.append(table(["method", "seeds", *domains, "average"], body, best_row=0))
+    out.append(table(["method", "seeds", "average", *domains], body, best_row=0))
     curves = mean_curves(comp)
     if curves:
         out.append(
