@@ -15,6 +15,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+_installed: Callable | None = None
+
+
+def _install(fn: Callable) -> None:
+    """Pool initializer: keep the map function in the worker process."""
+    global _installed
+    _installed = fn
+
+
+def _call_installed(item):  # noqa: ANN001, ANN202 - any item, any result
+    assert _installed is not None, "worker started without a map function"
+    return _installed(item)
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -36,5 +50,11 @@ class LocalEngine(Engine):
             yield from track((fn(item) for item in items), len(items), description or "map")
             return
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=ctx) as pool:
-            yield from track(pool.map(fn, items), len(items), description or "map")
+        # fn (often a partial holding a tokenizer of a few MB) is sent once per worker, not once per item
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(items)), mp_context=ctx, initializer=_install, initargs=(fn,)
+        )
+        try:
+            yield from track(pool.map(_call_installed, items), len(items), description or "map")
+        finally:  # on an error (or an abandoned generator) drop the queued items instead of running them
+            pool.shutdown(wait=True, cancel_futures=True)
