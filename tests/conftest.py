@@ -1,0 +1,33 @@
+"""Shared fixtures. Everything runs offline: models and tokenizers come from installed packages only."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports transformers/tokenizers: never reach a hub, and no tokenizer thread pools
+# fighting pytest workers and our process pools for the 2 cores.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+DEMO_MB_PER_DOMAIN = 0.25
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real demo corpus (≥ 8 domains, ~0.25 MB of text each, several shards per domain).
+
+    Built once per test run with `mixlab corpus demo --max-mb-per-domain 0.25`; the source packages are
+    downloaded once into ~/.cache/mixlab (or $MIXLAB_CACHE) and reused by later runs. Read-only: copy it
+    if a test needs to change it.
+    """
+    from mixlab.corpus.demo import build_demo_corpus
+
+    out = tmp_path_factory.mktemp("demo") / "corpus"
+    build_demo_corpus(out, max_mb_per_domain=DEMO_MB_PER_DOMAIN, seed=0)
+    return out
