@@ -221,7 +221,7 @@ def unknown_engine(tmp):
     return ["--engine", "spark", "corpus", "stats", *stats_args(_good(tmp), tmp)], ["--engine spark"]
 
 
-CASES = [
+STATS_CASES = [
     Case("missing-corpus", "corpus stats", missing_corpus),
     Case("no-domain-dirs", "corpus stats", no_domains),
     Case("empty-domain-dir", "corpus stats", empty_domain_dir),
@@ -251,29 +251,6 @@ CASES = [
     Case("bad-row-in-process-pool", "", bad_row_in_process_pool),
     Case("unknown-engine", "", unknown_engine),
 ]
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_exits_2_with_one_line_cause_and_no_output(case: Case, tmp_path: Path) -> None:
-    if case.verb and not has_verb(case.verb):
-        pytest.skip(f"`mixlab {case.verb}` has not landed on this branch yet")
-    args, names = case.build(tmp_path)
-    before = tree(tmp_path)
-    argv = ["--quiet", *case.verb.split(), *args]
-    result = run_mixlab(*argv, cwd=tmp_path, env={"MIXLAB_CACHE": str(tmp_path.parent / "cache")})
-    assert "Traceback" not in result.stderr, result.stderr
-    assert_one_line_cause(result, *names)
-    after = tree(tmp_path)
-    assert after == before, f"files appeared or changed: {sorted(set(after.items()) ^ set(before.items()))}"
-
-
-def test_good_corpus_passes(tmp_path: Path) -> None:
-    """The control: the corpus every case breaks is itself fine, so each failure above is the break's."""
-    corpus = _good(tmp_path)
-    result = run_mixlab("--quiet", "corpus", "stats", *stats_args(corpus, tmp_path))
-    assert result.returncode == 0, result.stderr
-    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert stats["total"]["documents"] == 20
 
 
 # --- mixtures.csv / mixture.json through the `read_mixtures` API (the verbs that take them add CLI cases) ---
@@ -339,3 +316,48 @@ def test_mixture_json_with_bad_meta_is_bad_input(meta: str, tmp_path: Path) -> N
     path.write_text(f'{{"name": "m", "weights": {{"code": 1}}, "meta": {meta}}}')
     with pytest.raises(BadInput, match="meta"):
         read_mixtures(path)
+
+
+# --- corpus demo: its options ---------------------------------------------------------------------------
+
+
+def demo_nonpositive_cap(tmp):
+    return ["--out", str(tmp / "demo"), "--max-mb-per-domain", "0"], ["--max-mb-per-domain", "positive"]
+
+
+def demo_unknown_domain(tmp):
+    return ["--out", str(tmp / "demo"), "--domain", "tweets"], ["tweets", "unknown demo domain"]
+
+
+DEMO_CASES = [
+    Case("demo-nonpositive-cap", "corpus demo", demo_nonpositive_cap),
+    Case("demo-unknown-domain", "corpus demo", demo_unknown_domain),
+]
+
+
+# --- the table ----------------------------------------------------------------------------------------
+
+CASES = STATS_CASES + DEMO_CASES
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_exits_2_with_one_line_cause_and_no_output(case: Case, tmp_path: Path) -> None:
+    if case.verb and not has_verb(case.verb):
+        pytest.skip(f"`mixlab {case.verb}` has not landed on this branch yet")
+    args, names = case.build(tmp_path)
+    before = tree(tmp_path)
+    argv = ["--quiet", *case.verb.split(), *args]
+    result = run_mixlab(*argv, cwd=tmp_path, env={"MIXLAB_CACHE": str(tmp_path.parent / "cache")})
+    assert "Traceback" not in result.stderr, result.stderr
+    assert_one_line_cause(result, *names)
+    after = tree(tmp_path)
+    assert after == before, f"files appeared or changed: {sorted(set(after.items()) ^ set(before.items()))}"
+
+
+def test_good_corpus_passes(tmp_path: Path) -> None:
+    """The control: the corpus every case breaks is itself fine, so each failure above is the break's."""
+    corpus = _good(tmp_path)
+    result = run_mixlab("--quiet", "corpus", "stats", *stats_args(corpus, tmp_path))
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["total"]["documents"] == 20
