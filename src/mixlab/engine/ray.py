@@ -27,18 +27,25 @@ class _Apply:
         self.fn = fn
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        result = self.fn(pickle.loads(row["item"]))
-        return {"index": row["index"], "result": pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)}
+        # BadInput travels back as a value: raised here, Ray would wrap it in a multi-line RayTaskError.
+        try:
+            outcome = (True, self.fn(pickle.loads(row["item"])))
+        except BadInput as exc:
+            outcome = (False, str(exc))
+        return {"index": row["index"], "result": pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
 def _in_order(rows: Iterator[dict[str, Any]]) -> Iterator[Any]:
-    """Unpickled results in index order, whatever order the rows arrive in."""
+    """Unpickled results in index order, whatever order the rows arrive in; a task's BadInput is re-raised."""
     pending: dict[int, bytes] = {}
     next_index = 0
     for row in rows:
         pending[int(row["index"])] = row["result"]
         while next_index in pending:
-            yield pickle.loads(pending.pop(next_index))
+            ok, value = pickle.loads(pending.pop(next_index))
+            if not ok:
+                raise BadInput(value)
+            yield value
             next_index += 1
 
 
