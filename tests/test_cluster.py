@@ -9,6 +9,7 @@ would also stop every other Ray runtime on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -96,10 +97,8 @@ def cluster() -> Iterator[Cluster]:
         yield c
     finally:
         for proc in c.processes():
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.kill()
-            except psutil.Error:
-                pass
         psutil.wait_procs(c.processes(), timeout=10)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
