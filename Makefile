@@ -7,7 +7,7 @@ DEMO_OUT ?= demo_out
 # make bench BENCH_ARGS=--quick: small inputs; BENCH_ARGS='--only reader_throughput': one benchmark
 BENCH_ARGS ?=
 
-.PHONY: install test lint demo bench clean
+.PHONY: install browser test lint demo bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,13 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: lint
+# The report is tested in a real headless browser: Debian's chromium, installed once if we may (root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium could not be installed: the browser test will be skipped"
+
+test: lint browser
 	$(BIN)/pytest -q
 
 demo: install

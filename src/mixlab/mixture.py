@@ -143,3 +143,51 @@ def read_mixture_json(path: str | os.PathLike[str]) -> Mixture:
 
 def write_mixture_json(path: str | os.PathLike[str], mixture: Mixture) -> None:
     write_json(path, mixture.to_dict())
+
+
+EXPORT_FORMATS = ("megatron", "olmix", "doremi", "hf", "yaml")
+
+
+def export_mixture(mixture: Mixture, fmt: str, paths: Mapping[str, str] | None = None) -> str:
+    """A mixture in a trainer's format, as text (domains in the mixture's order, zero weights dropped).
+
+    megatron: Megatron-LM / NeMo `--data-path` blend `w1 path1 w2 path2 ...` (paths default to domain names)
+    olmix:    JSON `{"name", "mix": {domain: {"weight", "repetition_factor", "paths"?}}}`
+    doremi:   JSON `{"train_domain_weights": {domain: w}}`
+    hf:       JSON `{"datasets": [...], "probabilities": [...]}` for `datasets.interleave_datasets`
+    yaml:     `name:` and `weights:` mapping
+    `paths` maps domain → data path/prefix; a domain without one keeps its name.
+    """
+    paths = dict(paths or {})
+    unknown = sorted(set(paths) - set(mixture.weights))
+    if unknown:
+        raise BadInput(f"--paths: domain '{unknown[0]}' is not in mixture '{mixture.name}'")
+    weights = {d: float(f"{w:.12g}") for d, w in mixture.weights.items() if w > 0}
+    if fmt == "megatron":
+        return " ".join(f"{w:.10g} {paths.get(d, d)}" for d, w in weights.items()) + "\n"
+    if fmt == "doremi":
+        return json.dumps({"train_domain_weights": weights}, indent=2) + "\n"
+    if fmt == "olmix":
+        mix = {}
+        for d, w in weights.items():
+            entry: dict[str, Any] = {
+                "weight": w,
+                "repetition_factor": float(mixture.meta.get("epochs", {}).get(d, 1.0)),
+            }
+            if d in paths:
+                entry["paths"] = [paths[d]]
+            mix[d] = entry
+        return json.dumps({"name": mixture.name, "mix": mix}, indent=2) + "\n"
+    if fmt == "hf":
+        return (
+            json.dumps(
+                {"datasets": [paths.get(d, d) for d in weights], "probabilities": list(weights.values())},
+                indent=2,
+            )
+            + "\n"
+        )
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_dump({"name": mixture.name, "weights": weights}, sort_keys=False)
+    raise BadInput(f"unknown export format '{fmt}' (choose from {', '.join(EXPORT_FORMATS)})")

@@ -1,0 +1,140 @@
+"""Mixing laws side by side on synthetic sweeps of known truth (BiMix coefficients + 0.2 % noise).
+
+Prints, for bimix / dml / regmix / powerlaw, the evaluate summaries under the BiMix paper's two protocols
+(extrapolate: per run, hold out the last evaluation; unseen: fit on 4 mixtures as the paper does, predict
+the others) plus k-fold over runs; the residual-space comparison for BiMix; optimiser agreement (closed
+form vs bounded KKT vs SLSQP vs a brute-force grid) and the optimum of the fitted law vs the true optimum.
+Last stdout line: all numbers as JSON.  Usage: python benchmarks/laws_compare.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import tracemalloc
+
+import numpy as np
+
+os.environ.setdefault("MIXLAB_QUIET", "1")
+
+from mixlab.laws import get_law  # noqa: E402
+from mixlab.laws.evaluate import evaluate_law  # noqa: E402
+from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix  # noqa: E402
+from mixlab.optimize import optimize_law, optimize_power, power_closed_form  # noqa: E402
+
+TRUE = {
+    "alpha": [0.05, 0.12, 0.2, 0.08, 0.03],
+    "B": [25.0, 60.0, 40.0, 30.0, 15.0],
+    "beta": [0.40, 0.60, 0.50, 0.45, 0.30],
+    "C": [1.9, 1.4, 2.5, 2.0, 1.6],
+}
+DOMAINS = ("web", "code", "math", "books", "wiki")
+
+
+def summary_row(metrics: dict) -> dict:
+    if not metrics["applicable"]:
+        return {"applicable": False}
+    s = metrics["summary"]
+    return {k: s[k] for k in ("rel_error_pct", "r2_log", "spearman_final")}
+
+
+def fmt(cell: dict | None, key: str, digits: int) -> str:
+    if cell is None or not cell.get("applicable", True):
+        return "n/a (fixed-step)"
+    v = cell.get(key)
+    if v is None:
+        return "—"
+    return f"{v['mean']:.{digits}f} / {v['worst']:.{digits}f} / {v['best']:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_steps, n_test = (10, 6) if args.quick else (20, 12)
+    steps = np.linspace(1000, 20_000, n_steps)
+    train = dirichlet_mixtures(4, 5, seed=11, concentration=5.0)  # 4 "entropy" mixtures, as in the paper
+    test = dirichlet_mixtures(n_test, 5, seed=12, concentration=2.0)
+    props = np.vstack([train, test])
+    runs = [f"train{i}" for i in range(4)] + [f"test{i}" for i in range(n_test)]
+    obs = synthetic_bimix(props, steps, **TRUE, noise=0.002, seed=0, domains=DOMAINS, runs=runs)
+    test_runs = runs[4:]
+    tracemalloc.start()
+    results: dict = {
+        "setup": {"domains": 5, "runs": len(runs), "steps": n_steps, "noise": 0.002, "train_runs_unseen": 4}
+    }
+    table = {}
+    for law in ("bimix", "dml", "regmix", "powerlaw"):
+        row = {}
+        for protocol, kw in (
+            ("extrapolate", {}),
+            ("unseen", {"test_runs": test_runs}),
+            ("kfold", {"folds": 4}),
+        ):
+            t0 = time.perf_counter()
+            m = evaluate_law(lambda law=law: get_law(law), obs, protocol, **kw).metrics
+            row[protocol] = {
+                **summary_row(m),
+                "seconds": round(time.perf_counter() - t0, 2),
+                "skipped_points": m.get("skipped_points", 0),
+            }
+        table[law] = row
+    results["laws"] = table
+
+    residuals = {}
+    for residual in ("log", "relative", "absolute"):
+        row = {}
+        for protocol, kw in (("extrapolate", {}), ("unseen", {"test_runs": test_runs})):
+            m = evaluate_law(lambda r=residual: get_law("bimix", residual=r), obs, protocol, **kw).metrics
+            row[protocol] = summary_row(m)
+        law = get_law("bimix", residual=residual).fit(obs)
+        row["max_abs_alpha_error"] = float(np.abs(law.alpha - TRUE["alpha"]).max())
+        row["max_abs_beta_error"] = float(np.abs(law.beta - TRUE["beta"]).max())
+        residuals[residual] = row
+    results["bimix_residual_space"] = residuals
+
+    # optimiser agreement
+    alpha, k = np.array([0.08, 0.15, 0.05]), np.array([2.0, 2.5, 1.5])
+    closed = power_closed_form(alpha, k)
+    grid_best = np.array([0.0, 0.0])
+    for half, step in ((0.5, 1e-3), (2e-3, 1e-5)):  # a 1e-3 grid over the simplex, then 1e-5 around its best
+        centre = grid_best if step < 1e-3 else np.array([0.5, 0.5])
+        axes = [np.arange(max(c - half, 1e-5), min(c + half, 1.0), step) for c in centre]
+        a, b = np.meshgrid(*axes, indexing="ij")
+        grid = np.stack([a.ravel(), b.ravel(), 1 - a.ravel() - b.ravel()], 1)
+        grid = grid[grid[:, 2] > 0]
+        grid_best = grid[np.argmin((k * grid ** (-alpha)).sum(1))][:2]
+    grid_best = np.append(grid_best, 1 - grid_best.sum())
+    free = optimize_power(alpha, k, np.zeros(3), np.ones(3))
+    lo, hi = np.array([0.05, 0.05, 0.25]), np.array([1.0, 0.3, 1.0])
+    bounded = optimize_power(alpha, k, lo, hi)
+    full = get_law("bimix").fit(obs)
+    s_star = 100_000.0
+    t = {key: np.array(v) for key, v in TRUE.items()}
+    true_opt = power_closed_form(t["alpha"], t["B"] * s_star ** -t["beta"] + t["C"])
+    fitted_opt = optimize_law(full, s_star, np.zeros(5), np.ones(5)).r
+    results["optimiser"] = {
+        "closed_vs_grid_max_abs": float(np.abs(closed - grid_best).max()),
+        "closed_vs_slsqp_max_abs": free.details["slsqp_max_abs_diff"],
+        "bounded_kkt_vs_slsqp_max_abs": bounded.details["slsqp_max_abs_diff"],
+        "fitted_vs_true_optimum_max_abs_at_100k_steps": float(np.abs(fitted_opt - true_opt).max()),
+    }
+    results["peak_memory_mb"] = round(tracemalloc.get_traced_memory()[1] / 1e6, 1)
+
+    print(
+        f"{'law':9} {'protocol':12} {'rel err % mean/worst/best':32} {'R² log mean/worst/best':30} {'Spearman final':24} s"
+    )
+    for law, row in table.items():
+        for protocol, cell in row.items():
+            print(
+                f"{law:9} {protocol:12} {fmt(cell, 'rel_error_pct', 3):32} {fmt(cell, 'r2_log', 4):30} {fmt(cell, 'spearman_final', 2):24} {cell['seconds']}"
+            )
+    print("bimix residual space:", json.dumps(residuals))
+    print("optimiser:", json.dumps(results["optimiser"]))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""`mixlab entropy`: SE/CE/JE/VNE per domain and the training-free entropy mixtures (BiMix §1.5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mixlab.atomic import write_json
+from mixlab.commands.common import engine, out_console
+from mixlab.corpus import Corpus, load_tokenizer
+from mixlab.entropy_pass import EntropyProfile, profile_corpus
+from mixlab.mixture import Mixture, write_mixtures
+from mixlab.plots import plot_mixtures
+from mixlab.progress import warn
+
+
+def entropy(
+    ctx: typer.Context,
+    corpus: Annotated[
+        Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output directory: entropy.json, mixtures.csv, mixtures.png.")],
+    tokenizer: Annotated[
+        str, typer.Option(help="gpt2, bpe:N, a tokenizer.json or a tokenizer directory.")
+    ] = "gpt2",
+    measures: Annotated[str, typer.Option(help="Comma-separated subset of se,ce,je,vne.")] = "se,ce,je",
+    seq_len: Annotated[
+        int, typer.Option(help="Tokens per packed window; pairs are counted inside windows.")
+    ] = 1024,
+    max_tokens_per_domain: Annotated[
+        int | None, typer.Option(help="Use at most N tokens per domain (spread over its shards by size).")
+    ] = None,
+    miller_madow: Annotated[
+        bool, typer.Option(help="Add the Miller-Madow bias correction to SE/CE/JE (plug-in values kept too).")
+    ] = False,
+    embedder: Annotated[str, typer.Option(help="Document embedder for VNE (mixlab.embed name).")] = "hash",
+    text_field: Annotated[str, typer.Option(help="Field holding the document text.")] = "text",
+    skip_bad_rows: Annotated[
+        bool, typer.Option(help="Skip malformed rows (counted and reported) instead of failing.")
+    ] = False,
+) -> None:
+    """Entropy of every domain (nats) and the mixtures r = softmax(H): natural, uniform, se, ce, je, vne.
+
+    Example: mixlab entropy demo_corpus --tokenizer gpt2 --out out/entropy --measures se,ce,je --miller-madow
+    """
+    c = Corpus.open(corpus, text_field)
+    tok = load_tokenizer(tokenizer, corpus=c)
+    with engine(ctx) as eng:
+        profile = profile_corpus(
+            c,
+            tok,
+            eng,
+            measures=measures.split(","),
+            seq_len=seq_len,
+            max_tokens_per_domain=max_tokens_per_domain,
+            embedder=embedder,
+            miller_madow=miller_madow,
+            skip_bad_rows=skip_bad_rows,
+        )
+    domains = list(profile.domains)
+    mixtures = profile.mixtures()
+    write_json(out / "entropy.json", profile.to_dict())
+    write_mixtures(out / "mixtures.csv", mixtures, domains)
+    plot_mixtures(out / "mixtures.png", mixtures, domains, title=f"entropy mixtures ({tokenizer})")
+    skipped = sum(v["skipped_rows"] for v in profile.domains.values())
+    if skipped:
+        warn(f"skipped {skipped} bad rows")
+    out_console.print(entropy_table(profile))
+    out_console.print(mixtures_table(mixtures, domains))
+    out_console.print(convergence_table(profile))
+    out_console.print(f"wrote {out / 'entropy.json'}, {out / 'mixtures.csv'}, {out / 'mixtures.png'}")
+
+
+def entropy_table(profile: EntropyProfile) -> Table:
+    """Per domain: tokens, documents and the entropies (nats)."""
+    unit = "nats, Miller-Madow" if profile.settings["miller_madow"] else "nats"
+    table = Table(title=f"entropy per domain ({unit})")
+    for col in ("domain", "tokens", "docs", *profile.measures, "H(first)"):
+        table.add_column(col, justify="left" if col == "domain" else "right")
+    for d, v in profile.domains.items():
+        table.add_row(
+            d,
+            f"{v['tokens']:,}",
+            f"{v['documents']:,}",
+            *(f"{v[m]:.4f}" for m in profile.measures),
+            f"{v['first_position_entropy']:.4f}",
+        )
+    return table
+
+
+def mixtures_table(mixtures: list[Mixture], domains: list[str]) -> Table:
+    """Proportion of each domain (rows) in each mixture (columns)."""
+    table = Table(title="mixtures (r = softmax of entropy; natural = token share)")
+    table.add_column("domain")
+    for m in mixtures:
+        table.add_column(m.name, justify="right")
+    for d in domains:
+        table.add_row(d, *(f"{m.weights[d]:.4f}" for m in mixtures))
+    return table
+
+
+def convergence_table(profile: EntropyProfile) -> Table:
+    """Per domain and token measure: the estimate on growing nested samples of the windows."""
+    first = next(iter(profile.domains.values()))["convergence"]
+    fractions = first["fractions"]
+    table = Table(
+        title="convergence: estimate on ~" + " / ".join(f"{f:.0%}" for f in fractions) + " of tokens"
+    )
+    table.add_column("domain")
+    table.add_column("measure")
+    for f in fractions:
+        table.add_column(f"{f:.0%}", justify="right")
+    table.add_column("last step", justify="right")
+    for d, v in profile.domains.items():
+        conv = v["convergence"]
+        for m in ("se", "ce", "je"):
+            if m in conv:
+                values = conv[m]
+                change = values[-1] - values[-2] if len(values) > 1 else 0.0
+                table.add_row(d, m, *(f"{x:.4f}" for x in values), f"{change:+.4f}")
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("entropy")(entropy)

@@ -1,0 +1,548 @@
+"""`mixlab fit | evaluate | predict | optimize | export | import`: mixing laws from proxy runs to a mixture."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.table import Table
+
+from mixlab.atomic import atomic_dir, write_json, write_text
+from mixlab.commands.common import out_console, settings
+from mixlab.errors import BadInput
+from mixlab.laws import LAWS, Law, get_law, load_law, load_observations, write_runs
+from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals, percentile_interval
+from mixlab.laws.evaluate import PROTOCOLS, evaluate_law
+from mixlab.laws.importers import import_olmix, import_regmix
+from mixlab.mixture import (
+    EXPORT_FORMATS,
+    Mixture,
+    export_mixture,
+    read_mixture_json,
+    read_mixtures,
+    write_mixture_json,
+    write_mixtures,
+)
+from mixlab.optimize import optimize_law, simplex_bounds
+from mixlab.progress import log, warn
+
+MixturesOpt = Annotated[Path, typer.Option("--mixtures", "-m", help="mixtures.csv (name,<domain>...).")]
+RunsOpt = Annotated[
+    Path, typer.Option("--runs", "-r", help="runs.csv or .parquet (run,step,tokens,domain,loss).")
+]
+LawOpt = Annotated[str, typer.Option(help=f"Mixing law: {', '.join(sorted(LAWS))}.")]
+HyperOpt = Annotated[
+    list[str] | None,
+    typer.Option("--hyper", help="Law hyper-parameter KEY=VALUE (repeatable), e.g. residual=relative."),
+]
+StepOpt = Annotated[
+    float | None, typer.Option("--step", help="Fixed-step laws (dml, regmix, powerlaw): fit only this step.")
+]
+
+
+def _parse_hyper(items: list[str] | None, step: float | None, law: str) -> dict[str, Any]:
+    hyper: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise BadInput(f"--hyper '{item}': expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            hyper[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            hyper[key.strip()] = value
+    if step is not None:
+        if law not in LAWS or not LAWS[law].fixed_step:
+            raise BadInput(f"--step applies to fixed-step laws (dml, regmix, powerlaw), not '{law}'")
+        hyper["step"] = step
+    return hyper
+
+
+def _law_factory(ctx: typer.Context, law: str, hyper: dict[str, Any]) -> functools.partial[Law]:
+    if law in LAWS and "seed" in inspect.signature(LAWS[law]).parameters and "seed" not in hyper:
+        hyper = {**hyper, "seed": settings(ctx).seed}
+    get_law(law, **hyper)  # validates name and hyper-parameters before any work
+    return functools.partial(get_law, law, **hyper)
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise BadInput(f"{path}: {what} file does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc})") from None
+
+
+def _per_domain(path: Path, what: str, domains: tuple[str, ...], default: float | None) -> np.ndarray:
+    """A JSON {domain: number} (or corpus-stats JSON with domains.<d>.tokens) → vector over `domains`."""
+    obj = _read_json(path, what)
+    if isinstance(obj, dict) and isinstance(obj.get("domains"), dict):
+        obj = {d: v.get("tokens") if isinstance(v, dict) else v for d, v in obj["domains"].items()}
+    if not isinstance(obj, dict):
+        raise BadInput(f"{path}: expected a JSON object {{domain: number}}")
+    out = []
+    for d in domains:
+        if d not in obj:
+            if default is None:
+                raise BadInput(f"{path}: no value for domain '{d}'")
+            out.append(default)
+            continue
+        v = obj[d]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
+            raise BadInput(f"{path}: field '{d}' must be a non-negative number (got {v!r})")
+        out.append(float(v))
+    extra = sorted(set(obj) - set(domains))
+    if extra and default is not None:
+        raise BadInput(f"{path}: domain '{extra[0]}' is not a domain of the law ({', '.join(domains)})")
+    return np.array(out)
+
+
+def _steps(text: str) -> list[float]:
+    try:
+        steps = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise BadInput(f"--steps '{text}': expected numbers separated by commas") from None
+    if not steps or any(not np.isfinite(s) or s <= 0 for s in steps):
+        raise BadInput(f"--steps '{text}': expected positive numbers")
+    return steps
+
+
+def fit(
+    ctx: typer.Context,
+    mixtures: MixturesOpt,
+    runs: RunsOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write law.json.")],
+    law: LawOpt = "bimix",
+    hyper: HyperOpt = None,
+    step: StepOpt = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Resample runs N times for coefficient intervals (0 = off).")
+    ] = 0,
+) -> None:
+    """Fit a mixing law to proxy-run observations and save it as JSON.
+
+    Example: mixlab fit --mixtures mixtures.csv --runs runs.csv --law bimix --out law.json
+    """
+    make = _law_factory(ctx, law, _parse_hyper(hyper, step, law))
+    obs = load_observations(mixtures, runs)
+    fitted = make().fit(obs)
+    doc = fitted.to_dict()
+    if bootstrap:
+        laws, failed = bootstrap_laws(make, obs, bootstrap, settings(ctx).seed)
+        doc["bootstrap"] = {
+            "replicates": len(laws),
+            "failed": failed,
+            "level": 0.95,
+            "coefficients": coefficient_intervals(laws),
+        }
+    write_json(out, doc)
+    table = Table(title=f"{law} fitted on {len(obs.runs)} runs, {obs.n_points} evaluation points → {out}")
+    report = fitted.fit_report.get("domains", {})
+    coef = fitted.params if law == "bimix" else {}
+    cols = [
+        "domain",
+        *(("alpha", "beta", "B", "C") if coef else ()),
+        "points",
+        "mean rel err %",
+        "max rel err %",
+        "R² log",
+    ]
+    for c in cols:
+        table.add_column(c, justify="left" if c == "domain" else "right")
+    for d in fitted.eval_domains:
+        rep = report.get(d, {})
+        row = [d, *(_fmt(coef[d][k]) for k in ("alpha", "beta", "B", "C"))] if coef else [d]
+        row += [
+            _fmt(rep.get("n_points")),
+            _fmt(rep.get("mean_rel_error_pct"), 3),
+            _fmt(rep.get("max_rel_error_pct"), 3),
+            _fmt(rep.get("r2_log"), 5),
+        ]
+        table.add_row(*row)
+    out_console.print(table)
+    for d, rep in report.items():
+        if rep.get("alpha_identified") is False:
+            warn(f"{d}: every run has the same share of this domain, so α is not identifiable (fixed to 0)")
+        if rep.get("excluded_zero_share"):
+            log(
+                f"{d}: {rep['excluded_zero_share']} tuples with share 0 excluded (loss undefined under BiMix)"
+            )
+
+
+def evaluate(
+    ctx: typer.Context,
+    mixtures: MixturesOpt,
+    runs: RunsOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write metrics.json.")],
+    law: LawOpt = "bimix",
+    protocol: Annotated[str, typer.Option(help=f"{' | '.join(PROTOCOLS)}.")] = "extrapolate",
+    holdout_last: Annotated[
+        int, typer.Option(help="extrapolate: evaluations held out at the end of each run.")
+    ] = 1,
+    test_runs: Annotated[str | None, typer.Option(help="unseen: comma-separated test runs.")] = None,
+    train_runs: Annotated[
+        str | None, typer.Option(help="unseen: training runs (default: all others).")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="kfold: number of folds over runs.")] = 5,
+    plots: Annotated[Path | None, typer.Option(help="Directory for one PNG per domain.")] = None,
+    hyper: HyperOpt = None,
+    step: StepOpt = None,
+) -> None:
+    """Evaluate a law the BiMix paper's way: extrapolation in steps, unseen mixtures, or k-fold over runs.
+
+    Example: mixlab evaluate --mixtures mixtures.csv --runs runs.csv --law bimix --protocol unseen --test-runs ce,vne --out metrics.json --plots plots/
+    """
+    if protocol not in PROTOCOLS:
+        raise BadInput(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
+    make = _law_factory(ctx, law, _parse_hyper(hyper, step, law))
+    obs = load_observations(mixtures, runs)
+
+    def names(text: str | None) -> list[str] | None:
+        return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+    result = evaluate_law(
+        make, obs, protocol, holdout_last=holdout_last, test_runs=names(test_runs), train_runs=names(train_runs),
+        folds=folds, seed=settings(ctx).seed,
+    )  # fmt: skip
+    write_json(out, result.metrics)
+    m = result.metrics
+    if not m["applicable"]:
+        out_console.print(
+            f"[yellow]{law} / {protocol}: not applicable[/yellow] — {m['reason']} (written to {out})"
+        )
+        return
+    table = Table(title=f"{law} · {protocol} → {out}")
+    for c in ("domain", "rel err %", "R² log", "RMSE", "Spearman final", "points"):
+        table.add_column(c, justify="left" if c == "domain" else "right")
+    for d, v in m["domains"].items():
+        table.add_row(
+            d,
+            _fmt(v["rel_error_pct"], 3),
+            _fmt(v["r2_log"], 5),
+            _fmt(v["rmse"], 3),
+            _fmt(v["spearman_final"], 3),
+            str(v["n_points"]),
+        )
+    for key in ("mean", "worst", "best"):
+        s = m["summary"]
+        table.add_row(
+            key, *(_fmt((s[k] or {}).get(key), 5 if k == "r2_log" else 3) for k in ("rel_error_pct", "r2_log", "rmse", "spearman_final")), "",
+            style="bold",
+        )  # fmt: skip
+    out_console.print(table)
+    if m.get("skipped_points"):
+        warn(
+            f"{m['skipped_points']} test points at steps the fixed-step law was not fitted on were not predicted"
+        )
+    if m.get("skipped_runs"):
+        warn(f"runs with too few evaluations to extrapolate were skipped: {', '.join(m['skipped_runs'])}")
+    if plots is not None:
+        from mixlab.laws.plots import plot_evaluation
+
+        files = plot_evaluation(result.predictions, f"{law} · {protocol}", plots)
+        log(f"wrote {len(files)} plots to {plots}")
+
+
+def predict(
+    law_path: Annotated[Path, typer.Argument(metavar="LAW_JSON", help="A law.json written by `mixlab fit`.")],
+    mixtures: MixturesOpt,
+    steps: Annotated[str, typer.Option(help="Comma-separated steps to predict at.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="CSV (runs.csv layout); default: print.")
+    ] = None,
+) -> None:
+    """Predict per-domain losses of mixtures at given steps (output in the runs.csv layout).
+
+    Example: mixlab predict law.json --mixtures candidates.csv --steps 10000,20000 --out predicted.csv
+    """
+    law = load_law(law_path)
+    mix = read_mixtures(mixtures)
+    rows = []
+    for s in _steps(steps):
+        pred = law.predict(mix, s)
+        for m, row in zip(mix, pred, strict=True):
+            rows += [(m.name, s, np.nan, d, float(v)) for d, v in zip(law.eval_domains, row, strict=True)]
+    frame = pd.DataFrame(rows, columns=["run", "step", "tokens", "domain", "loss"])
+    if out is not None:
+        write_runs(out, frame)
+        log(f"wrote {len(frame)} predictions to {out}")
+        return
+    table = Table(title=f"{law.name} predictions")
+    for c in ("mixture", "step", *law.eval_domains):
+        table.add_column(c, justify="left" if c == "mixture" else "right")
+    for (name, s), g in frame.groupby(["run", "step"], sort=False):
+        table.add_row(name, f"{s:g}", *(f"{v:.4f}" for v in g["loss"]))
+    out_console.print(table)
+
+
+def optimize(
+    ctx: typer.Context,
+    law_path: Annotated[Path, typer.Argument(metavar="LAW_JSON", help="A law.json written by `mixlab fit`.")],
+    steps: Annotated[float, typer.Option("--steps", help="Target step count s* of the large run.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write mixture.json.")],
+    min_weight: Annotated[
+        str, typer.Option(help="Minimum share: a number for all domains or a JSON {domain: share}.")
+    ] = "0",
+    domain_weights: Annotated[
+        Path | None, typer.Option(help="JSON {domain: importance} (missing domains: 1).")
+    ] = None,
+    available: Annotated[
+        Path | None,
+        typer.Option(help="Tokens per domain: JSON {domain: tokens} or `corpus stats --json` output."),
+    ] = None,
+    target_tokens: Annotated[
+        float | None, typer.Option(help="Tokens the large run trains on (for the caps).")
+    ] = None,
+    max_epochs: Annotated[
+        float, typer.Option(help="Repetition cap: r_i·T_target ≤ max_epochs·available_i.")
+    ] = 1.0,
+    reference: Annotated[
+        Path | None, typer.Option(help="mixtures.csv of reference mixtures (natural, entropy) to compare.")
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Refit on N run-resamples for intervals (needs --mixtures/--runs).")
+    ] = 0,
+    mixtures: Annotated[
+        Path | None, typer.Option("--mixtures", "-m", help="mixtures.csv the law was fitted on (bootstrap).")
+    ] = None,
+    runs: Annotated[
+        Path | None, typer.Option("--runs", "-r", help="runs.csv the law was fitted on (bootstrap).")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="regmix: simulated mixtures.")] = 100_000,
+    top_k: Annotated[int, typer.Option(help="regmix: best simulated mixtures averaged.")] = 100,
+    name: Annotated[str, typer.Option(help="Name of the optimal mixture.")] = "optimum",
+) -> None:
+    """Optimal domain proportions at a target step under minimum shares and repetition caps.
+
+    Example: mixlab optimize law.json --steps 100000 --available stats.json --target-tokens 2e9 --max-epochs 4 --reference entropy/mixtures.csv --out mixture.json
+    """
+    law = load_law(law_path)
+    seed = settings(ctx).seed
+    doms = law.domains
+    try:
+        lo_arg: Any = float(min_weight)
+    except ValueError:
+        lo_arg = _per_domain(Path(min_weight), "--min-weight", doms, 0.0)
+    tokens = _per_domain(available, "--available", doms, None) if available else None
+    lo, hi = simplex_bounds(len(doms), lo_arg, tokens, target_tokens, max_epochs, list(doms))
+    w = _per_domain(domain_weights, "--domain-weights", law.eval_domains, 1.0) if domain_weights else None
+    refs: list[Mixture] = list(read_mixtures(reference)) if reference else []
+    if tokens is not None and tokens.sum() > 0 and not any(r.name == "natural" for r in refs):
+        refs.insert(
+            0, Mixture.from_weights("natural", dict(zip(doms, tokens, strict=True)), where=str(available))
+        )
+    prior = next((law.proportions_matrix([r])[0] for r in refs if r.name == "natural"), None)
+    opt = optimize_law(law, steps, lo, hi, w, prior, seed=seed, n_samples=samples, top_k=top_k)
+    weights_vec = w if w is not None else np.ones(len(law.eval_domains))
+
+    def predicted(r: np.ndarray, fitted: Law = law) -> np.ndarray:
+        return fitted.predict(r[None, :], steps)[0]
+
+    pred = predicted(opt.r)
+    meta: dict[str, Any] = {
+        "law": law.name,
+        "step": steps,
+        "method": opt.method,
+        "objective": opt.objective,
+        "details": opt.details,
+        "bounds": {d: [float(a), float(b)] for d, a, b in zip(doms, lo, hi, strict=True)},
+        "predicted_loss": dict(zip(law.eval_domains, map(float, pred), strict=True)),
+        "references": {},
+    }
+    if tokens is not None and target_tokens:
+        meta["epochs"] = {
+            d: float(r * target_tokens / t) if t > 0 else 0.0
+            for d, r, t in zip(doms, opt.r, tokens, strict=True)
+        }
+    ref_vecs = {}
+    for ref in refs:
+        vec = law.proportions_matrix([ref])[0]
+        ref_vecs[ref.name] = vec
+        p = predicted(vec)
+        meta["references"][ref.name] = {
+            "weights": dict(zip(doms, map(float, vec), strict=True)),
+            "predicted_loss": dict(zip(law.eval_domains, map(float, p), strict=True)),
+            "objective": float(p @ weights_vec),
+        }
+    if bootstrap:
+        if mixtures is None or runs is None:
+            raise BadInput("--bootstrap needs --mixtures and --runs (the observations the law was fitted on)")
+        obs = load_observations(mixtures, runs)
+        laws, failed = bootstrap_laws(functools.partial(get_law, law.name, **law.hyper), obs, bootstrap, seed)
+        optima, at_opt, at_ref = [], [], {k: [] for k in ref_vecs}
+        for b in laws:
+            optima.append(
+                optimize_law(b, steps, lo, hi, w, prior, seed=seed, n_samples=samples, top_k=top_k).r
+            )
+            at_opt.append(predicted(opt.r, b))
+            for k, vec in ref_vecs.items():
+                at_ref[k].append(predicted(vec, b))
+        meta["bootstrap"] = {
+            "replicates": len(laws),
+            "failed": failed,
+            "level": 0.95,
+            "optimal_weights": dict(
+                zip(doms, _transpose(percentile_interval(np.array(optima))), strict=True)
+            ),
+            "predicted_loss": dict(
+                zip(law.eval_domains, _transpose(percentile_interval(np.array(at_opt))), strict=True)
+            ),
+            "reference_predicted_loss": {
+                k: dict(zip(law.eval_domains, _transpose(percentile_interval(np.array(v))), strict=True))
+                for k, v in at_ref.items()
+            },
+            "coefficients": coefficient_intervals(laws),
+        }
+    mixture = Mixture(name, dict(zip(doms, map(float, opt.r), strict=True)), meta)
+    write_mixture_json(out, mixture)
+    _optimum_table(law, mixture, lo, hi, refs, ref_vecs, out)
+
+
+def _transpose(interval: dict[str, Any]) -> list[dict[str, float]]:
+    return [
+        {"mean": m, "lo": a, "hi": b}
+        for m, a, b in zip(interval["mean"], interval["lo"], interval["hi"], strict=True)
+    ]
+
+
+def _optimum_table(
+    law: Law,
+    mixture: Mixture,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    refs: list[Mixture],
+    ref_vecs: dict[str, np.ndarray],
+    out: Path,
+) -> None:
+    meta = mixture.meta
+    table = Table(title=f"{law.name} optimum at step {meta['step']:g} ({meta['method']}) → {out}")
+    cols = ["domain", "share", "bounds", "pred. loss"]
+    for r in refs:
+        cols += [f"{r.name} share", f"{r.name} loss"]
+    for c in cols:
+        table.add_column(c, justify="left" if c == "domain" else "right")
+    ci = meta.get("bootstrap", {}).get("optimal_weights", {})
+    for i, d in enumerate(law.domains):
+        share = f"{mixture.weights[d]:.4f}" + (f" [{ci[d]['lo']:.3f}, {ci[d]['hi']:.3f}]" if d in ci else "")
+        row = [d, share, f"[{lo[i]:.3g}, {hi[i]:.3g}]", _fmt(meta["predicted_loss"].get(d))]
+        for r in refs:
+            row += [f"{ref_vecs[r.name][i]:.4f}", _fmt(meta["references"][r.name]["predicted_loss"].get(d))]
+        table.add_row(*row)
+    total = ["objective Σ w·L", "", "", _fmt(meta["objective"], 6)]
+    for r in refs:
+        total += ["", _fmt(meta["references"][r.name]["objective"], 6)]
+    table.add_row(*total, style="bold")
+    out_console.print(table)
+
+
+def export(
+    mixture_path: Annotated[
+        Path, typer.Argument(metavar="MIXTURE_JSON", help="A mixture JSON (e.g. from optimize).")
+    ],
+    format: Annotated[str, typer.Option("--format", "-f", help=f"{' | '.join(EXPORT_FORMATS)}.")],
+    paths: Annotated[
+        Path | None, typer.Option(help="JSON {domain: data path/prefix} for the trainer.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: print).")] = None,
+) -> None:
+    """Write a mixture in a trainer's format: Megatron/NeMo blend, olmix, DoReMi, HF interleave, YAML.
+
+    Example: mixlab export mixture.json --format megatron --paths prefixes.json --out blend.txt
+    """
+    if format not in EXPORT_FORMATS:
+        raise BadInput(f"unknown export format '{format}' (choose from {', '.join(EXPORT_FORMATS)})")
+    mixture = read_mixture_json(mixture_path)
+    path_map = _read_json(paths, "--paths") if paths else None
+    if path_map is not None and not (
+        isinstance(path_map, dict) and all(isinstance(v, str) for v in path_map.values())
+    ):
+        raise BadInput(f"{paths}: expected a JSON object {{domain: path}}")
+    text = export_mixture(mixture, format, path_map)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_text(out, text)
+        log(f"wrote {format} mixture to {out}")
+
+
+import_app = typer.Typer(
+    help="Convert other tools' sweep results into mixtures.csv + runs.csv.", no_args_is_help=True
+)
+PatternOpt = Annotated[
+    str | None,
+    typer.Option(help="Metric column per domain, e.g. 'eval/{domain}/CE loss' (default: shared affixes)."),
+]
+ImportStepOpt = Annotated[
+    float, typer.Option(help="Step of the single evaluation per run (if no `step` column).")
+]
+OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for mixtures.csv and runs.csv.")]
+
+
+def _write_import(result: Any, out: Path) -> None:
+    with atomic_dir(out) as tmp:
+        write_mixtures(tmp / "mixtures.csv", result.mixtures)
+        write_runs(tmp / "runs.csv", result.runs)
+    if result.skipped_columns:
+        warn(
+            f"{len(result.skipped_columns)} metric columns match no domain and were skipped: {', '.join(result.skipped_columns[:5])}"
+        )
+    out_console.print(
+        f"{len(result.mixtures)} mixtures, {len(result.runs)} observations of "
+        f"{result.runs['domain'].nunique()} domains → {out}/mixtures.csv, {out}/runs.csv"
+    )
+
+
+@import_app.command("olmix")
+def import_olmix_cmd(
+    ratios: Annotated[Path, typer.Argument(help="olmix ratios.csv (run_id, [name], domain columns).")],
+    metrics: Annotated[
+        Path, typer.Argument(help="olmix metrics.csv (run_id, [name], [step], metric columns).")
+    ],
+    out: OutDirOpt,
+    step: ImportStepOpt = 1.0,
+    metric_pattern: PatternOpt = None,
+) -> None:
+    """Import an olmix swarm (ratios.csv + metrics.csv joined on run_id).
+
+    Example: mixlab import olmix swarm/ratios.csv swarm/metrics.csv --out imported/
+    """
+    _write_import(import_olmix(ratios, metrics, step, metric_pattern), out)
+
+
+@import_app.command("regmix")
+def import_regmix_cmd(
+    mixtures: Annotated[Path, typer.Argument(help="RegMix mixture CSV (index, one column per domain).")],
+    losses: Annotated[Path, typer.Argument(help="RegMix loss CSV (index, one loss column per domain).")],
+    out: OutDirOpt,
+    index_column: Annotated[str, typer.Option(help="Column joining the two files.")] = "index",
+    step: ImportStepOpt = 1.0,
+    metric_pattern: PatternOpt = None,
+) -> None:
+    """Import RegMix-style mixture/loss CSV pairs joined on an index column.
+
+    Example: mixlab import regmix train_mixture_1m.csv train_pile_loss_1m.csv --out imported/
+    """
+    _write_import(import_regmix(mixtures, losses, index_column, step, metric_pattern), out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit)
+    app.command("evaluate")(evaluate)
+    app.command("predict")(predict)
+    app.command("optimize")(optimize)
+    app.command("export")(export)
+    app.add_typer(import_app, name="import")

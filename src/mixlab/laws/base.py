@@ -1,0 +1,189 @@
+"""The interface every mixing law implements, and the registry that names them.
+
+A law is a scikit-learn-style estimator: hyper-parameters in `__init__`, learned state after `fit`.
+`predict(mixtures, steps)` returns losses [n, e] for the e eval domains it was fitted on.
+Fixed-step laws (`fixed_step = True`) predict only at the steps they were fitted on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mixlab.errors import BadInput
+from mixlab.laws.observations import Observations
+from mixlab.mixture import Mixture
+
+
+class Law:
+    """Base class. Subclasses set `name`, `fixed_step`, implement `_fit`, `_predict`, `_state`, `_load`."""
+
+    name: ClassVar[str] = ""
+    fixed_step: ClassVar[bool] = False
+    domains: tuple[str, ...]
+    eval_domains: tuple[str, ...]
+
+    def __init__(self, **hyper: Any) -> None:
+        self.hyper = dict(hyper)
+        self.fit_report: dict[str, Any] = {}
+
+    # --- the estimator API ---------------------------------------------------------------------------
+    def fit(self, obs: Observations) -> Law:
+        if obs.n_points == 0 or not obs.eval_domains:
+            raise BadInput(f"{self.name}: no observations to fit")
+        self.domains = obs.domains
+        self.eval_domains = obs.eval_domains
+        self._fit(obs)
+        return self
+
+    def predict(
+        self, mixtures: Sequence[Mixture] | np.ndarray, steps: float | Sequence[float] | np.ndarray
+    ) -> np.ndarray:
+        """Predicted loss [n, e] of `mixtures` (Mixtures or [n, m] proportions in `self.domains` order)
+        at `steps` (a scalar or [n]; one mixture with [n] steps gives its curve)."""
+        self._check_fitted()
+        r = self.proportions_matrix(mixtures)
+        s = np.atleast_1d(np.asarray(steps, dtype=float))
+        if r.shape[0] == 1 and s.size > 1:
+            r = np.repeat(r, s.size, axis=0)
+        if s.size not in (1, r.shape[0]):
+            raise BadInput(f"law '{self.name}': {r.shape[0]} mixtures but {s.size} steps")
+        s = np.broadcast_to(s, (r.shape[0],)).copy()
+        if self.fixed_step:
+            self.check_steps(s)
+        return self._predict(r, s)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Learned coefficients (JSON-ready)."""
+        self._check_fitted()
+        return self._state()
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.hyper)
+
+    def coefficients(self) -> dict[str, float]:
+        """Flat named numeric coefficients (for bootstrap intervals); empty for non-parametric laws."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "law": self.name,
+            "hyper": self.hyper,
+            "domains": list(self.domains),
+            "eval_domains": list(self.eval_domains),
+            "params": self._state(),
+            "fit_report": self.fit_report,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Law:
+        law = cls(**d.get("hyper", {}))
+        law.domains = tuple(d["domains"])
+        law.eval_domains = tuple(d["eval_domains"])
+        law.fit_report = d.get("fit_report", {})
+        law._load(d["params"])
+        return law
+
+    # --- shared helpers ------------------------------------------------------------------------------
+    @property
+    def fitted_steps(self) -> np.ndarray:
+        """Steps a fixed-step law can predict at (empty for laws continuous in steps)."""
+        return np.array([], dtype=float)
+
+    def check_steps(self, steps: np.ndarray) -> None:
+        known = self.fitted_steps
+        for s in np.unique(steps):
+            if not np.any(np.isclose(known, s, rtol=1e-9, atol=1e-9)):
+                shown = ", ".join(f"{k:g}" for k in known[:12]) + (" ..." if len(known) > 12 else "")
+                raise BadInput(
+                    f"law '{self.name}' is a fixed-step law fitted at steps [{shown}]; it cannot predict "
+                    f"step {s:g} (pick one of those steps, or use bimix to extrapolate in steps)"
+                )
+
+    def step_index(self, step: float) -> int:
+        self.check_steps(np.array([step]))
+        return int(np.argmin(np.abs(self.fitted_steps - step)))
+
+    def proportions_matrix(self, mixtures: Sequence[Mixture] | np.ndarray) -> np.ndarray:
+        if isinstance(mixtures, np.ndarray):
+            r = np.atleast_2d(np.asarray(mixtures, dtype=float))
+            if r.shape[1] != len(self.domains):
+                raise BadInput(
+                    f"law '{self.name}': proportions have {r.shape[1]} columns, law has {len(self.domains)} domains"
+                )
+            return r
+        rows = []
+        for m in mixtures:
+            extra = [d for d, w in m.weights.items() if w > 0 and d not in self.domains]
+            if extra:
+                raise BadInput(
+                    f"mixture '{m.name}': domain '{extra[0]}' was not among the law's domains ({', '.join(self.domains)})"
+                )
+            rows.append(m.vector(self.domains))
+        if not rows:
+            raise BadInput(f"law '{self.name}': no mixtures to predict")
+        return np.array(rows)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "eval_domains"):
+            raise RuntimeError(f"law '{self.name}' is not fitted")
+
+    # --- subclass hooks ------------------------------------------------------------------------------
+    def _fit(self, obs: Observations) -> None:
+        raise NotImplementedError
+
+    def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+LAWS: dict[str, type[Law]] = {}
+
+
+def register_law(cls: type[Law]) -> type[Law]:
+    LAWS[cls.name] = cls
+    return cls
+
+
+def get_law(name: str, **hyper: Any) -> Law:
+    """A fresh, unfitted law by name (`bimix`, `dml`, `regmix`, `powerlaw`) with hyper-parameters."""
+    if name not in LAWS:
+        raise BadInput(f"unknown law '{name}' (choose from {', '.join(sorted(LAWS))})")
+    try:
+        return LAWS[name](**hyper)
+    except TypeError as exc:
+        raise BadInput(f"law '{name}': bad hyper-parameter ({exc})") from None
+
+
+def law_from_dict(d: dict[str, Any], where: str = "law") -> Law:
+    if not isinstance(d, dict) or d.get("law") not in LAWS:
+        raise BadInput(
+            f"{where}: not a mixlab law file (field 'law' must be one of {', '.join(sorted(LAWS))})"
+        )
+    try:
+        return LAWS[d["law"]].from_dict(d)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(f"{where}: malformed law file ({type(exc).__name__}: {exc})") from None
+
+
+def load_law(path: str | os.PathLike[str]) -> Law:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: law file does not exist")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc})") from None
+    return law_from_dict(d, str(path))

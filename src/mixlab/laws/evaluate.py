@@ -1,0 +1,202 @@
+"""Evaluation protocols for mixing laws (METHODS.md §1.3) and their metrics.
+
+Protocols:
+- extrapolate: for each run separately, fit on all its evaluations but the last K and predict those K
+  (the BiMix paper's Table 1). Fixed-step laws cannot extrapolate in steps: reported as not applicable.
+- unseen: fit on train runs, predict every evaluation of the test runs (the paper's Table 2).
+- kfold: runs split into N folds; each fold is predicted by a law fitted on the others.
+Metrics per eval domain over the predicted points: relative error % (mean |y − ŷ|/y·100), R² on log loss
+over each test run's points (averaged over runs with ≥ 2 points), RMSE (nats), n_points, and Spearman ρ
+between observed and predicted loss across test runs at each run's final predicted step (≥ 3 runs).
+Summaries: mean / worst / best over domains ("worst" = largest error, smallest R² or ρ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mixlab.errors import BadInput
+from mixlab.laws.base import Law
+from mixlab.laws.observations import Observations
+from mixlab.progress import track
+
+PROTOCOLS = ("extrapolate", "unseen", "kfold")
+PREDICTION_COLUMNS = ("run", "step", "domain", "share", "observed", "predicted", "fold")
+
+
+@dataclass
+class Evaluation:
+    """`metrics`: the JSON-ready metrics.json content; `predictions`: one row per predicted (point, domain)
+    with columns PREDICTION_COLUMNS (empty when the protocol does not apply)."""
+
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+
+
+def evaluate_law(
+    make_law: Callable[[], Law],
+    obs: Observations,
+    protocol: str,
+    holdout_last: int = 1,
+    test_runs: Sequence[str] | None = None,
+    train_runs: Sequence[str] | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> Evaluation:
+    """Run one protocol; `make_law()` returns a fresh unfitted law (same hyper-parameters every call)."""
+    law = make_law()
+    header = {"law": law.name, "hyper": law.get_params(), "protocol": protocol}
+    if protocol == "extrapolate":
+        if law.fixed_step:
+            return Evaluation(
+                {
+                    **header,
+                    "applicable": False,
+                    "reason": f"'{law.name}' is fitted at fixed steps and cannot extrapolate to later steps",
+                    "domains": {},
+                    "summary": None,
+                },
+                pd.DataFrame(columns=list(PREDICTION_COLUMNS)),
+            )
+        predictions, details = _extrapolate(make_law, obs, holdout_last)
+        header["holdout_last"] = holdout_last
+    elif protocol == "unseen":
+        if not test_runs:
+            raise BadInput("--protocol unseen needs --test-runs a,b,...")
+        train = list(train_runs) if train_runs else [r for r in obs.runs if r not in set(test_runs)]
+        overlap = sorted(set(train) & set(test_runs))
+        if overlap:
+            raise BadInput(f"run '{overlap[0]}' is in both --train-runs and --test-runs")
+        obs.select_runs(test_runs)  # validates the names
+        predictions, details = _fit_predict(make_law, obs, train, list(test_runs), fold=0)
+        header.update(train_runs=train, test_runs=list(test_runs))
+    elif protocol == "kfold":
+        if not 2 <= folds <= len(obs.runs):
+            raise BadInput(f"--folds must be between 2 and the number of runs ({len(obs.runs)}), got {folds}")
+        order = np.random.default_rng(seed).permutation(len(obs.runs))
+        parts, details = [], {"skipped_points": 0}
+        for k, idx in enumerate(track(np.array_split(order, folds), folds, f"{law.name} kfold")):
+            test = [obs.runs[i] for i in idx]
+            frame, d = _fit_predict(make_law, obs, [r for r in obs.runs if r not in test], test, fold=k)
+            parts.append(frame)
+            details["skipped_points"] += d["skipped_points"]
+        predictions = pd.concat(parts, ignore_index=True)
+        header.update(folds=folds, seed=seed)
+    else:
+        raise BadInput(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
+    domains, summary = compute_metrics(predictions, obs.eval_domains)
+    return Evaluation(
+        {**header, "applicable": True, **details, "domains": domains, "summary": summary}, predictions
+    )
+
+
+def _extrapolate(
+    make_law: Callable[[], Law], obs: Observations, holdout_last: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    if holdout_last < 1:
+        raise BadInput(f"--holdout-last must be ≥ 1, got {holdout_last}")
+    parts, skipped = [], []
+    for k, run in enumerate(track(obs.runs, len(obs.runs), "extrapolate per run")):
+        in_run = obs.point_run == k
+        run_steps = np.unique(obs.steps[in_run])
+        if run_steps.size < holdout_last + 3:
+            skipped.append(run)
+            continue
+        cutoff = run_steps[-holdout_last]
+        law = make_law().fit(obs.select_points(in_run & (obs.steps < cutoff)))
+        parts.append(_predict_points(law, obs, in_run & (obs.steps >= cutoff), fold=k))
+    if not parts:
+        raise BadInput(
+            f"extrapolate: no run has ≥ {holdout_last + 3} evaluation steps (need 3 to fit + {holdout_last} held out)"
+        )
+    return pd.concat(parts, ignore_index=True), {"skipped_runs": skipped, "skipped_points": 0}
+
+
+def _fit_predict(
+    make_law: Callable[[], Law], obs: Observations, train: list[str], test: list[str], fold: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    if not train:
+        raise BadInput("no training runs left (every run is a test run)")
+    law = make_law().fit(obs.select_runs(train))
+    mask = np.isin(obs.point_run, [obs.runs.index(r) for r in test])
+    skipped = 0
+    if law.fixed_step:
+        fitted = np.isclose(obs.steps[:, None], law.fitted_steps[None, :]).any(axis=1)
+        skipped = int((mask & ~fitted).sum())
+        mask &= fitted
+    return _predict_points(law, obs, mask, fold), {"skipped_points": skipped}
+
+
+def _predict_points(law: Law, obs: Observations, mask: np.ndarray, fold: int) -> pd.DataFrame:
+    r = obs.point_proportions[mask]
+    pred = law.predict(r, obs.steps[mask])
+    eval_cols = [obs.domains.index(d) for d in law.eval_domains]
+    rows = []
+    for p, point in enumerate(np.flatnonzero(mask)):
+        for j, d in enumerate(law.eval_domains):
+            y = obs.losses[point, obs.eval_domains.index(d)]
+            if np.isfinite(y):
+                run = obs.runs[obs.point_run[point]]
+                rows.append((run, obs.steps[point], d, r[p, eval_cols[j]], y, pred[p, j], fold))
+    return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+
+
+def r2_log(observed: np.ndarray, predicted: np.ndarray) -> float | None:
+    """R² = 1 − SS_res/SS_tot on log loss; None with < 2 points or no variance."""
+    ly, lp = np.log(observed), np.log(predicted)
+    ss_tot = float(((ly - ly.mean()) ** 2).sum())
+    if ly.size < 2 or ss_tot <= 0:
+        return None
+    return float(1.0 - ((ly - lp) ** 2).sum() / ss_tot)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman ρ: Pearson correlation of average ranks (ties share their mean rank)."""
+    ra = pd.Series(a).rank(method="average").to_numpy()
+    rb = pd.Series(b).rank(method="average").to_numpy()
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def compute_metrics(
+    predictions: pd.DataFrame, eval_domains: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per-domain metrics and their mean / worst / best summaries (see module docstring)."""
+    domains: dict[str, dict[str, Any]] = {}
+    for d in eval_domains:
+        sub = predictions[predictions["domain"] == d]
+        if sub.empty:
+            continue
+        y, yhat = sub["observed"].to_numpy(), sub["predicted"].to_numpy()
+        per_run = [r2_log(g["observed"].to_numpy(), g["predicted"].to_numpy()) for _, g in sub.groupby("run")]
+        per_run = [v for v in per_run if v is not None]
+        finals = sub.sort_values("step").groupby("run").tail(1)
+        rho = None
+        if len(finals) >= 3 and finals["observed"].nunique() > 1 and finals["predicted"].nunique() > 1:
+            rho = spearman(finals["observed"].to_numpy(), finals["predicted"].to_numpy())
+        domains[d] = {
+            "rel_error_pct": float(np.mean(np.abs(y - yhat) / y) * 100),
+            "r2_log": float(np.mean(per_run)) if per_run else None,
+            "rmse": float(np.sqrt(np.mean((y - yhat) ** 2))),
+            "n_points": int(y.size),
+            "spearman_final": rho,
+        }
+    summary = {
+        "rel_error_pct": _summary([v["rel_error_pct"] for v in domains.values()], lower_is_better=True),
+        "r2_log": _summary([v["r2_log"] for v in domains.values()], lower_is_better=False),
+        "rmse": _summary([v["rmse"] for v in domains.values()], lower_is_better=True),
+        "spearman_final": _summary([v["spearman_final"] for v in domains.values()], lower_is_better=False),
+    }
+    return domains, summary
+
+
+def _summary(values: list[float | None], lower_is_better: bool) -> dict[str, float] | None:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    if not vals:
+        return None
+    worst, best = (max(vals), min(vals)) if lower_is_better else (min(vals), max(vals))
+    return {"mean": float(np.mean(vals)), "worst": float(worst), "best": float(best)}

@@ -1,0 +1,97 @@
+"""Laws fitted separately at each evaluation step (DML, RegMix, the simple power law).
+
+Each (eval domain, step) gets its own model fitted across the runs evaluated at that step. Such a law
+predicts only at the steps it was fitted on and raises BadInput for any other step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mixlab.errors import BadInput
+from mixlab.laws.base import Law
+from mixlab.laws.observations import Observations
+
+
+class FixedStepLaw(Law):
+    """Hyper-parameters: `step` (fit only this step; default every step with ≥ `min_runs` runs)."""
+
+    fixed_step = True
+    min_runs_default = 2
+
+    def __init__(self, step: float | None = None, min_runs: int | None = None, **hyper: Any) -> None:
+        min_runs = self.min_runs_default if min_runs is None else int(min_runs)
+        super().__init__(step=step, min_runs=min_runs, **hyper)
+        self.step = None if step is None else float(step)
+        self.min_runs = min_runs
+
+    @property
+    def fitted_steps(self) -> np.ndarray:
+        return self.steps_
+
+    def _fit(self, obs: Observations) -> None:
+        candidates = obs.distinct_steps if self.step is None else np.array([self.step])
+        if self.step is not None and not np.any(np.isclose(obs.distinct_steps, self.step)):
+            shown = ", ".join(f"{s:g}" for s in obs.distinct_steps[:12])
+            raise BadInput(
+                f"{self.name}: step {self.step:g} is not an evaluation step of the runs ({shown} ...)"
+            )
+        r_all = obs.point_proportions
+        steps, models, skipped = [], [], []
+        for step in candidates:
+            at = np.isclose(obs.steps, step)
+            per_domain = []
+            for j in range(len(obs.eval_domains)):
+                sel = at & np.isfinite(obs.losses[:, j])
+                if sel.sum() < self.min_runs:
+                    break
+                per_domain.append(self._fit_one(r_all[sel], obs.losses[sel, j], j, obs))
+            else:
+                steps.append(float(step))
+                models.append(per_domain)
+                continue
+            skipped.append(float(step))
+        if not steps:
+            raise BadInput(
+                f"{self.name}: no step has ≥ {self.min_runs} runs evaluated on every domain "
+                f"({len(obs.runs)} runs given)"
+            )
+        self.steps_ = np.array(steps)
+        self.models_ = models  # [n_steps][e]
+        self.fit_report = {
+            "steps": steps,
+            "skipped_steps": skipped,
+            "n_runs": len(obs.runs),
+            **self._report(obs),
+        }
+
+    def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
+        out = np.empty((r.shape[0], len(self.eval_domains)))
+        for step in np.unique(s):
+            k = int(np.argmin(np.abs(self.steps_ - step)))
+            rows = s == step
+            for j in range(len(self.eval_domains)):
+                out[rows, j] = self._predict_one(self.models_[k][j], r[rows], j)
+        return out
+
+    def _report(self, obs: Observations) -> dict[str, Any]:
+        """Residuals on the training points, per domain (RMSE of log loss, mean relative error %)."""
+        from mixlab.laws.bimix import residual_report
+
+        mask = np.isin(obs.steps, self.steps_)
+        pred = self._predict(obs.point_proportions[mask], obs.steps[mask])
+        out = {}
+        for j, d in enumerate(obs.eval_domains):
+            y = obs.losses[mask, j]
+            ok = np.isfinite(y)
+            out[d] = residual_report(y[ok], pred[ok, j])
+        return {"domains": out}
+
+    def _fit_one(self, r: np.ndarray, y: np.ndarray, j: int, obs: Observations) -> Any:
+        raise NotImplementedError
+
+    def _predict_one(self, model: Any, r: np.ndarray, j: int) -> np.ndarray:
+        """Loss of eval domain j for proportions r [n, m] (all domains) under one fitted model."""
+        raise NotImplementedError

@@ -1,0 +1,54 @@
+"""Evaluation plots (matplotlib, Agg): per eval domain, observed vs predicted loss against step for the
+test runs, and loss against the domain's share on log–log axes at each run's final predicted step."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from mixlab.atomic import atomic_dir  # noqa: E402
+
+
+def plot_evaluation(predictions: pd.DataFrame, title: str, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write `<domain>.png` per eval domain into `out_dir` (replaced as a whole); returns the final paths."""
+    out_dir = Path(out_dir)
+    written = []
+    with atomic_dir(out_dir) as tmp:
+        for domain, sub in predictions.groupby("domain", sort=False):
+            fig, (ax_step, ax_share) = plt.subplots(1, 2, figsize=(11, 4.2))
+            runs = list(dict.fromkeys(sub["run"]))
+            colours = plt.cm.viridis(np.linspace(0, 0.9, max(len(runs), 1)))
+            for colour, run in zip(colours, runs, strict=True):
+                g = sub[sub["run"] == run].sort_values("step")
+                ax_step.plot(
+                    g["step"], g["observed"], "o", ms=3, color=colour, label=run if len(runs) <= 12 else None
+                )
+                ax_step.plot(g["step"], g["predicted"], "-", lw=1.2, color=colour)
+            ax_step.set_xlabel("step")
+            ax_step.set_ylabel("loss (nats)")
+            ax_step.set_title(f"{domain}: observed (dots) vs predicted (lines)")
+            if len(runs) <= 12:
+                ax_step.legend(fontsize=7)
+            finals = sub.sort_values("step").groupby("run").tail(1)
+            finals = finals[finals["share"] > 0]
+            ax_share.loglog(finals["share"], finals["observed"], "o", label="observed")
+            ax_share.loglog(finals["share"], finals["predicted"], "x", label="predicted")
+            ax_share.set_xlabel(f"share of {domain}")
+            ax_share.set_ylabel("loss at final step")
+            ax_share.set_title("loss vs proportion (log–log)")
+            ax_share.legend(fontsize=7)
+            fig.suptitle(title)
+            fig.tight_layout()
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(domain)) + ".png"
+            fig.savefig(tmp / name, dpi=90)
+            plt.close(fig)
+            written.append(out_dir / name)
+    return written

@@ -1,0 +1,292 @@
+"""Optimal proportions on the simplex under bounds and repetition caps (METHODS.md §1.4). Pure numpy/SciPy.
+
+Problem: r* = argmin_r Σ_i w_i·L_i(r, s*)  s.t.  Σ r_i = 1,  lo_i ≤ r_i ≤ hi_i.
+Caps: hi_i = min(1, max_epochs · available_i / target_tokens) — a domain cannot be repeated more than
+`max_epochs` times. For separable power laws (BiMix at a step, the simple power law) L_i = K_i·r_i^{−α_i}:
+- closed form (no bound binds, every weighted α_i > 0): r_i(λ) = (α_i·w_i·K_i/λ)^{1/(1+α_i)} with Σ r_i(λ) = 1
+  found by a 1-D monotone root find on log λ;
+- bounded KKT: the same with r_i(λ) clamped to [lo_i, hi_i] (exact for this separable convex problem);
+  domains with α_i ≤ 0 (or no weight) gain nothing from a larger share and sit at their lower bound;
+- SLSQP on the same objective, used as a cross-check and for non-separable laws (DML, with restarts).
+RegMix has no gradient: Dirichlet simulation around a prior mixture and top-k averaging (Liu et al. 2024).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq, minimize
+
+from mixlab.errors import BadInput
+
+
+@dataclass
+class OptimumResult:
+    """r [m] the optimum (domain order of the law), objective Σ w_i L_i at r, method used, and checks."""
+
+    r: np.ndarray
+    objective: float
+    method: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def simplex_bounds(
+    m: int,
+    min_weight: np.ndarray | float = 0.0,
+    available_tokens: np.ndarray | None = None,
+    target_tokens: float | None = None,
+    max_epochs: float = 1.0,
+    domains: list[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lo [m], hi [m]) from a minimum share per domain and repetition caps; checks feasibility."""
+    names = domains or [str(i) for i in range(m)]
+    lo = np.broadcast_to(np.asarray(min_weight, dtype=float), (m,)).copy()
+    hi = np.ones(m)
+    if np.any(lo < 0) or np.any(lo > 1):
+        raise BadInput(
+            f"--min-weight must be in [0, 1] (domain '{names[int(np.argmax((lo < 0) | (lo > 1)))]}')"
+        )
+    if available_tokens is not None:
+        if not target_tokens or target_tokens <= 0:
+            raise BadInput("--available needs a positive --target-tokens")
+        if max_epochs <= 0:
+            raise BadInput(f"--max-epochs must be positive, got {max_epochs}")
+        available_tokens = np.asarray(available_tokens, dtype=float)
+        hi = np.minimum(1.0, max_epochs * available_tokens / float(target_tokens))
+    bad = np.flatnonzero(lo > hi + 1e-12)
+    if bad.size:
+        i = int(bad[0])
+        raise BadInput(
+            f"domain '{names[i]}': minimum share {lo[i]:.4g} exceeds its repetition cap {hi[i]:.4g} "
+            f"(max_epochs · available / target_tokens)"
+        )
+    if lo.sum() > 1 + 1e-9:
+        raise BadInput(f"minimum shares sum to {lo.sum():.4g} > 1")
+    if hi.sum() < 1 - 1e-9:
+        raise BadInput(
+            f"repetition caps allow only {hi.sum():.4g} of the target tokens: the domains do not hold "
+            f"target_tokens / max_epochs tokens together (raise --max-epochs or lower --target-tokens)"
+        )
+    return lo, hi
+
+
+def _kkt_shares(log_lam: float, alpha: np.ndarray, log_ak: np.ndarray) -> np.ndarray:
+    return np.exp((log_ak - log_lam) / (1.0 + alpha))
+
+
+def _solve_lambda(total: Callable[[float], float], target: float) -> float:
+    """Root of total(log λ) = target for a decreasing `total`, bracketing by expansion."""
+    a, b = -50.0, 50.0
+    while total(a) < target:
+        a -= 50.0
+        if a < -2000:
+            raise BadInput("optimiser: cannot bracket the Lagrange multiplier (degenerate coefficients)")
+    while total(b) > target:
+        b += 50.0
+        if b > 2000:
+            raise BadInput("optimiser: cannot bracket the Lagrange multiplier (degenerate coefficients)")
+    return brentq(lambda x: total(x) - target, a, b, xtol=1e-14, rtol=1e-14, maxiter=500)
+
+
+def power_closed_form(alpha: np.ndarray, weighted_k: np.ndarray) -> np.ndarray:
+    """Unbounded KKT optimum of Σ K_i r_i^{−α_i} on the simplex; every α_i > 0 and K_i > 0 (weights folded in)."""
+    alpha, weighted_k = np.asarray(alpha, float), np.asarray(weighted_k, float)
+    if np.any(alpha <= 0) or np.any(weighted_k <= 0):
+        raise ValueError("closed form needs every α_i > 0 and w_i·K_i > 0")
+    log_ak = np.log(alpha * weighted_k)
+    log_lam = _solve_lambda(lambda x: float(_kkt_shares(x, alpha, log_ak).sum()), 1.0)
+    r = _kkt_shares(log_lam, alpha, log_ak)
+    return r / r.sum()
+
+
+def power_bounded_kkt(
+    alpha: np.ndarray, weighted_k: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """Bounded optimum of Σ K_i r_i^{−α_i}: r_i(λ) clamped to [lo_i, hi_i]; α_i ≤ 0 or K_i ≤ 0 → lo_i."""
+    alpha, weighted_k = np.asarray(alpha, float), np.asarray(weighted_k, float)
+    active = (alpha > 0) & (weighted_k > 0)
+    r = lo.astype(float).copy()
+    target = 1.0 - lo[~active].sum()
+    if not active.any():
+        raise BadInput("no domain's loss falls with its share (every α ≤ 0 or weight 0): nothing to optimise")
+    if hi[active].sum() < target - 1e-12:
+        raise BadInput(
+            "the domains whose loss falls with their share cannot take the rest of the mixture under their caps"
+        )
+    a, log_ak = alpha[active], np.log(alpha[active] * weighted_k[active])
+    lo_a, hi_a = lo[active], hi[active]
+
+    def total(x: float) -> float:
+        return float(np.clip(_kkt_shares(x, a, log_ak), lo_a, hi_a).sum())
+
+    if lo_a.sum() >= target - 1e-15:
+        r[active] = lo_a
+    else:
+        r[active] = np.clip(_kkt_shares(_solve_lambda(total, target), a, log_ak), lo_a, hi_a)
+    return r
+
+
+def minimize_on_simplex(
+    fun: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    starts: list[np.ndarray],
+) -> np.ndarray:
+    """SLSQP from each start (projected into the box and renormalised); the lowest objective wins."""
+    best_x, best_f = None, np.inf
+    cons = [{"type": "eq", "fun": lambda x: x.sum() - 1.0, "jac": lambda x: np.ones_like(x)}]
+    for x0 in starts:
+        x0 = _project(np.asarray(x0, float), lo, hi)
+        res = minimize(
+            fun, x0, jac=grad, method="SLSQP", bounds=list(zip(lo, hi, strict=True)), constraints=cons,
+            options={"ftol": 1e-15, "maxiter": 1000},
+        )  # fmt: skip
+        x = _project(np.clip(res.x, lo, hi), lo, hi)
+        f = float(fun(x))
+        if f < best_f:
+            best_x, best_f = x, f
+    return best_x
+
+
+def _project(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Euclidean projection onto {Σ x = 1, lo ≤ x ≤ hi} (bisection on the shift)."""
+
+    def total(t: float) -> float:
+        return float(np.clip(x - t, lo, hi).sum())
+
+    a, b = float((x - hi).min()) - 1.0, float((x - lo).max()) + 1.0
+    t = brentq(lambda t: total(t) - 1.0, a, b, xtol=1e-15) if total(a) >= 1 >= total(b) else 0.0
+    return np.clip(x - t, lo, hi)
+
+
+def optimize_power(
+    alpha: np.ndarray, weighted_k: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> OptimumResult:
+    """Separable power law Σ K_i r_i^{−α_i}: closed form if it applies and respects the bounds, else
+    bounded KKT; both are cross-checked against SLSQP (`details["slsqp_max_abs_diff"]`)."""
+    alpha, weighted_k = np.asarray(alpha, float), np.asarray(weighted_k, float)
+
+    def fun(r: np.ndarray) -> float:
+        return float(np.sum(weighted_k * np.maximum(r, 1e-300) ** (-alpha)))
+
+    def grad(r: np.ndarray) -> np.ndarray:
+        return -alpha * weighted_k * np.maximum(r, 1e-300) ** (-alpha - 1.0)
+
+    method, r = "bounded-kkt", None
+    if np.all(alpha > 0) and np.all(weighted_k > 0):
+        closed = power_closed_form(alpha, weighted_k)
+        if np.all(closed >= lo - 1e-12) and np.all(closed <= hi + 1e-12):
+            method, r = "closed-form-kkt", closed
+    if r is None:
+        r = power_bounded_kkt(alpha, weighted_k, lo, hi)
+    # independent check: SLSQP from the uniform mixture, not from the KKT answer
+    slsqp = minimize_on_simplex(fun, grad, np.maximum(lo, 1e-9), hi, [np.full(r.size, 1.0 / r.size)])
+    binding = {
+        "lower": np.flatnonzero(np.isclose(r, lo) & (lo > 0)).tolist(),
+        "upper": np.flatnonzero(np.isclose(r, hi) & (hi < 1)).tolist(),
+    }
+    return OptimumResult(
+        r, fun(r), method,
+        {"slsqp_max_abs_diff": float(np.abs(slsqp - r).max()), "slsqp_objective": fun(slsqp), "binding": binding},
+    )  # fmt: skip
+
+
+def optimize_dml(
+    c: np.ndarray,
+    k: np.ndarray,
+    t: np.ndarray,
+    weights: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    prior: np.ndarray,
+    restarts: int = 8,
+    seed: int = 0,
+) -> OptimumResult:
+    """Σ_i w_i (c_i + k_i·exp(t_i·r)) — convex in r for k_i ≥ 0 — by SLSQP from the prior, the uniform
+    mixture and `restarts` Dirichlet starts."""
+
+    def fun(r: np.ndarray) -> float:
+        return float(np.sum(weights * (c + k * np.exp(t @ r))))
+
+    def grad(r: np.ndarray) -> np.ndarray:
+        return (weights * k * np.exp(t @ r)) @ t
+
+    rng = np.random.default_rng(seed)
+    m = lo.size
+    starts = [prior, np.full(m, 1.0 / m), *rng.dirichlet(np.ones(m), size=restarts)]
+    r = minimize_on_simplex(fun, grad, lo, hi, starts)
+    return OptimumResult(r, fun(r), "slsqp", {"starts": len(starts)})
+
+
+def optimize_by_simulation(
+    objective: Callable[[np.ndarray], np.ndarray],
+    prior: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    n_samples: int = 100_000,
+    top_k: int = 100,
+    seed: int = 0,
+) -> OptimumResult:
+    """RegMix: sample mixtures from Dirichlet(scale·m·prior) at several scales, keep those within the
+    bounds, evaluate `objective` ([n, m] → [n]) and average the top-k (an average of feasible mixtures
+    is feasible: the constraint set is convex)."""
+    rng = np.random.default_rng(seed)
+    m = prior.size
+    conc = np.maximum(prior, 1e-3) * m
+    scales = (0.3, 1.0, 3.0, 10.0)
+    samples = np.vstack([rng.dirichlet(conc * s, size=n_samples // len(scales)) for s in scales])
+    feasible = np.all((samples >= lo - 1e-12) & (samples <= hi + 1e-12), axis=1)
+    samples = samples[feasible]
+    if samples.shape[0] < top_k:
+        raise BadInput(
+            f"simulation: only {samples.shape[0]} of {n_samples} sampled mixtures satisfy the bounds "
+            f"(need top_k = {top_k}); loosen --min-weight / caps or raise --samples"
+        )
+    values = objective(samples)
+    top = np.argsort(values)[:top_k]
+    r = samples[top].mean(axis=0)
+    return OptimumResult(
+        r / r.sum(), float(objective(r[None, :] / r.sum())[0]), "dirichlet-top-k",
+        {"samples": n_samples, "feasible": int(samples.shape[0]), "top_k": top_k, "best_sample_objective": float(values[top[0]])},
+    )  # fmt: skip
+
+
+def optimize_law(
+    law: Any,
+    step: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    domain_weights: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    seed: int = 0,
+    n_samples: int = 100_000,
+    top_k: int = 100,
+) -> OptimumResult:
+    """Minimise Σ_j w_j·L_j(r, step) over the law's eval domains j, r on the simplex of `law.domains`.
+
+    `domain_weights` [e] (default 1 each); `prior` [m] is the centre of RegMix's simulation and a start
+    for SLSQP (default uniform). Dispatch: laws with `separable_power` (bimix, powerlaw) → KKT;
+    `coefficients_at` (dml) → SLSQP; otherwise (regmix) → simulation.
+    """
+    m, e = len(law.domains), len(law.eval_domains)
+    w = np.ones(e) if domain_weights is None else np.asarray(domain_weights, float)
+    if w.shape != (e,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise BadInput("domain weights must be non-negative numbers, one per eval domain, not all zero")
+    prior = np.full(m, 1.0 / m) if prior is None else np.asarray(prior, float)
+    cols = np.array([law.domains.index(d) for d in law.eval_domains])
+    if hasattr(law, "separable_power"):
+        alpha_e, k_e = law.separable_power(step)
+        alpha, weighted_k = np.zeros(m), np.zeros(m)
+        alpha[cols], weighted_k[cols] = alpha_e, w * k_e
+        return optimize_power(alpha, weighted_k, lo, hi)
+    if hasattr(law, "coefficients_at"):
+        c, k, t = law.coefficients_at(step)
+        return optimize_dml(c, k, t, w, lo, hi, _project(prior, lo, hi), seed=seed)
+    law.check_steps(np.array([float(step)]))
+    return optimize_by_simulation(
+        lambda r: law.predict(r, step) @ w, prior, lo, hi, n_samples=n_samples, top_k=top_k, seed=seed
+    )

@@ -1,0 +1,229 @@
+"""Mixing laws: recovery of known BiMix coefficients, the other laws, JSON round trips, evaluation metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixlab.errors import BadInput
+from mixlab.laws import LAWS, Observations, get_law, law_from_dict
+from mixlab.laws.bimix import BiMixLaw, bimix_loss
+from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals
+from mixlab.laws.dml import dml_loss
+from mixlab.laws.evaluate import compute_metrics, evaluate_law, r2_log, spearman
+from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
+
+TRUE = {"alpha": [0.08, 0.15, 0.05], "B": [30.0, 50.0, 20.0], "beta": [0.45, 0.6, 0.35], "C": [1.8, 2.2, 1.2]}
+STEPS = np.linspace(500, 10_000, 20)
+
+
+@pytest.fixture(scope="module")
+def obs() -> Observations:
+    return synthetic_bimix(dirichlet_mixtures(12, 3, seed=1), STEPS, **TRUE, noise=0.002, seed=0)
+
+
+def test_bimix_loss_hand_computed():
+    # r = 0.25, s = 100: 0.25^-0.5 · (10 · 100^-0.5 + 2) = 2 · 3 = 6
+    assert bimix_loss(0.25, 100.0, 0.5, 10.0, 0.5, 2.0) == pytest.approx(6.0)
+
+
+def test_bimix_recovers_alpha_beta_within_001(obs):
+    law = BiMixLaw().fit(obs)
+    np.testing.assert_allclose(law.alpha, TRUE["alpha"], atol=0.01)
+    np.testing.assert_allclose(law.beta, TRUE["beta"], atol=0.01)
+    np.testing.assert_allclose(law.C, TRUE["C"], rtol=0.02)
+    for rep in law.fit_report["domains"].values():
+        assert rep["mean_rel_error_pct"] < 0.3  # the residuals are the 0.2 % noise
+        assert rep["excluded_zero_share"] == 0
+
+
+@pytest.mark.parametrize("residual", ["relative", "absolute"])
+def test_bimix_other_residual_spaces_also_recover(obs, residual):
+    law = BiMixLaw(residual=residual).fit(obs)
+    np.testing.assert_allclose(law.alpha, TRUE["alpha"], atol=0.01)
+    np.testing.assert_allclose(law.beta, TRUE["beta"], atol=0.01)
+
+
+def test_bimix_unseen_mixtures_r2_above_099(obs):
+    result = evaluate_law(lambda: get_law("bimix"), obs, "unseen", test_runs=["run0", "run1", "run2", "run3"])
+    summary = result.metrics["summary"]
+    assert summary["r2_log"]["worst"] >= 0.99
+    assert summary["rel_error_pct"]["worst"] < 0.5
+    assert set(result.metrics["domains"]) == set(obs.eval_domains)
+    assert result.metrics["domains"]["d0"]["n_points"] == 4 * len(STEPS)
+
+
+def test_bimix_excludes_and_counts_zero_shares():
+    props = np.vstack([dirichlet_mixtures(8, 3, seed=2), [[0.6, 0.0, 0.4]]])
+    data = synthetic_bimix(props, STEPS, **TRUE, noise=0.002, seed=3)
+    data.losses[data.point_run == 8, 1] = 9.0  # the r = 0 run's loss of domain d1 must not matter
+    law = BiMixLaw().fit(data)
+    assert law.fit_report["domains"]["d1"]["excluded_zero_share"] == len(STEPS)
+    assert law.fit_report["domains"]["d0"]["excluded_zero_share"] == 0
+    np.testing.assert_allclose(law.alpha, TRUE["alpha"], atol=0.01)
+
+
+def test_bimix_single_mixture_fixes_alpha_and_extrapolates(obs):
+    one = obs.select_runs(["run5"])
+    law = BiMixLaw().fit(one.select_points(one.steps < STEPS[-1]))
+    assert not law.fit_report["domains"]["d0"]["alpha_identified"]
+    pred = law.predict(one.proportions, STEPS[-1])[0]
+    truth = bimix_loss(
+        one.proportions[0], STEPS[-1], *(np.array(TRUE[k]) for k in ("alpha", "B", "beta", "C"))
+    )
+    np.testing.assert_allclose(pred, truth, rtol=0.01)
+
+
+@pytest.mark.parametrize("name", sorted(LAWS))
+def test_every_law_round_trips_through_json(obs, name):
+    few = obs.select_points(np.isin(obs.steps, STEPS[-3:]))
+    law = get_law(name).fit(few)
+    again = law_from_dict(json.loads(json.dumps(law.to_dict())))
+    r = dirichlet_mixtures(5, 3, seed=9)
+    np.testing.assert_array_equal(law.predict(r, STEPS[-1]), again.predict(r, STEPS[-1]))
+    assert again.params == law.params
+    assert again.get_params() == law.get_params()
+
+
+@pytest.mark.parametrize("name", ["dml", "regmix", "powerlaw"])
+def test_fixed_step_laws_refuse_unfitted_steps(obs, name):
+    law = get_law(name, step=float(STEPS[-1])).fit(obs)
+    assert list(law.fitted_steps) == [STEPS[-1]]
+    with pytest.raises(BadInput, match="fixed-step law fitted at steps"):
+        law.predict(obs.proportions[:2], 12_345.0)
+    with pytest.raises(BadInput, match="not an evaluation step"):
+        get_law(name, step=777.0).fit(obs)
+
+
+def test_powerlaw_recovers_exact_power_law():
+    r = dirichlet_mixtures(10, 3, seed=4)
+    F, alpha = np.array([2.0, 3.0, 1.5]), np.array([0.1, 0.3, 0.05])
+    y = F * r ** (-alpha)
+    data = Observations(("a", "b", "c"), ("a", "b", "c"), tuple(f"r{i}" for i in range(10)), r,
+                        np.arange(10), np.full(10, 100.0), np.full(10, np.nan), y)  # fmt: skip
+    law = get_law("powerlaw").fit(data)
+    a, f = law.separable_power(100.0)
+    np.testing.assert_allclose(a, alpha, rtol=1e-10)
+    np.testing.assert_allclose(f, F, rtol=1e-10)
+
+
+def test_dml_fits_its_own_law_on_unseen_mixtures():
+    rng = np.random.default_rng(5)
+    r = dirichlet_mixtures(24, 3, seed=6)
+    c, k = np.array([1.5, 2.0, 1.0]), np.array([1.0, 0.8, 1.2])
+    t = np.array([[-2.0, 0.3, 0.1], [0.2, -1.5, 0.4], [0.1, 0.2, -2.5]])
+    y = np.column_stack([dml_loss(r, c[i], k[i], t[i]) for i in range(3)]) * np.exp(
+        rng.normal(0, 0.002, (24, 3))
+    )
+    data = Observations(("a", "b", "c"), ("a", "b", "c"), tuple(f"r{i}" for i in range(24)), r,
+                        np.arange(24), np.full(24, 1000.0), np.full(24, np.nan), y)  # fmt: skip
+    result = evaluate_law(lambda: get_law("dml"), data, "kfold", folds=4)
+    assert result.metrics["summary"]["rel_error_pct"]["worst"] < 0.5
+
+
+def test_regmix_is_deterministic_under_its_seed(obs):
+    final = obs.select_points(obs.steps == STEPS[-1])
+    a = get_law("regmix", seed=3).fit(final).predict(obs.proportions, STEPS[-1])
+    b = get_law("regmix", seed=3).fit(final).predict(obs.proportions, STEPS[-1])
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a / final.losses - 1).mean() < 0.02  # it does learn the training mixtures
+
+
+def test_extrapolate_protocol(obs):
+    result = evaluate_law(lambda: get_law("bimix"), obs, "extrapolate", holdout_last=2)
+    m = result.metrics
+    assert m["applicable"] and m["skipped_runs"] == []
+    assert m["domains"]["d0"]["n_points"] == 2 * len(obs.runs)
+    assert m["summary"]["rel_error_pct"]["worst"] < 1.0
+    assert set(result.predictions["step"]) == set(STEPS[-2:])
+
+
+@pytest.mark.parametrize("name", ["dml", "regmix", "powerlaw"])
+def test_fixed_step_laws_are_not_applicable_to_extrapolation(obs, name):
+    m = evaluate_law(lambda: get_law(name), obs, "extrapolate").metrics
+    assert m["applicable"] is False and m["summary"] is None and "cannot extrapolate" in m["reason"]
+
+
+def test_unseen_protocol_errors(obs):
+    make = lambda: get_law("bimix")  # noqa: E731
+    with pytest.raises(BadInput, match="needs --test-runs"):
+        evaluate_law(make, obs, "unseen")
+    with pytest.raises(BadInput, match="both"):
+        evaluate_law(make, obs, "unseen", test_runs=["run0"], train_runs=["run0", "run1"])
+    with pytest.raises(BadInput, match="not in the observations"):
+        evaluate_law(make, obs, "unseen", test_runs=["nope"])
+    with pytest.raises(BadInput, match="--folds"):
+        evaluate_law(make, obs, "kfold", folds=50)
+
+
+def test_metrics_hand_computed():
+    frame = pd.DataFrame(
+        [("a", 1, "x", 0.5, 2.0, 2.2, 0), ("a", 2, "x", 0.5, 1.0, 1.0, 0),
+         ("b", 1, "x", 0.3, 4.0, 4.0, 0), ("b", 2, "x", 0.3, 2.0, 1.0, 0),
+         ("c", 2, "x", 0.2, 3.0, 2.5, 0)],
+        columns=["run", "step", "domain", "share", "observed", "predicted", "fold"],
+    )  # fmt: skip
+    domains, summary = compute_metrics(frame, ["x"])
+    d = domains["x"]
+    assert d["rel_error_pct"] == pytest.approx((10 + 0 + 0 + 50 + 100 / 6) / 5)
+    assert d["rmse"] == pytest.approx(np.sqrt((0.04 + 0 + 0 + 1 + 0.25) / 5))
+    r2_a = 1 - np.log(1.1) ** 2 / (2 * (np.log(2) / 2) ** 2)
+    r2_b = 1 - np.log(2) ** 2 / (2 * (np.log(2) / 2) ** 2)
+    assert d["r2_log"] == pytest.approx((r2_a + r2_b) / 2)  # run c has one point: no R²
+    # finals: observed (1, 2, 3) vs predicted (1, 1, 2.5): ranks (1,2,3) vs (1.5,1.5,3)
+    assert d["spearman_final"] == pytest.approx(np.corrcoef([1, 2, 3], [1.5, 1.5, 3])[0, 1])
+    assert summary["rel_error_pct"] == {
+        "mean": d["rel_error_pct"],
+        "worst": d["rel_error_pct"],
+        "best": d["rel_error_pct"],
+    }
+
+
+def test_summary_worst_means_largest_error_smallest_r2():
+    frame = pd.DataFrame(
+        [(run, s, dom, 0.5, y, y * f, 0) for dom, f in (("x", 1.01), ("y", 1.05)) for run in "abc"
+         for s, y in ((1, 3.0), (2, 2.0 + (run == "b")))],
+        columns=["run", "step", "domain", "share", "observed", "predicted", "fold"],
+    )  # fmt: skip
+    domains, summary = compute_metrics(frame, ["x", "y"])
+    assert summary["rel_error_pct"]["worst"] == pytest.approx(5.0)
+    assert summary["rel_error_pct"]["best"] == pytest.approx(1.0)
+    assert summary["r2_log"]["worst"] == min(v["r2_log"] for v in domains.values())
+
+
+def test_r2_and_spearman_helpers():
+    assert r2_log(np.array([2.0, 3.0]), np.array([2.0, 3.0])) == 1.0
+    assert r2_log(np.array([2.0]), np.array([2.0])) is None
+    assert spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+
+
+def test_bootstrap_intervals_cover_the_truth(obs):
+    laws, failed = bootstrap_laws(lambda: get_law("bimix"), obs, 12, seed=1)
+    assert failed == 0 and len(laws) == 12
+    ci = coefficient_intervals(laws)
+    for i, d in enumerate(obs.eval_domains):
+        a = ci[f"alpha[{d}]"]
+        assert a["lo"] <= a["mean"] <= a["hi"]
+        assert abs(a["mean"] - TRUE["alpha"][i]) < 0.01 and a["hi"] - a["lo"] < 0.02
+
+
+def test_unknown_law_and_bad_hyper():
+    with pytest.raises(BadInput, match="unknown law"):
+        get_law("nope")
+    with pytest.raises(BadInput, match="residual"):
+        get_law("bimix", residual="cubic")
+    with pytest.raises(BadInput, match="bad hyper-parameter"):
+        get_law("dml", colour="red")
+    with pytest.raises(BadInput, match="not a mixlab law"):
+        law_from_dict({"law": "nope"})
+
+
+def test_one_mixture_many_steps_gives_its_curve(obs):
+    law = BiMixLaw().fit(obs)
+    curve = law.predict(obs.proportions[:1], STEPS)
+    assert curve.shape == (len(STEPS), 3) and np.all(np.diff(curve, axis=0) < 0)
+    with pytest.raises(BadInput, match="2 mixtures but 3 steps"):
+        law.predict(obs.proportions[:2], STEPS[:3])

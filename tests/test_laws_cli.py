@@ -1,0 +1,107 @@
+"""The law verbs end to end: in-process for the happy path, the real `mixlab` script for exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mixlab.atomic import write_json
+from mixlab.cli import app
+from mixlab.laws import get_law, write_runs
+from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
+from mixlab.mixture import read_mixture_json, write_mixtures
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+MIXLAB = Path(sys.executable).with_name("mixlab")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("sweep")
+    obs = synthetic_bimix(
+        dirichlet_mixtures(8, 3, seed=1), np.linspace(500, 5000, 10), [0.08, 0.15, 0.05], [30.0, 50.0, 20.0],
+        [0.45, 0.6, 0.35], [1.8, 2.2, 1.2], domains=("web", "code", "books"),
+    )  # fmt: skip
+    write_mixtures(d / "mixtures.csv", obs.mixtures(), obs.domains)
+    write_runs(d / "runs.csv", obs.to_frame())
+    (d / "tokens.json").write_text(json.dumps({"web": 6e8, "code": 1e8, "books": 6e8}))
+    lines = (d / "runs.csv").read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0] + ",nan"
+    (d / "bad_runs.csv").write_text("\n".join(lines) + "\n")
+    write_json(d / "law_dml.json", get_law("dml", step=5000.0).fit(obs).to_dict())
+    return d
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "MIXLAB_QUIET": "1"}
+    return subprocess.run([str(MIXLAB), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_fit_evaluate_predict_optimize_export(sweep, tmp_path):
+    runner = CliRunner()
+    m, r = str(sweep / "mixtures.csv"), str(sweep / "runs.csv")
+    res = runner.invoke(
+        app, ["--quiet", "fit", "-m", m, "-r", r, "--law", "bimix", "--out", str(tmp_path / "law.json")]
+    )
+    assert res.exit_code == 0, res.output
+    law = json.loads((tmp_path / "law.json").read_text())
+    assert law["law"] == "bimix" and abs(law["params"]["code"]["alpha"] - 0.15) < 0.01
+
+    res = runner.invoke(app, ["--quiet", "evaluate", "-m", m, "-r", r, "--law", "bimix", "--protocol", "unseen",
+                              "--test-runs", "run0,run1,run2", "--out", str(tmp_path / "metrics.json"),
+                              "--plots", str(tmp_path / "plots")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["protocol"] == "unseen" and metrics["summary"]["r2_log"]["worst"] > 0.99
+    assert set(metrics["summary"]["rel_error_pct"]) == {"mean", "worst", "best"}
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["books.png", "code.png", "web.png"]
+
+    res = runner.invoke(app, ["--quiet", "evaluate", "-m", m, "-r", r, "--law", "powerlaw", "--protocol", "extrapolate",
+                              "--out", str(tmp_path / "na.json")])  # fmt: skip
+    assert res.exit_code == 0 and json.loads((tmp_path / "na.json").read_text())["applicable"] is False
+
+    res = runner.invoke(app, ["predict", str(tmp_path / "law.json"), "-m", m, "--steps", "10000,20000",
+                              "--out", str(tmp_path / "pred.csv")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len((tmp_path / "pred.csv").read_text().splitlines()) == 1 + 8 * 2 * 3
+
+    res = runner.invoke(app, ["--quiet", "optimize", str(tmp_path / "law.json"), "--steps", "20000",
+                              "--available", str(sweep / "tokens.json"), "--target-tokens", "1e9", "--max-epochs", "1",
+                              "--min-weight", "0.05", "--bootstrap", "4", "-m", m, "-r", r,
+                              "--out", str(tmp_path / "opt.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    opt = read_mixture_json(tmp_path / "opt.json")
+    assert opt.weights["code"] == pytest.approx(
+        0.1
+    )  # the cap binds: 1e8 tokens of code for 1e9 target tokens
+    assert set(opt.meta["references"]) == {"natural"}
+    assert opt.meta["bootstrap"]["replicates"] == 4
+    ci = opt.meta["bootstrap"]["optimal_weights"]["web"]
+    assert ci["lo"] <= opt.weights["web"] + 1e-9 and ci["hi"] >= opt.weights["web"] - 1e-9
+
+    res = runner.invoke(app, ["export", str(tmp_path / "opt.json"), "--format", "megatron"])
+    assert res.exit_code == 0 and res.output.split()[1::2] == ["web", "code", "books"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "-m", "{d}/mixtures.csv", "-r", "{d}/bad_runs.csv", "--out", "{t}/law.json"], "row 3: field 'loss'"),
+        (["fit", "-m", "{d}/mixtures.csv", "-r", "{d}/runs.csv", "--law", "magic", "--out", "{t}/law.json"], "unknown law"),
+        (["optimize", "{d}/law_dml.json", "--steps", "99", "--out", "{t}/o.json"], "fixed-step law"),
+        (["optimize", "{d}/law_dml.json", "--steps", "5000", "--available", "{d}/tokens.json",
+          "--target-tokens", "1e10", "--out", "{t}/o.json"], "repetition caps allow only"),
+    ],
+)  # fmt: skip
+def test_cli_errors_exit_2_without_output(sweep, tmp_path, args, message):
+    proc = run_cli(*(a.format(d=sweep, t=tmp_path) for a in args))
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
