@@ -7,9 +7,11 @@ must contain. A case whose verb has not landed on this branch is skipped with th
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,9 +337,329 @@ DEMO_CASES = [
 ]
 
 
+# --- fit / evaluate / predict / optimize / export: mixtures.csv, runs.csv, law.json --------------------
+
+
+@functools.cache
+def _sweep_files() -> dict[str, bytes]:
+    """A valid sweep (8 runs x 3 domains x 6 steps from a known BiMix law), its fitted laws and token counts."""
+    import numpy as np
+
+    from mixlab.laws import get_law, write_runs
+    from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
+    from mixlab.mixture import write_mixtures
+
+    obs = synthetic_bimix(
+        dirichlet_mixtures(8, 3, seed=1), np.linspace(500, 3000, 6), [0.08, 0.15, 0.05], [30.0, 50.0, 20.0],
+        [0.45, 0.6, 0.35], [1.8, 2.2, 1.2], domains=("web", "code", "books"),
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        write_mixtures(d / "mixtures.csv", obs.mixtures(), obs.domains)
+        write_runs(d / "runs.csv", obs.to_frame())
+        (d / "law.json").write_text(json.dumps(get_law("bimix").fit(obs).to_dict()))
+        (d / "law_dml.json").write_text(json.dumps(get_law("dml", step=3000.0).fit(obs).to_dict()))
+        (d / "tokens.json").write_text(json.dumps({"web": 6e8, "code": 1e8, "books": 6e8}))
+        (d / "mixture.json").write_text(
+            json.dumps({"name": "m", "weights": {"web": 0.5, "code": 0.2, "books": 0.3}})
+        )
+        return {p.name: p.read_bytes() for p in d.iterdir()}
+
+
+def _sweep(tmp: Path) -> Path:
+    d = tmp / "in"
+    d.mkdir(exist_ok=True)
+    for name, blob in _sweep_files().items():
+        (d / name).write_bytes(blob)
+    return d
+
+
+def _edit_row(path: Path, row: int, column: str, value: str) -> None:
+    """Set `column` of CSV line `row` (1-based, header = 1) to `value`."""
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[row - 1].split(",")
+    cells[header.index(column)] = value
+    lines[row - 1] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def fit_args(d: Path, tmp: Path, runs: str = "runs.csv", mixtures: str = "mixtures.csv") -> list[str]:
+    return ["-m", str(d / mixtures), "-r", str(d / runs), "--out", str(tmp / "out" / "law.json")]
+
+
+def runs_nan_loss(tmp):
+    d = _sweep(tmp)
+    _edit_row(d / "runs.csv", 4, "loss", "nan")
+    return fit_args(d, tmp), [f"{d / 'runs.csv'}: row 4", "'loss'"]
+
+
+def runs_inf_loss(tmp):
+    d = _sweep(tmp)
+    _edit_row(d / "runs.csv", 7, "loss", "inf")
+    return fit_args(d, tmp), [f"{d / 'runs.csv'}: row 7", "'loss'"]
+
+
+def runs_zero_loss(tmp):
+    d = _sweep(tmp)
+    _edit_row(d / "runs.csv", 5, "loss", "0")
+    return fit_args(d, tmp), [f"{d / 'runs.csv'}: row 5", "'loss'", "positive"]
+
+
+def runs_text_step(tmp):
+    d = _sweep(tmp)
+    _edit_row(d / "runs.csv", 3, "step", "early")
+    return fit_args(d, tmp), [f"{d / 'runs.csv'}: row 3", "'step'", "not a number"]
+
+
+def runs_duplicate_key(tmp):
+    d = _sweep(tmp)
+    lines = (d / "runs.csv").read_text().splitlines()
+    (d / "runs.csv").write_text("\n".join([*lines, lines[5]]) + "\n")
+    return fit_args(d, tmp), [f"{d / 'runs.csv'}: row {len(lines) + 1}", "duplicate", "row 6"]
+
+
+def runs_unknown_run(tmp):
+    d = _sweep(tmp)
+    _edit_row(d / "runs.csv", 2, "run", "ghost")
+    return fit_args(d, tmp), [f"{d / 'runs.csv'}: row 2", "'ghost'", "mixtures.csv"]
+
+
+def runs_unknown_domain(tmp):
+    d = _sweep(tmp)
+    _edit_row(d / "runs.csv", 3, "domain", "webb")
+    return fit_args(d, tmp), [f"{d / 'runs.csv'}: row 3", "'webb'", "mixtures.csv"]
+
+
+def runs_missing_loss_column(tmp):
+    d = _sweep(tmp)
+    lines = (d / "runs.csv").read_text().splitlines()
+    (d / "runs.csv").write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    return fit_args(d, tmp), [str(d / "runs.csv"), "missing column 'loss'"]
+
+
+def runs_truncated(tmp):
+    d = _sweep(tmp)
+    text = (d / "runs.csv").read_text()
+    (d / "runs.csv").write_text(text[: len(text) // 2].rsplit(",", 2)[0])
+    n = text[: len(text) // 2].count("\n") + 1
+    return fit_args(d, tmp), [f"{d / 'runs.csv'}: row {n}"]
+
+
+def runs_undecodable(tmp):
+    d = _sweep(tmp)
+    (d / "runs.csv").write_bytes((d / "runs.csv").read_bytes().replace(b"run3", b"r\xffn3", 1))
+    return fit_args(d, tmp), [str(d / "runs.csv"), "undecodable"]
+
+
+def runs_parquet_garbage(tmp):
+    d = _sweep(tmp)
+    (d / "runs.parquet").write_bytes(b"PAR1" + bytes(range(256)) * 4)
+    return fit_args(d, tmp, runs="runs.parquet"), [str(d / "runs.parquet")]
+
+
+def runs_empty(tmp):
+    d = _sweep(tmp)
+    (d / "runs.csv").write_text("run,step,tokens,domain,loss\n")
+    return fit_args(d, tmp), [str(d / "runs.csv"), "no observations"]
+
+
+def fit_mixtures_negative(tmp):
+    d = _sweep(tmp)
+    _edit_row(d / "mixtures.csv", 3, "code", "-0.1")
+    return fit_args(d, tmp), [f"{d / 'mixtures.csv'}: row 3", "'code'", "negative"]
+
+
+def fit_mixtures_nan(tmp):
+    d = _sweep(tmp)
+    _edit_row(d / "mixtures.csv", 2, "web", "nan")
+    return fit_args(d, tmp), [f"{d / 'mixtures.csv'}: row 2", "'web'"]
+
+
+def fit_mixtures_all_zero(tmp):
+    d = _sweep(tmp)
+    for col in ("web", "code", "books"):
+        _edit_row(d / "mixtures.csv", 4, col, "0")
+    return fit_args(d, tmp), [f"{d / 'mixtures.csv'}: row 4", "all zero"]
+
+
+def fit_missing_mixtures(tmp):
+    d = _sweep(tmp)
+    return fit_args(d, tmp, mixtures="nope.csv"), [str(d / "nope.csv"), "does not exist"]
+
+
+def fit_unknown_law(tmp):
+    return [*fit_args(_sweep(tmp), tmp), "--law", "magic"], ["unknown law 'magic'"]
+
+
+def fit_bad_hyper(tmp):
+    return [*fit_args(_sweep(tmp), tmp), "--hyper", "colour=blue"], ["bimix", "hyper-parameter"]
+
+
+def evaluate_unknown_test_run(tmp):
+    d = _sweep(tmp)
+    return [
+        *fit_args(d, tmp), "--protocol", "unseen", "--test-runs", "run0,ghost", "--plots", str(tmp / "out" / "plots"),
+    ], ["'ghost'"]  # fmt: skip
+
+
+def evaluate_unknown_protocol(tmp):
+    return [*fit_args(_sweep(tmp), tmp), "--protocol", "guess"], ["unknown protocol 'guess'"]
+
+
+def predict_args(d: Path, tmp: Path, law: str = "law.json", *extra: str) -> list[str]:
+    return [
+        str(d / law),
+        "-m",
+        str(d / "mixtures.csv"),
+        "--steps",
+        "5000",
+        "--out",
+        str(tmp / "out" / "p.csv"),
+        *extra,
+    ]
+
+
+def law_from_another_law(tmp):
+    """A dml law.json relabelled as bimix: its params do not have bimix's shape."""
+    d = _sweep(tmp)
+    law = json.loads((d / "law_dml.json").read_text())
+    law["law"] = "bimix"
+    (d / "law.json").write_text(json.dumps(law))
+    return predict_args(d, tmp), [str(d / "law.json"), "malformed law file"]
+
+
+def law_unknown_name(tmp):
+    d = _sweep(tmp)
+    law = json.loads((d / "law.json").read_text())
+    law["law"] = "bimix2"
+    (d / "law.json").write_text(json.dumps(law))
+    return predict_args(d, tmp), [str(d / "law.json"), "'law'"]
+
+
+def law_truncated(tmp):
+    d = _sweep(tmp)
+    (d / "law.json").write_bytes((d / "law.json").read_bytes()[:100])
+    return predict_args(d, tmp), [str(d / "law.json"), "not valid JSON"]
+
+
+def law_missing(tmp):
+    d = _sweep(tmp)
+    return predict_args(d, tmp, "gone.json"), [str(d / "gone.json"), "does not exist"]
+
+
+def predict_unknown_domain(tmp):
+    d = _sweep(tmp)
+    (d / "mixtures.csv").write_text("name,web,code,poetry\nm1,0.5,0.3,0.2\n")
+    return predict_args(d, tmp), ["'m1'", "'poetry'", "law"]
+
+
+def predict_negative_steps(tmp):
+    d = _sweep(tmp)
+    return [
+        str(d / "law.json"),
+        "-m",
+        str(d / "mixtures.csv"),
+        "--steps",
+        "-5",
+        "--out",
+        str(tmp / "out" / "p.csv"),
+    ], ["--steps"]
+
+
+def predict_fixed_step_law_elsewhere(tmp):
+    d = _sweep(tmp)
+    return predict_args(d, tmp, "law_dml.json"), ["dml", "step 5000"]
+
+
+def optimize_args(d: Path, tmp: Path, *extra: str) -> list[str]:
+    return [str(d / "law.json"), "--steps", "20000", "--out", str(tmp / "out" / "mixture.json"), *extra]
+
+
+def optimize_budget_over_caps(tmp):
+    d = _sweep(tmp)
+    args = optimize_args(
+        d, tmp, "--available", str(d / "tokens.json"), "--target-tokens", "1e10", "--max-epochs", "1"
+    )
+    return args, ["repetition caps"]
+
+
+def optimize_available_missing_domain(tmp):
+    d = _sweep(tmp)
+    (d / "tokens.json").write_text(json.dumps({"web": 6e8, "code": 1e8}))
+    args = optimize_args(d, tmp, "--available", str(d / "tokens.json"), "--target-tokens", "1e9")
+    return args, [str(d / "tokens.json"), "'books'"]
+
+
+def optimize_available_negative(tmp):
+    d = _sweep(tmp)
+    (d / "tokens.json").write_text(json.dumps({"web": 6e8, "code": -1, "books": 6e8}))
+    args = optimize_args(d, tmp, "--available", str(d / "tokens.json"), "--target-tokens", "1e9")
+    return args, [str(d / "tokens.json"), "'code'"]
+
+
+def optimize_min_weight_infeasible(tmp):
+    return optimize_args(_sweep(tmp), tmp, "--min-weight", "0.5"), ["minimum shares", "1.5"]
+
+
+def export_negative_weight(tmp):
+    d = _sweep(tmp)
+    (d / "mixture.json").write_text(json.dumps({"name": "m", "weights": {"web": 1.5, "code": -0.5}}))
+    return [str(d / "mixture.json"), "--format", "megatron"], [str(d / "mixture.json"), "'code'", "negative"]
+
+
+def export_nan_weight(tmp):
+    d = _sweep(tmp)
+    (d / "mixture.json").write_text('{"name": "m", "weights": {"web": NaN, "code": 1}}')
+    return [str(d / "mixture.json"), "--format", "olmix"], [str(d / "mixture.json"), "'web'"]
+
+
+def export_unknown_format(tmp):
+    d = _sweep(tmp)
+    return [str(d / "mixture.json"), "--format", "parquet"], ["export format 'parquet'"]
+
+
+LAWS_CASES = [
+    Case("runs-nan-loss", "fit", runs_nan_loss),
+    Case("runs-inf-loss", "fit", runs_inf_loss),
+    Case("runs-zero-loss", "fit", runs_zero_loss),
+    Case("runs-text-step", "fit", runs_text_step),
+    Case("runs-duplicate-key", "fit", runs_duplicate_key),
+    Case("runs-unknown-run", "fit", runs_unknown_run),
+    Case("runs-unknown-domain", "fit", runs_unknown_domain),
+    Case("runs-missing-loss-column", "fit", runs_missing_loss_column),
+    Case("runs-truncated", "fit", runs_truncated),
+    Case("runs-undecodable", "fit", runs_undecodable),
+    Case("runs-parquet-garbage", "fit", runs_parquet_garbage),
+    Case("runs-empty", "fit", runs_empty),
+    Case("fit-mixtures-negative", "fit", fit_mixtures_negative),
+    Case("fit-mixtures-nan", "fit", fit_mixtures_nan),
+    Case("fit-mixtures-all-zero", "fit", fit_mixtures_all_zero),
+    Case("fit-missing-mixtures", "fit", fit_missing_mixtures),
+    Case("fit-unknown-law", "fit", fit_unknown_law),
+    Case("fit-bad-hyper", "fit", fit_bad_hyper),
+    Case("evaluate-unknown-test-run", "evaluate", evaluate_unknown_test_run),
+    Case("evaluate-unknown-protocol", "evaluate", evaluate_unknown_protocol),
+    Case("law-from-another-law", "predict", law_from_another_law),
+    Case("law-unknown-name", "predict", law_unknown_name),
+    Case("law-truncated", "predict", law_truncated),
+    Case("law-missing", "predict", law_missing),
+    Case("predict-unknown-domain", "predict", predict_unknown_domain),
+    Case("predict-negative-steps", "predict", predict_negative_steps),
+    Case("predict-fixed-step-law-elsewhere", "predict", predict_fixed_step_law_elsewhere),
+    Case("optimize-budget-over-caps", "optimize", optimize_budget_over_caps),
+    Case("optimize-available-missing-domain", "optimize", optimize_available_missing_domain),
+    Case("optimize-available-negative", "optimize", optimize_available_negative),
+    Case("optimize-min-weight-infeasible", "optimize", optimize_min_weight_infeasible),
+    Case("export-negative-weight", "export", export_negative_weight),
+    Case("export-nan-weight", "export", export_nan_weight),
+    Case("export-unknown-format", "export", export_unknown_format),
+]
+
+
 # --- the table ----------------------------------------------------------------------------------------
 
-CASES = STATS_CASES + DEMO_CASES
+CASES = STATS_CASES + DEMO_CASES + LAWS_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
