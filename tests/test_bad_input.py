@@ -11,9 +11,11 @@ import functools
 import gzip
 import io
 import json
+import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -662,18 +664,51 @@ LAWS_CASES = [
 CASES = STATS_CASES + DEMO_CASES + LAWS_CASES
 
 
+@dataclass
+class Outcome:
+    result: subprocess.CompletedProcess[str] | None = None
+    names: list[str] = field(default_factory=list)
+    before: dict[str, int] = field(default_factory=dict)
+    after: dict[str, int] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Every case whose verb exists, run as its own `mixlab` process, a few at a time (each is mostly start-up)."""
+    cache = tmp_path_factory.mktemp("cache")
+
+    def run(case: Case) -> Outcome:
+        out = Outcome()
+        try:
+            tmp = tmp_path_factory.mktemp(case.id)
+            args, out.names = case.build(tmp)
+            out.before = tree(tmp)
+            argv = ["--quiet", *case.verb.split(), *args]
+            out.result = run_mixlab(*argv, cwd=tmp, env={"MIXLAB_CACHE": str(cache)})
+            out.after = tree(tmp)
+        except Exception as exc:  # reported by the case's own test
+            out.error = exc
+        return out
+
+    todo = [c for c in CASES if not c.verb or has_verb(c.verb)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip([c.id for c in todo], pool.map(run, todo), strict=True))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_exits_2_with_one_line_cause_and_no_output(case: Case, tmp_path: Path) -> None:
-    if case.verb and not has_verb(case.verb):
+def test_bad_input_exits_2_with_one_line_cause_and_no_output(
+    case: Case, outcomes: dict[str, Outcome]
+) -> None:
+    if case.id not in outcomes:
         pytest.skip(f"`mixlab {case.verb}` has not landed on this branch yet")
-    args, names = case.build(tmp_path)
-    before = tree(tmp_path)
-    argv = ["--quiet", *case.verb.split(), *args]
-    result = run_mixlab(*argv, cwd=tmp_path, env={"MIXLAB_CACHE": str(tmp_path.parent / "cache")})
-    assert "Traceback" not in result.stderr, result.stderr
-    assert_one_line_cause(result, *names)
-    after = tree(tmp_path)
-    assert after == before, f"files appeared or changed: {sorted(set(after.items()) ^ set(before.items()))}"
+    out = outcomes[case.id]
+    if out.error is not None:
+        raise out.error
+    assert "Traceback" not in out.result.stderr, out.result.stderr
+    assert_one_line_cause(out.result, *out.names)
+    changed = sorted(set(out.after.items()) ^ set(out.before.items()))
+    assert out.after == out.before, f"files appeared or changed: {changed}"
 
 
 def test_good_corpus_passes(tmp_path: Path) -> None:
