@@ -659,9 +659,92 @@ LAWS_CASES = [
 ]
 
 
+# --- entropy --------------------------------------------------------------------------------------------
+
+
+def entropy_args(corpus: Path, tmp: Path, *extra: str) -> list[str]:
+    return [str(corpus), "--out", str(tmp / "out" / "entropy"), *extra]
+
+
+def entropy_missing_corpus(tmp):
+    return entropy_args(tmp / "nope", tmp), ["nope", "does not exist"]
+
+
+def entropy_bad_row(tmp):
+    corpus, shard = _bad_row(tmp, b'{"text": "caf\xe9"}\n')
+    return entropy_args(corpus, tmp), [f"{shard}:3", "undecodable"]
+
+
+def entropy_missing_text_field(tmp):
+    corpus, shard = _bad_row(tmp, b'{"content": "wrong key"}\n')
+    return entropy_args(corpus, tmp), [f"{shard}:3", "missing field 'text'"]
+
+
+def entropy_truncated_gzip(tmp):
+    args, names = truncated_gzip(tmp)
+    return entropy_args(Path(args[0]), tmp), names
+
+
+def entropy_parquet_garbage(tmp):
+    args, names = parquet_garbage(tmp)
+    return entropy_args(Path(args[0]), tmp), names
+
+
+def entropy_empty_domain(tmp):
+    args, names = empty_domain_dir(tmp)
+    return entropy_args(Path(args[0]), tmp), names
+
+
+def entropy_every_row_skipped(tmp):
+    corpus = _good(tmp)
+    (corpus / "junk").mkdir()
+    (corpus / "junk" / "a.jsonl").write_bytes(b'{"text": ""}\n{"oops": 1}\nnot json\n')
+    return entropy_args(corpus, tmp, "--skip-bad-rows"), ["junk", "no tokens"]
+
+
+def entropy_unknown_measure(tmp):
+    return entropy_args(_good(tmp), tmp, "--measures", "se,xe"), ["--measures", "xe"]
+
+
+def entropy_seq_len_one(tmp):
+    return entropy_args(_good(tmp), tmp, "--seq-len", "1"), ["--seq-len 1"]
+
+
+def entropy_token_cap_below_window(tmp):
+    return entropy_args(_good(tmp), tmp, "--seq-len", "64", "--max-tokens-per-domain", "10"), [
+        "--max-tokens-per-domain 10"
+    ]
+
+
+def entropy_unknown_embedder(tmp):
+    return entropy_args(_good(tmp), tmp, "--measures", "se,vne", "--embedder", "word2vec"), [
+        "--embedder word2vec"
+    ]
+
+
+def entropy_unknown_tokenizer(tmp):
+    return entropy_args(_good(tmp), tmp, "--tokenizer", "llama9"), ["--tokenizer llama9"]
+
+
+ENTROPY_CASES = [
+    Case("entropy-missing-corpus", "entropy", entropy_missing_corpus),
+    Case("entropy-undecodable-row", "entropy", entropy_bad_row),
+    Case("entropy-missing-text-field", "entropy", entropy_missing_text_field),
+    Case("entropy-truncated-gzip", "entropy", entropy_truncated_gzip),
+    Case("entropy-parquet-garbage", "entropy", entropy_parquet_garbage),
+    Case("entropy-empty-domain", "entropy", entropy_empty_domain),
+    Case("entropy-every-row-skipped", "entropy", entropy_every_row_skipped),
+    Case("entropy-unknown-measure", "entropy", entropy_unknown_measure),
+    Case("entropy-seq-len-one", "entropy", entropy_seq_len_one),
+    Case("entropy-token-cap-below-window", "entropy", entropy_token_cap_below_window),
+    Case("entropy-unknown-embedder", "entropy", entropy_unknown_embedder),
+    Case("entropy-unknown-tokenizer", "entropy", entropy_unknown_tokenizer),
+]
+
+
 # --- the table ----------------------------------------------------------------------------------------
 
-CASES = STATS_CASES + DEMO_CASES + LAWS_CASES
+CASES = STATS_CASES + DEMO_CASES + ENTROPY_CASES + LAWS_CASES
 
 
 @dataclass
@@ -674,8 +757,13 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    """Every case whose verb exists, run as its own `mixlab` process, a few at a time (each is mostly start-up)."""
+def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Every selected case whose verb exists, each its own `mixlab` process, a few at a time (mostly start-up)."""
+    selected = {
+        item.callspec.params["case"].id
+        for item in request.session.items
+        if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)
+    }
     cache = tmp_path_factory.mktemp("cache")
 
     def run(case: Case) -> Outcome:
@@ -691,7 +779,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
             out.error = exc
         return out
 
-    todo = [c for c in CASES if not c.verb or has_verb(c.verb)]
+    todo = [c for c in CASES if c.id in selected and (not c.verb or has_verb(c.verb))]
     with ThreadPoolExecutor(max_workers=3) as pool:
         return dict(zip([c.id for c in todo], pool.map(run, todo), strict=True))
 
