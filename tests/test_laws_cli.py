@@ -32,6 +32,13 @@ def sweep(tmp_path_factory) -> Path:
     write_mixtures(d / "mixtures.csv", obs.mixtures(), obs.domains)
     write_runs(d / "runs.csv", obs.to_frame())
     (d / "tokens.json").write_text(json.dumps({"web": 6e8, "code": 1e8, "books": 6e8}))
+    stats = {
+        "tokenizer": "gpt2",
+        "domains": {
+            k: {"documents": 1, "tokens": v} for k, v in json.loads((d / "tokens.json").read_text()).items()
+        },
+    }
+    (d / "stats.json").write_text(json.dumps(stats))  # `mixlab corpus stats --json` layout
     lines = (d / "runs.csv").read_text().splitlines()
     lines[2] = lines[2].rsplit(",", 1)[0] + ",nan"
     (d / "bad_runs.csv").write_text("\n".join(lines) + "\n")
@@ -73,7 +80,7 @@ def test_fit_evaluate_predict_optimize_export(sweep, tmp_path):
     assert len((tmp_path / "pred.csv").read_text().splitlines()) == 1 + 8 * 2 * 3
 
     res = runner.invoke(app, ["--quiet", "optimize", str(tmp_path / "law.json"), "--steps", "20000",
-                              "--available", str(sweep / "tokens.json"), "--target-tokens", "1e9", "--max-epochs", "1",
+                              "--available", str(sweep / "stats.json"), "--target-tokens", "1e9", "--max-epochs", "1",
                               "--min-weight", "0.05", "--bootstrap", "4", "-m", m, "-r", r,
                               "--out", str(tmp_path / "opt.json")])  # fmt: skip
     assert res.exit_code == 0, res.output

@@ -7,7 +7,7 @@ One map over shards (`mixlab.engine`, local or Ray unchanged) and an exact merge
   the whole domain as one stream). Unigram counts are a dense bincount [V]; pair counts a sorted sparse
   table of int64 keys `x * V + x'` (`mixlab.entropy.SparseCounts`), merged exactly, never a V x V array.
 - Convergence in the same pass: every window gets a pseudo-random number u in [0, 1) from a hash of
-  (domain, shard, window index); counts are kept per band of u (cut at the convergence fractions,
+  (seed, domain, shard, window index); counts are kept per band of u (cut at the convergence fractions,
   default 0.1 / 0.25 / 0.5 / 1). The windows with u < f are the first f of the tokens in a fixed
   shuffled order of the windows, so the cumulative band counts give the plug-in estimates on nested
   growing prefixes of ~10 / 25 / 50 / 100 % of the tokens. (A prefix of the shard order would confound
@@ -16,24 +16,27 @@ One map over shards (`mixlab.engine`, local or Ray unchanged) and an exact merge
   to its quota from its start), so the sample spreads over the domain; the rest of each shard is still
   read, without tokenizing, to count its text bytes, and the `natural` mixture then uses each domain's
   tokens estimated as tokens-per-byte (measured) x text bytes (all).
-- VNE: the embedder turns the documents used into unit vectors; each shard returns XᵀX [d, d] and N,
-  which add up exactly in shard order.
+- VNE: the embedder (`mixlab.embed`, default `static`) turns the documents used into unit vectors
+  (optionally only the first `vne_max_documents_per_domain`, split over shards by size like tokens);
+  each shard returns XᵀX [d, d] and N, summed in shard order.
 
 Results are deterministic and identical on every engine (integer counts; float grams summed in order).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mixlab.corpus.reader import Corpus, ReadStats, Shard, read_shard
 from mixlab.corpus.tokenizer import Tokenizer
+from mixlab.embed import DEFAULT_EMBEDDER, Embedder, get_embedder
 from mixlab.engine import Engine, LocalEngine
 from mixlab.entropy import (
     SparseCounts,
@@ -52,26 +55,6 @@ DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 FLUSH_MIN_KEYS = 1 << 21
 
 
-class Embedder(Protocol):
-    """What the pass needs of an embedder (`mixlab.embed.get_embedder(name)` returns one)."""
-
-    name: str
-    dim: int
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [len(texts), dim], unit-normalised rows."""
-
-
-@functools.lru_cache(maxsize=4)
-def load_embedder(name: str) -> Embedder:
-    """The shared embedder registered under `name` (loaded once per process)."""
-    try:
-        from mixlab.embed import get_embedder
-    except ImportError:
-        raise BadInput(f"--embedder {name}: mixlab.embed is not available in this installation") from None
-    return get_embedder(name)
-
-
 def window_uniforms(seed: int, windows: np.ndarray) -> np.ndarray:
     """A fixed pseudo-random u in [0, 1) per window index (splitmix64 of seed + index), float64 [n]."""
     with np.errstate(over="ignore"):
@@ -82,8 +65,8 @@ def window_uniforms(seed: int, windows: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _shard_seed(shard: Shard) -> int:
-    digest = hashlib.blake2b(f"{shard.domain}\x00{shard.name}".encode(), digest_size=8).digest()
+def _shard_seed(shard: Shard, seed: int) -> int:
+    digest = hashlib.blake2b(f"{seed}\x00{shard.domain}\x00{shard.name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
@@ -100,8 +83,8 @@ class EntropyCounts:
     """Counts of one shard or, merged, of one domain, kept per convergence band.
 
     `unigrams` int64 [bands, V]; `pairs` one SparseCounts per band; `gram` float64 [d, d] (XᵀX of the
-    embedded documents) or None; `tokens_seen`/`bytes_seen` cover every tokenized document (also past a
-    token quota), `bytes_unseen` the text bytes read but not tokenized (past the quota).
+    embedded documents) or None; `tokens_seen` (document tokens, no EOS) and `bytes_seen` cover every
+    tokenized document (also past a token quota), `bytes_unseen` the text bytes read but not tokenized.
     """
 
     unigrams: np.ndarray
@@ -206,30 +189,32 @@ class _ShardCounter:
 
 
 def count_shard(
-    task: tuple[Shard, int | None],
+    task: ShardTask,
     tokenizer: Tokenizer,
     seq_len: int,
     fractions: tuple[float, ...],
-    embedder: str | Embedder | None = None,
+    embedder: Embedder | None = None,
     skip_bad_rows: bool = False,
     batch_size: int = 1024,
+    seed: int = 0,
 ) -> dict[str, EntropyCounts]:
-    """Counts of one shard: `task` = (shard, token quota or None). Returns {domain: EntropyCounts}."""
-    shard, quota = task
-    emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
+    """Counts of one shard (and the embedding gram of its first documents when `embedder` is given)."""
+    shard, quota, embed_quota = task.shard, task.tokens, task.documents
     counter = _ShardCounter(
-        tokenizer.vocab_size, seq_len, fractions, _shard_seed(shard), tokenizer.token_dtype
+        tokenizer.vocab_size, seq_len, fractions, _shard_seed(shard, seed), tokenizer.token_dtype
     )
     read = ReadStats()
     gram: np.ndarray | None = None
-    documents = embedded = tokens_seen = bytes_seen = bytes_unseen = used = 0
+    documents = embedded = embedded_docs = tokens_seen = bytes_seen = bytes_unseen = used = 0
 
+    if quota is not None:
+        batch_size = min(batch_size, 16)  # tokenize little past the quota (documents can be long)
     for batch in read_shard(shard, batch_size, skip_bad_rows=skip_bad_rows, stats=read):
         if quota is not None and used >= quota:
             bytes_unseen += sum(len(t.encode("utf-8")) for t in batch.texts)
             continue
         ids, offsets = tokenizer.encode_flat(batch.texts)
-        tokens_seen += len(ids)
+        tokens_seen += len(ids) - (len(batch) if tokenizer.eos_id is not None else 0)
         bytes_seen += sum(len(t.encode("utf-8")) for t in batch.texts)
         texts = batch.texts
         if quota is not None and used + len(ids) > quota:
@@ -238,10 +223,14 @@ def count_shard(
         counter.add(ids)
         used += len(ids)
         documents += len(texts)
-        if emb is not None and texts:
-            g, n = embedding_gram(emb.embed(list(texts)))
+        to_embed = texts if embed_quota is None else texts[: max(embed_quota - embedded_docs, 0)]
+        if embedder is not None and to_embed:
+            vectors = embedder.embed(list(to_embed))
+            with threadpool_limits(1):  # a [n, d] x [d, n] product: BLAS threads only fight for the cores
+                g, n = embedding_gram(vectors)
             gram = g if gram is None else gram + g
             embedded += n
+            embedded_docs += len(to_embed)
 
     unigrams, pairs = counter.finish()
     counts = EntropyCounts(
@@ -250,26 +239,106 @@ def count_shard(
     return {shard.domain: counts}
 
 
-def _merge(a: dict[str, EntropyCounts], b: dict[str, EntropyCounts]) -> dict[str, EntropyCounts]:
-    for domain, counts in b.items():
-        a[domain] = a[domain].merge(counts) if domain in a else counts
-    return a
+class ShardCounting:
+    """The map function of the pass: `count_shard` with the pass's settings bound.
+
+    It pickles to a content key plus the settings' bytes (made once). A worker process unpickles the
+    tokenizer and the embedder for the first task only and reuses them, already loaded, for every later
+    task of the same pass: rebuilding a tokenizer or reloading an embedding model per shard would cost
+    more than counting the shard.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self._payload: tuple[str, bytes] | None = None
+
+    def __call__(self, task: ShardTask) -> dict[str, EntropyCounts]:
+        return count_shard(task, **self.kwargs)
+
+    def __reduce__(self) -> tuple[Any, tuple[str, bytes]]:
+        if self._payload is None:
+            data = pickle.dumps(self.kwargs, protocol=pickle.HIGHEST_PROTOCOL)
+            self._payload = (hashlib.blake2b(data, digest_size=16).hexdigest(), data)
+        return _restore_counting, self._payload
 
 
-def shard_quotas(corpus: Corpus, max_tokens_per_domain: int | None) -> list[tuple[Shard, int | None]]:
-    """(shard, token quota) for every shard: the domain budget split by file size, largest remainder."""
-    tasks: list[tuple[Shard, int | None]] = []
+_PROCESS_COUNTING: dict[str, ShardCounting] = {}
+
+
+def _restore_counting(key: str, data: bytes) -> ShardCounting:
+    fn = _PROCESS_COUNTING.get(key)
+    if fn is None:
+        _PROCESS_COUNTING.clear()  # keep only the current pass's tokenizer and model in a worker
+        fn = _PROCESS_COUNTING[key] = ShardCounting(**pickle.loads(data))
+    return fn
+
+
+class CountsStack:
+    """Merges a stream of EntropyCounts like a binary counter: the newest two merge whenever the newer is at
+    least half the size of the older. Folding shard after shard into one growing table would cost
+    O(shards x distinct pairs); this costs O(distinct pairs x log shards) and holds < 2x the final table.
+    Integer counts make the result independent of the merge order."""
+
+    def __init__(self) -> None:
+        self.stack: list[EntropyCounts] = []
+
+    @staticmethod
+    def _size(counts: EntropyCounts) -> int:
+        return sum(len(p) for p in counts.pairs) + 1
+
+    def add(self, counts: EntropyCounts) -> CountsStack:
+        self.stack.append(counts)
+        while len(self.stack) > 1 and 2 * self._size(self.stack[-1]) >= self._size(self.stack[-2]):
+            newer = self.stack.pop()
+            self.stack[-1] = self.stack[-1].merge(newer)
+        return self
+
+    def result(self) -> EntropyCounts:
+        total = self.stack[-1]
+        for older in reversed(self.stack[:-1]):
+            total = older.merge(total)
+        return total
+
+
+def _merge(acc: dict[str, CountsStack], shard: dict[str, EntropyCounts]) -> dict[str, CountsStack]:
+    for domain, counts in shard.items():
+        acc.setdefault(domain, CountsStack()).add(counts)
+    return acc
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard and its share of the per-domain budgets (None: no limit)."""
+
+    shard: Shard
+    tokens: int | None = None
+    documents: int | None = None
+
+
+def split_budget(sizes: Sequence[int], budget: int) -> list[int]:
+    """`budget` split in proportion to `sizes` (largest remainder; shares sum to `budget` exactly)."""
+    weights = np.array([max(s, 1) for s in sizes], dtype=np.float64)
+    exact = budget * weights / weights.sum()
+    share = np.floor(exact).astype(np.int64)
+    share[np.argsort(-(exact - share), kind="stable")[: budget - int(share.sum())]] += 1
+    return [int(x) for x in share]
+
+
+def shard_tasks(
+    corpus: Corpus, max_tokens_per_domain: int | None = None, max_documents_per_domain: int | None = None
+) -> list[ShardTask]:
+    """A task per shard; each domain's token and embedding budgets are split over its shards by file size."""
+    tasks: list[ShardTask] = []
     for domain in corpus.domains:
         shards = corpus.shards([domain])
-        if max_tokens_per_domain is None:
-            tasks.extend((s, None) for s in shards)
-            continue
-        sizes = np.array([max(s.size, 1) for s in shards], dtype=np.float64)
-        exact = max_tokens_per_domain * sizes / sizes.sum()
-        quota = np.floor(exact).astype(np.int64)
-        remainder = max_tokens_per_domain - int(quota.sum())
-        quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
-        tasks.extend((s, int(q)) for s, q in zip(shards, quota, strict=True))
+        sizes = [s.size for s in shards]
+        tokens = split_budget(sizes, max_tokens_per_domain) if max_tokens_per_domain else [None] * len(shards)
+        docs = (
+            split_budget(sizes, max_documents_per_domain)
+            if max_documents_per_domain
+            else [None] * len(shards)
+        )
+        tasks.extend(ShardTask(s, t, d) for s, t, d in zip(shards, tokens, docs, strict=True))
     return tasks
 
 
@@ -285,8 +354,8 @@ class EntropyProfile:
         return {d: float(v[measure]) for d, v in self.domains.items()}
 
     def natural(self) -> dict[str, float]:
-        """Token share per domain (estimated full-domain tokens when a token cap applied)."""
-        tokens = {d: float(v["tokens_estimated"]) for d, v in self.domains.items()}
+        """Token share per domain, as `corpus stats` (document tokens, no EOS; estimated under a token cap)."""
+        tokens = {d: float(v["domain_tokens"]) for d, v in self.domains.items()}
         total = sum(tokens.values())
         return {d: t / total for d, t in tokens.items()} if total else {d: 0.0 for d in tokens}
 
@@ -343,9 +412,14 @@ def domain_entropies(
         **selected(values),
     }
     if "vne" in measures:
-        out["vne"] = (
-            von_neumann_entropy_from_gram(counts.gram, counts.embedded) if counts.gram is not None else 0.0
-        )
+        # a d x d eigen-solve (d ~ 384) is fastest on one thread; BLAS threads only fight for the cores
+        with threadpool_limits(1):
+            vne = (
+                von_neumann_entropy_from_gram(counts.gram, counts.embedded)
+                if counts.gram is not None
+                else 0.0
+            )
+        out["vne"] = vne
         out["embedded_documents"] = counts.embedded
     out["first_position_entropy"] = values["first"]
     if miller_madow:
@@ -353,7 +427,8 @@ def domain_entropies(
     out["convergence"] = convergence
     seen = counts.bytes_seen + counts.bytes_unseen
     per_byte = counts.tokens_seen / counts.bytes_seen if counts.bytes_seen else 0.0
-    out["tokens_estimated"] = int(round(counts.tokens_seen + counts.bytes_unseen * per_byte))
+    out["domain_tokens"] = int(round(counts.tokens_seen + counts.bytes_unseen * per_byte))
+    out["domain_tokens_estimated"] = counts.bytes_unseen > 0
     out["text_bytes"] = seen
     out["skipped_rows"] = counts.read.skipped
     return out
@@ -366,15 +441,18 @@ def profile_corpus(
     measures: Sequence[str] = TOKEN_MEASURES,
     seq_len: int = 1024,
     max_tokens_per_domain: int | None = None,
-    embedder: str | Embedder | None = None,
+    embedder: str | Embedder = DEFAULT_EMBEDDER,
+    vne_max_documents_per_domain: int | None = None,
     miller_madow: bool = False,
     skip_bad_rows: bool = False,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
 ) -> EntropyProfile:
-    """Run the entropy pass over `corpus` and compute the requested measures per domain.
+    """Run the entropy pass over `corpus` and compute the requested measures per domain (nats).
 
-    `measures` ⊆ {se, ce, je, vne}; `vne` needs `embedder` (a name for `mixlab.embed.get_embedder`, or
-    an object with `.embed(texts) -> [n, d]`, picklable for multi-process engines). Entropies in nats.
+    `measures` ⊆ {se, ce, je, vne}. `embedder` (used for `vne` only) is a `mixlab.embed` name or any
+    object with `.embed(texts) -> [n, d]` (picklable for multi-process engines). `seed` picks the window
+    order of the convergence samples only; the full-sample entropies do not depend on it.
     """
     measures = tuple(dict.fromkeys(m.strip().lower() for m in measures if m.strip()))
     unknown = [m for m in measures if m not in MEASURES]
@@ -386,20 +464,28 @@ def profile_corpus(
         raise BadInput(
             f"--max-tokens-per-domain {max_tokens_per_domain}: must be at least --seq-len {seq_len}"
         )
-    if "vne" in measures and embedder is None:
-        raise BadInput("--measures vne needs --embedder")
+    for name, value in (
+        ("--max-tokens-per-domain", max_tokens_per_domain),
+        ("--vne-max-documents", vne_max_documents_per_domain),
+    ):
+        if value is not None and value < 1:
+            raise BadInput(f"{name} {value}: must be positive")
+    emb = None
+    if "vne" in measures:
+        emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
     fractions = check_fractions(fractions)
     engine = engine or LocalEngine(1)
-    fn = functools.partial(
-        count_shard,
+    fn = ShardCounting(
         tokenizer=tokenizer,
         seq_len=seq_len,
         fractions=fractions,
-        embedder=embedder if "vne" in measures else None,
+        embedder=emb,
         skip_bad_rows=skip_bad_rows,
+        seed=seed,
     )
-    tasks = shard_quotas(corpus, max_tokens_per_domain)
-    merged = engine.map_reduce(fn, tasks, _merge, "entropy pass", initial={}) or {}
+    tasks = shard_tasks(corpus, max_tokens_per_domain, vne_max_documents_per_domain if emb else None)
+    stacks = engine.map_reduce(fn, tasks, _merge, "entropy pass", initial={}) or {}
+    merged = {domain: stack.result() for domain, stack in stacks.items()}
     domains = {}
     for domain in corpus.domains:
         if domain not in merged or merged[domain].tokens == 0:
@@ -407,7 +493,6 @@ def profile_corpus(
         domains[domain] = domain_entropies(
             merged[domain], tokenizer.vocab_size, measures, fractions, miller_madow
         )
-    emb_name = embedder if isinstance(embedder, str) else getattr(embedder, "name", None)
     settings = {
         "corpus": corpus.root,
         "tokenizer": tokenizer.spec,
@@ -415,7 +500,9 @@ def profile_corpus(
         "seq_len": seq_len,
         "max_tokens_per_domain": max_tokens_per_domain,
         "miller_madow": miller_madow,
-        "embedder": emb_name if "vne" in measures else None,
+        "embedder": getattr(emb, "name", type(emb).__name__) if emb is not None else None,
+        "vne_max_documents_per_domain": vne_max_documents_per_domain if emb is not None else None,
+        "seed": seed,
         "units": "nats",
         "convergence_order": "windows in a fixed hash-shuffled order (nested samples)",
     }
@@ -425,12 +512,15 @@ def profile_corpus(
 __all__ = [
     "MEASURES",
     "Embedder",
+    "CountsStack",
     "EntropyCounts",
     "EntropyProfile",
     "count_shard",
     "domain_entropies",
-    "load_embedder",
+    "ShardCounting",
+    "ShardTask",
     "profile_corpus",
-    "shard_quotas",
+    "shard_tasks",
+    "split_budget",
     "window_uniforms",
 ]

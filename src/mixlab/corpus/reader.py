@@ -240,9 +240,10 @@ def _iter_jsonl_records(shard: Shard) -> Iterator[tuple[int, str, Any]]:
     """(row, location, record-or-exception) for each line; blank lines are not rows."""
     opener = gzip.open if shard.format == "jsonl.gz" else open
     row = 0
+    lineno = 0
     try:
         with opener(shard.path, "rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
+            for lineno, raw in enumerate(fh, start=1):  # noqa: B007 - lineno is reported after the loop
                 if not raw.strip():
                     continue
                 where = f"{shard.path}:{lineno}"
@@ -264,8 +265,9 @@ def _iter_jsonl_records(shard: Shard) -> Iterator[tuple[int, str, Any]]:
                     continue
                 yield row, where, record
                 row += 1
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        yield row, f"{shard.path}", BadInput(f"{shard.path}: truncated or corrupt file ({exc})")
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        where = f"{shard.path}:{lineno + 1}"
+        yield row, where, BadInput(f"{where}: truncated or corrupt file after line {lineno} ({exc})")
 
 
 def _iter_parquet_records(shard: Shard, keep_fields: bool) -> Iterator[tuple[int, str, Any]]:

@@ -151,6 +151,8 @@ def load_tokenizer(spec: str, corpus=None, sample_bytes: int = 64 << 20) -> Toke
     else:
         path = Path(spec)
         if path.is_dir():
+            if not (path / "tokenizer.json").is_file():
+                raise BadInput(f"--tokenizer {spec}: directory has no tokenizer.json")
             path = path / "tokenizer.json"
         if not path.is_file():
             raise BadInput(

@@ -17,6 +17,21 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+_installed: Callable | None = None
+
+
+def _install(fn: Callable, parent_pid: int) -> None:
+    """Pool initializer: keep the map function in the worker process; exit with the parent."""
+    global _installed
+    _installed = fn
+    _exit_with_parent(parent_pid)
+
+
+def _call_installed(item):  # noqa: ANN001, ANN202 - any item, any result
+    assert _installed is not None, "worker started without a map function"
+    return _installed(item)
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -38,21 +53,24 @@ class LocalEngine(Engine):
             yield from track((fn(item) for item in items), len(items), description or "map")
             return
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
+        # fn (often a partial holding a tokenizer of a few MB) is sent once per worker, not once per item
+        pool = ProcessPoolExecutor(
             max_workers=min(self.workers, len(items)),
             mp_context=ctx,
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
-            try:
-                yield from track(pool.map(fn, items), len(items), description or "map")
-            except BaseException:
-                _stop_now(pool)
-                raise
+            initializer=_install,
+            initargs=(fn, os.getpid()),
+        )
+        try:
+            yield from track(pool.map(_call_installed, items), len(items), description or "map")
+        except BaseException:  # an error, an interrupt (SIGTERM) or an abandoned generator
+            _stop_now(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _stop_now(pool: ProcessPoolExecutor) -> None:
-    """On an error or an interrupt, kill the workers instead of letting them finish their current item.
+    """Kill the workers instead of letting them finish their current item, and drop the queued ones.
 
     (`ProcessPoolExecutor.terminate_workers` only exists from Python 3.14, hence the private `_processes`.)"""
     for process in list((pool._processes or {}).values()):
@@ -61,7 +79,7 @@ def _stop_now(pool: ProcessPoolExecutor) -> None:
 
 
 def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: exit when the parent is gone (SIGKILL, OOM killer), instead of idling forever."""
+    """Exit this worker when the parent is gone (SIGKILL, OOM killer), instead of idling forever."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:

@@ -2,7 +2,8 @@
 
 `ray_address=None` starts a private local Ray runtime; "auto" or "ray://host:port" / "host:port" joins an
 existing cluster (started with `ray start --head`). Workers must have mixlab installed (same venv).
-Tasks that die with their worker are retried (`max_retries`), so a lost node does not lose the pass.
+Tasks that die with their worker are retried (Ray Data retries system failures by default), so a lost
+node does not lose the pass; mixlab errors raised in a task (BadInput) are not retried but re-raised.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from mixlab.engine.base import Engine
-from mixlab.errors import BadInput
+from mixlab.errors import BadInput, MixlabError
 from mixlab.progress import track
 
 T = TypeVar("T")
@@ -21,22 +22,25 @@ R = TypeVar("R")
 
 
 class _Apply:
-    """Picklable row mapper: unpickle the item, apply fn, pickle the result (bytes survive Arrow)."""
+    """Picklable row mapper: unpickle the item, apply fn, pickle the result (bytes survive Arrow).
+
+    mixlab's own errors (BadInput: a malformed row...) travel back as values and are re-raised by the
+    driver unchanged; Ray would otherwise wrap them (losing the exit code) and count them as task failures.
+    """
 
     def __init__(self, fn: Callable[[Any], Any]) -> None:
         self.fn = fn
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        # BadInput travels back as a value: raised here, Ray would wrap it in a multi-line RayTaskError.
         try:
             outcome = (True, self.fn(pickle.loads(row["item"])))
-        except BadInput as exc:
-            outcome = (False, str(exc))
+        except MixlabError as exc:
+            outcome = (False, exc)
         return {"index": row["index"], "result": pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
 def _in_order(rows: Iterator[dict[str, Any]]) -> Iterator[Any]:
-    """Unpickled results in index order, whatever order the rows arrive in; a task's BadInput is re-raised."""
+    """Unpickled results in index order, whatever order the rows arrive in; re-raises mixlab errors."""
     pending: dict[int, bytes] = {}
     next_index = 0
     for row in rows:
@@ -44,22 +48,21 @@ def _in_order(rows: Iterator[dict[str, Any]]) -> Iterator[Any]:
         while next_index in pending:
             ok, value = pickle.loads(pending.pop(next_index))
             if not ok:
-                raise BadInput(value)
+                raise value
             yield value
             next_index += 1
 
 
 class RayEngine(Engine):
-    """Runs the map as Ray Data `map` tasks, one block per item, results streamed back in order."""
+    """Runs the map on a Ray Data actor pool, one block per item, results streamed back in order."""
 
     name = "ray"
 
-    def __init__(self, workers: int | None = None, address: str | None = None, max_retries: int = 3) -> None:
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
         import ray
 
         self.workers = workers
         self.address = address
-        self.max_retries = max_retries
         self._started_here = False
         if not ray.is_initialized():
             os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -79,6 +82,7 @@ class RayEngine(Engine):
             self._started_here = True
 
     def imap(self, fn: Callable[[T], R], items: Sequence[T], description: str = "") -> Iterator[R]:
+        import ray
         import ray.data
 
         items = list(items)
@@ -88,8 +92,11 @@ class RayEngine(Engine):
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
         rows = [{"index": i, "item": pickle.dumps(item)} for i, item in enumerate(items)]
+        # An actor pool: fn (a partial holding a tokenizer or a model) is deserialised once per actor,
+        # not once per task.
+        actors = min(len(rows), self.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
-            _Apply(fn), max_retries=self.max_retries, num_cpus=1
+            _Apply, fn_constructor_args=(fn,), concurrency=actors, num_cpus=1
         )
         yield from track(_in_order(ds.iter_rows()), len(items), description or "map (ray)")
 

@@ -6,9 +6,11 @@ by the largest fitted step s_ref:  log L = −α·log r + log(e^b·(s/s_ref)^{�
 so B = e^b·s_ref^β and C = e^c are positive by construction.
 
 Residual space (hyper-parameter `residual`): "log" (default) fits log L̂ − log L; "relative" fits L̂/L − 1;
-"absolute" fits L̂ − L. Log and relative residuals weigh every domain and step by its relative error —
-what both paper metrics measure (relative error, R² on log loss) — while absolute residuals let the
-large early losses dominate. The comparison on synthetic data is in the laws report.
+"absolute" fits L̂ − L. Measured with `benchmarks/laws_compare.py` (5 domains, 16 runs × 20 steps, 0.2 %
+multiplicative noise): the three agree to the noise level — extrapolation rel. error 0.169 / 0.169 / 0.171 %,
+unseen-mixture R² 0.99917 / 0.99916 / 0.99918, max |α − α_true| 1.3e-4 / 1.3e-4 / 1.1e-4, max |β − β_true|
+0.0050 / 0.0050 / 0.0054 (log / relative / absolute). Log is the default because it is scale-free across
+domains (absolute residuals let the large early losses dominate) and matches the R²-on-log-loss metric.
 Tuples with r_i = 0 (loss undefined under the law) and steps ≤ 0 are excluded and counted in `fit_report`.
 """
 

@@ -8,7 +8,9 @@ Protocols:
 Metrics per eval domain over the predicted points: relative error % (mean |y − ŷ|/y·100), R² on log loss
 over each test run's points (averaged over runs with ≥ 2 points), RMSE (nats), n_points, and Spearman ρ
 between observed and predicted loss across test runs at each run's final predicted step (≥ 3 runs).
-Summaries: mean / worst / best over domains ("worst" = largest error, smallest R² or ρ).
+Summaries: mean / worst / best over domains ("worst" = largest error, smallest R² or ρ). Points where
+the law's prediction is undefined (BiMix or the power law at a share of 0: infinite loss) are left out of
+the metrics and counted per domain as `n_undefined`.
 """
 
 from __future__ import annotations
@@ -171,6 +173,13 @@ def compute_metrics(
         sub = predictions[predictions["domain"] == d]
         if sub.empty:
             continue
+        defined = np.isfinite(sub["predicted"].to_numpy())
+        n_undefined = int((~defined).sum())
+        sub = sub[defined]
+        if sub.empty:
+            domains[d] = {"rel_error_pct": None, "r2_log": None, "rmse": None, "n_points": 0,
+                          "spearman_final": None, "n_undefined": n_undefined}  # fmt: skip
+            continue
         y, yhat = sub["observed"].to_numpy(), sub["predicted"].to_numpy()
         per_run = [r2_log(g["observed"].to_numpy(), g["predicted"].to_numpy()) for _, g in sub.groupby("run")]
         per_run = [v for v in per_run if v is not None]
@@ -184,6 +193,7 @@ def compute_metrics(
             "rmse": float(np.sqrt(np.mean((y - yhat) ** 2))),
             "n_points": int(y.size),
             "spearman_final": rho,
+            "n_undefined": n_undefined,
         }
     summary = {
         "rel_error_pct": _summary([v["rel_error_pct"] for v in domains.values()], lower_is_better=True),

@@ -22,7 +22,8 @@ def plot_evaluation(predictions: pd.DataFrame, title: str, out_dir: str | os.Pat
     out_dir = Path(out_dir)
     written = []
     with atomic_dir(out_dir) as tmp:
-        for domain, sub in predictions.groupby("domain", sort=False):
+        defined = predictions[np.isfinite(predictions["predicted"].to_numpy(dtype=float))]
+        for domain, sub in defined.groupby("domain", sort=False):
             fig, (ax_step, ax_share) = plt.subplots(1, 2, figsize=(11, 4.2))
             runs = list(dict.fromkeys(sub["run"]))
             colours = plt.cm.viridis(np.linspace(0, 0.9, max(len(runs), 1)))

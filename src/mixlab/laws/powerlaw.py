@@ -33,9 +33,17 @@ class PowerLaw(FixedStepLaw):
 
     name = "powerlaw"
 
+    def __init__(self, step: float | None = None, min_runs: int | None = None) -> None:
+        super().__init__(step, min_runs)
+
     def _fit_one(self, r: np.ndarray, y: np.ndarray, j: int, obs: Observations) -> Any:
         share = r[:, obs.eval_index[j]]
         ok = share > 0
+        if ok.sum() < 2:
+            raise BadInput(
+                f"powerlaw: domain '{obs.eval_domains[j]}' needs ≥ 2 runs with a positive share at each step "
+                f"(has {int(ok.sum())})"
+            )
         return fit_power(share[ok], y[ok])
 
     def _predict_one(self, model: Any, r: np.ndarray, j: int) -> np.ndarray:

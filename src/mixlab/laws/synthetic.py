@@ -23,7 +23,8 @@ def synthetic_bimix(
     runs: Sequence[str] | None = None,
 ) -> Observations:
     """Observations of runs with `proportions` [n_runs, m] at every step of `steps`, losses from BiMix
-    (A = 1, coefficients [m]) times multiplicative noise exp(N(0, noise)) — noise 0.002 = 0.2 %."""
+    (A = 1, coefficients [m]) times multiplicative noise exp(N(0, noise)) — noise 0.002 = 0.2 %.
+    A share of 0 gives an infinite loss (the law is undefined there); set such losses explicitly."""
     proportions = np.asarray(proportions, dtype=float)
     n_runs, m = proportions.shape
     domains = tuple(domains or (f"d{i}" for i in range(m)))

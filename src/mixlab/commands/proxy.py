@@ -1,0 +1,268 @@
+"""`mixlab sweep`, `mixlab mixtures random`, `mixlab doremi`: proxy runs and candidate mixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from mixlab.commands.common import engine, out_console, settings
+from mixlab.errors import BadInput
+
+CorpusArg = Annotated[
+    Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
+]
+TokenizerOpt = Annotated[
+    str, typer.Option(help="gpt2, bpe:N (trained on the corpus, cached), a tokenizer.json or directory.")
+]
+ModelOpt = Annotated[
+    str, typer.Option(help="Model preset: tiny (CPU), small, medium, bimix-proxy (12x768, GPU).")
+]
+TokensOpt = Annotated[int, typer.Option(help="Training tokens per run (steps = tokens / (batch x seq-len)).")]
+EvalsOpt = Annotated[int, typer.Option(help="Evaluations of every domain's validation loss, evenly spaced.")]
+SeqLenOpt = Annotated[int, typer.Option(help="Sequence length in tokens.")]
+BatchOpt = Annotated[int, typer.Option(help="Sequences per batch.")]
+LrOpt = Annotated[float | None, typer.Option(help="Peak learning rate (default: the preset's).")]
+ScheduleOpt = Annotated[
+    str,
+    typer.Option(help="exp10 (decay 10x over the run, the BiMix paper's), cosine (with warm-up), constant."),
+]
+WarmupOpt = Annotated[int | None, typer.Option(help="Warm-up steps (default: 5% for cosine, 0 otherwise).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (cuda when present), cpu, cuda, cuda:N.")]
+PrecisionOpt = Annotated[str, typer.Option(help="auto (bf16 autocast where measured faster), fp32, bf16.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(help="CPU threads (default min(2, cores); fixed for reproducibility).")
+]
+ValTokensOpt = Annotated[int, typer.Option(help="Validation tokens held out per domain (whole documents).")]
+MaxTokensOpt = Annotated[
+    int | None,
+    typer.Option(help="Use at most this many tokens of each domain (from the start of its shards)."),
+]
+
+
+def _train_config(ctx: typer.Context, **kw: object):
+    from mixlab.proxy import TrainConfig
+
+    return TrainConfig(seed=settings(ctx).seed, **kw)
+
+
+def sweep(
+    ctx: typer.Context,
+    corpus: CorpusArg,
+    mixtures: Annotated[Path, typer.Option(help="mixtures.csv (name,<domain>...) or a mixture JSON.")],
+    out: Annotated[
+        Path, typer.Option(help="Sweep directory: runs.csv, mixtures.csv, runs/<name>/meta.json.")
+    ],
+    model: ModelOpt = "tiny",
+    tokenizer: TokenizerOpt = "bpe:8192",
+    tokens_per_run: TokensOpt = 1_000_000,
+    evals: EvalsOpt = 20,
+    seq_len: SeqLenOpt = 128,
+    batch_size: BatchOpt = 16,
+    lr: LrOpt = None,
+    schedule: ScheduleOpt = "exp10",
+    warmup: WarmupOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    threads: ThreadsOpt = None,
+    val_tokens: ValTokensOpt = 8192,
+    max_tokens_per_domain: MaxTokensOpt = None,
+) -> None:
+    """Train one small causal LM per mixture and log every domain's validation loss to DIR/runs.csv.
+
+    Resumable: run the same command again after an interruption; finished runs are skipped and a partly
+    trained run continues from its last evaluation. Deterministic under --seed on the CPU.
+
+    Example: mixlab --seed 0 sweep demo_corpus --mixtures mixtures.csv --out sweep --tokens-per-run 500000
+    """
+    from mixlab.proxy import run_sweep
+
+    config = _train_config(
+        ctx,
+        model=model,
+        tokens=tokens_per_run,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        lr=lr,
+        schedule=schedule,
+        warmup=warmup,
+        evals=evals,
+        device=device,
+        precision=precision,
+        threads=threads,
+    )
+    with engine(ctx) as eng:
+        results = run_sweep(
+            corpus,
+            mixtures,
+            out,
+            config,
+            tokenizer=tokenizer,
+            val_tokens=val_tokens,
+            max_tokens_per_domain=max_tokens_per_domain,
+            engine=eng,
+        )
+    for r in results:
+        mean = float(np.mean(list(r.losses.values())))
+        out_console.print(
+            f"{r.name}: mean loss {mean:.4f} nats, {r.meta['tokens_per_second']:,.0f} tok/s"
+            + ("" if r.steps_trained else " (already done)")
+        )
+    out_console.print(f"wrote {out / 'runs.csv'}")
+
+
+mixtures_app = typer.Typer(help="Make candidate mixtures.", no_args_is_help=True)
+
+
+@mixtures_app.command("random")
+def mixtures_random(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option(help="Number of mixtures.")],
+    out: Annotated[Path, typer.Option(help="Output mixtures.csv.")],
+    prior: Annotated[
+        str,
+        typer.Option(help="natural (token shares; needs --corpus), uniform, or a mixture FILE (csv/json)."),
+    ] = "natural",
+    corpus: Annotated[
+        Path | None, typer.Option(help="Corpus (domains; token shares for --prior natural).")
+    ] = None,
+    tokenizer: TokenizerOpt = "bpe:8192",
+    concentration: Annotated[
+        float, typer.Option(help="Dirichlet concentration around the prior (1 + uniform prior = flat).")
+    ] = 1.0,
+    min_weight: Annotated[
+        float, typer.Option(help="Weights below this are zeroed, the rest renormalised.")
+    ] = 0.0,
+    min_distance: Annotated[
+        float, typer.Option(help="Reject a draw within this L1 distance of an accepted one (near-duplicate).")
+    ] = 0.05,
+    prefix: Annotated[str, typer.Option(help="Mixture names: PREFIX-000, PREFIX-001, ...")] = "random",
+    domains: Annotated[
+        str | None, typer.Option(help="Comma-separated domains for --prior uniform without a corpus.")
+    ] = None,
+) -> None:
+    """Draw N mixtures from a Dirichlet around a prior (RegMix / olmix style) into mixtures.csv.
+
+    Example: mixlab --seed 1 mixtures random --n 16 --prior natural --corpus demo_corpus --concentration 1 --min-weight 0.02 --out mixtures.csv
+    """
+    from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture
+    from mixlab.mixture import Mixture, read_mixtures, write_mixtures
+    from mixlab.proxy.candidates import random_mixtures
+
+    opened = Corpus.open(corpus) if corpus is not None else None
+    if prior == "natural":
+        if opened is None:
+            raise BadInput("--prior natural needs --corpus (token shares of its domains)")
+        with engine(ctx) as eng:
+            weights = natural_mixture(corpus_stats(opened, load_tokenizer(tokenizer, corpus=opened), eng))
+    elif prior == "uniform":
+        names = (
+            opened.domains
+            if opened is not None
+            else [d.strip() for d in (domains or "").split(",") if d.strip()]
+        )
+        if len(names) < 2:
+            raise BadInput("--prior uniform needs --corpus or --domains a,b,... (at least 2 domains)")
+        weights = dict.fromkeys(names, 1.0)
+    else:
+        weights = read_mixtures(prior)[0].weights
+    names = list(weights)
+    draws = random_mixtures(
+        np.array([weights[d] for d in names]),
+        n,
+        concentration=concentration,
+        min_weight=min_weight,
+        min_distance=min_distance,
+        rng=np.random.default_rng(settings(ctx).seed),
+    )
+    mixtures = [
+        Mixture.from_weights(f"{prefix}-{i:03d}", dict(zip(names, row, strict=True)))
+        for i, row in enumerate(draws)
+    ]
+    write_mixtures(out, mixtures, names)
+    out_console.print(f"wrote {len(mixtures)} mixtures over {len(names)} domains to {out}")
+
+
+def doremi(
+    ctx: typer.Context,
+    corpus: CorpusArg,
+    out: Annotated[
+        Path, typer.Option(help="Output directory: mixture.json, weights.csv, doremi.json, reference/.")
+    ],
+    reference: Annotated[
+        str, typer.Option(help="Reference mixture: uniform, natural, or a mixture FILE (csv/json).")
+    ] = "uniform",
+    step_size: Annotated[
+        float, typer.Option(help="Exponentiated-gradient step size η on the excess loss.")
+    ] = 1.0,
+    smoothing: Annotated[
+        float, typer.Option(help="Mix c of the uniform distribution into the weights each step.")
+    ] = 1e-3,
+    min_weight: Annotated[
+        float, typer.Option(help="Hard floor on every domain weight (guards against collapse).")
+    ] = 0.005,
+    model: ModelOpt = "tiny",
+    tokenizer: TokenizerOpt = "bpe:8192",
+    tokens_per_run: TokensOpt = 1_000_000,
+    seq_len: SeqLenOpt = 128,
+    batch_size: BatchOpt = 16,
+    lr: LrOpt = None,
+    schedule: ScheduleOpt = "exp10",
+    warmup: WarmupOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    threads: ThreadsOpt = None,
+    val_tokens: ValTokensOpt = 8192,
+    max_tokens_per_domain: MaxTokensOpt = None,
+) -> None:
+    """DoReMi baseline: a reference model, then a proxy whose domain weights follow Group-DRO.
+
+    Writes the time-averaged weights as DIR/mixture.json and the per-step trajectory as DIR/weights.csv.
+    Both models use the same preset and --tokens-per-run; batches follow the reference mixture.
+
+    Example: mixlab doremi demo_corpus --out doremi --tokens-per-run 500000 --step-size 1 --min-weight 0.01
+    """
+    from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture
+    from mixlab.mixture import Mixture, read_mixtures
+    from mixlab.proxy import prepare_streams
+    from mixlab.proxy.doremi import DoReMiConfig, run_doremi
+
+    knobs = DoReMiConfig(step_size=step_size, smoothing=smoothing, min_weight=min_weight)
+    config = _train_config(
+        ctx,
+        model=model,
+        tokens=tokens_per_run,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        lr=lr,
+        schedule=schedule,
+        warmup=warmup,
+        evals=1,
+        device=device,
+        precision=precision,
+        threads=threads,
+    )
+    c = Corpus.open(corpus)
+    tok = load_tokenizer(tokenizer, corpus=c)
+    with engine(ctx) as eng:
+        if reference == "uniform":
+            ref = Mixture.from_weights("uniform", dict.fromkeys(c.domains, 1.0))
+        elif reference == "natural":
+            ref = Mixture.from_weights("natural", natural_mixture(corpus_stats(c, tok, eng)))
+        else:
+            ref = read_mixtures(reference)[0]
+        streams = prepare_streams(
+            c, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=eng
+        )
+    result = run_doremi(streams, out, config, knobs, ref)
+    for d, w in result.mixture.weights.items():
+        out_console.print(f"{d}: {w:.4f}")
+    out_console.print(f"wrote {out / 'mixture.json'} and {out / 'weights.csv'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep)
+    app.command("doremi")(doremi)
+    app.add_typer(mixtures_app, name="mixtures")

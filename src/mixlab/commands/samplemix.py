@@ -1,0 +1,174 @@
+"""`mixlab score` and `mixlab sample`: SampleMix document scores and budgeted sampling (thin wiring)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mixlab.commands.common import engine, out_console, settings
+from mixlab.errors import BadInput
+from mixlab.mixture import read_mixture_json, read_mixtures
+
+CorpusArg = Annotated[
+    Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
+]
+
+
+def _shares(values: list[str] | None, flag: str) -> dict[str, float] | None:
+    """Parse repeated `--min-share d=x` options into {domain: share}."""
+    if not values:
+        return None
+    out: dict[str, float] = {}
+    for value in values:
+        name, sep, share = value.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name.strip()] = float(share)
+        except ValueError:
+            raise BadInput(f"{flag} {value}: expected DOMAIN=SHARE, e.g. {flag} wiki=0.1") from None
+    return out
+
+
+def score(
+    ctx: typer.Context,
+    corpus: CorpusArg,
+    out: Annotated[Path, typer.Option(help="Output scores.parquet (work dir <out>.work/ beside it).")],
+    quality: Annotated[str, typer.Option(help="Annotator: heuristic | local | llm.")] = "heuristic",
+    annotate_n: Annotated[
+        int | None,
+        typer.Option(
+            help="Documents to annotate for the scorer (default: heuristic 5000, local 200, llm 1000)."
+        ),
+    ] = None,
+    embedder: Annotated[str, typer.Option(help="Embedder: static (fast) | minilm.")] = "static",
+    clusters: Annotated[int | None, typer.Option(help="k-means clusters (default round(sqrt(N/10)))")] = None,
+    separation: Annotated[str, typer.Option(help="Cluster separation: mean | nearest.")] = "mean",
+    head: Annotated[str, typer.Option(help="Scorer head: ordinal | classification.")] = "ordinal",
+    tokenizer: Annotated[
+        str, typer.Option(help="Tokenizer for the tokens column (gpt2, bpe:N, ...).")
+    ] = "gpt2",
+    alpha: Annotated[float, typer.Option(help="α of the weight column: p = α·d + (1−α)·q.")] = 0.8,
+    normalisation: Annotated[str, typer.Option(help="Normalisation of q and d: minmax | rank.")] = "minmax",
+    llm_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL, e.g. http://host:8000/v1.")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model name for --llm-url.")] = None,
+    llm_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    llm_concurrency: Annotated[int, typer.Option(help="Concurrent requests to --llm-url.")] = 4,
+    skip_bad_rows: Annotated[bool, typer.Option(help="Skip malformed rows instead of failing.")] = False,
+) -> None:
+    """Score every document: quality (annotate a sample, train an ordinal scorer) and diversity (k-means).
+
+    Writes scores.parquet with columns doc_id, domain, tokens, quality, q_<dimension>..., cluster,
+    compactness, separation, diversity, weight; the scorer's held-out metrics go to <out>.work/quality_report.json.
+
+    Example: mixlab score demo_corpus --quality heuristic --out scores.parquet
+    """
+    from mixlab.samplemix.pipeline import ScoreConfig, score_corpus
+
+    options: dict = {}
+    if quality == "llm":
+        options = {"url": llm_url, "model": llm_model, "key_env": llm_key_env, "concurrency": llm_concurrency}
+    config = ScoreConfig(
+        quality=quality,
+        annotate_n=annotate_n,
+        embedder=embedder,
+        clusters=clusters,
+        separation=separation,
+        tokenizer=tokenizer,
+        head=head,
+        alpha=alpha,
+        normalisation=normalisation,
+        seed=settings(ctx).seed,
+        skip_bad_rows=skip_bad_rows,
+        annotator_options=options,
+    )
+    with engine(ctx) as eng:
+        report = score_corpus(corpus, out, config, eng)
+    table = Table(title=f"{out}: {report['documents']:,} documents, {report['clusters']} clusters")
+    for col in ("domain", "documents", "tokens", "mean quality (0-9)", "mean weight"):
+        table.add_column(col, justify="left" if col == "domain" else "right")
+    for name, d in report["domains"].items():
+        table.add_row(
+            name,
+            f"{d['documents']:,}",
+            f"{d['tokens']:,}",
+            f"{d['mean_quality']:.2f}",
+            f"{d['mean_weight']:.3f}",
+        )
+    out_console.print(table)
+    heads = Table(title=f"scorer on held-out annotations ({report['annotated']} annotated, {quality})")
+    for col in ("head", "ACC", "MAE", "MSE", "close ACC (±1)"):
+        heads.add_column(col, justify="left" if col == "head" else "right")
+    for name, m in report["heads"].items():
+        heads.add_row(name, f"{m['acc']:.3f}", f"{m['mae']:.3f}", f"{m['mse']:.3f}", f"{m['close_acc']:.3f}")
+    out_console.print(heads)
+
+
+def sample(
+    ctx: typer.Context,
+    corpus: CorpusArg,
+    scores: Annotated[Path, typer.Option(help="scores.parquet written by `mixlab score`.")],
+    budget_tokens: Annotated[float, typer.Option(help="Token budget T of the sample.")],
+    out: Annotated[Path, typer.Option(help="Output SAMPLE_DIR (data/*.parquet, counts, summary, plot).")],
+    alpha: Annotated[
+        float, typer.Option(help="p = α·d + (1−α)·q; 0 = quality only, 1 = diversity only.")
+    ] = 0.8,
+    normalisation: Annotated[str, typer.Option(help="Normalisation of q and d: minmax | rank.")] = "minmax",
+    max_repeats: Annotated[int | None, typer.Option(help="At most this many copies of a document.")] = None,
+    target_mixture: Annotated[
+        Path | None, typer.Option(help="Domain proportions to impose (mixture JSON or one-row mixtures.csv).")
+    ] = None,
+    min_share: Annotated[
+        list[str] | None, typer.Option(help="DOMAIN=SHARE lower bound (repeatable).")
+    ] = None,
+    max_share: Annotated[
+        list[str] | None, typer.Option(help="DOMAIN=SHARE upper bound (repeatable).")
+    ] = None,
+) -> None:
+    """Draw documents by SampleMix counts c = ⌊r⌋ + Bernoulli(r − ⌊r⌋) under a token budget.
+
+    Example: mixlab --seed 1 sample demo_corpus --scores scores.parquet --budget-tokens 2e6 --alpha 0.8 --out sample
+    """
+    from mixlab.samplemix.pipeline import SampleConfig, sample_corpus
+
+    target = None
+    if target_mixture is not None:
+        if target_mixture.suffix == ".json":
+            target = read_mixture_json(target_mixture).weights
+        else:
+            mixtures = read_mixtures(target_mixture)
+            if len(mixtures) != 1:
+                raise BadInput(f"{target_mixture}: holds {len(mixtures)} mixtures; give a file with one")
+            target = mixtures[0].weights
+    config = SampleConfig(
+        budget_tokens=budget_tokens,
+        alpha=alpha,
+        normalisation=normalisation,
+        max_repeats=max_repeats,
+        target_mixture=target,
+        min_share=_shares(min_share, "--min-share"),
+        max_share=_shares(max_share, "--max-share"),
+        seed=settings(ctx).seed,
+    )
+    with engine(ctx) as eng:
+        summary = sample_corpus(corpus, scores, out, config, eng)
+    table = Table(
+        title=f"{out}: {summary['realised_tokens']:,} tokens for a budget of {summary['budget_tokens']:,.0f}"
+    )
+    for col in ("domain", "share before", "share after", "sampled tokens"):
+        table.add_column(col, justify="left" if col == "domain" else "right")
+    for name, d in summary["domains"].items():
+        table.add_row(name, f"{d['before']:.4f}", f"{d['after']:.4f}", f"{d['sampled_tokens']:,}")
+    out_console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+    app.command("sample")(sample)

@@ -1,0 +1,216 @@
+"""DoReMi (Xie et al. 2023) domain weights, the baseline both source papers compare against.
+
+1. Train a reference model on a reference mixture (default uniform over domains).
+2. Train a proxy model of the same shape on batches drawn from the reference mixture, minimising the
+   domain-weighted loss Σ_i α_i · L_i(proxy), where the domain weights α follow Group-DRO exponentiated-
+   gradient ascent on each domain's clipped excess loss
+
+       λ_i = mean over domain i's tokens in the batch of max(ℓ_proxy − ℓ_reference, 0)
+       α  ← normalise(α · exp(η λ))                 (η = `step_size`; domains absent from the batch: λ = 0)
+       α  ← (1 − c) α + c / k                       (c = `smoothing`, the paper's 1e-3)
+       α  ← floor_simplex(α, `min_weight`)          (our guard [choice] against collapse to one domain)
+
+3. Output the time average of α over all steps as the DoReMi mixture, with the whole trajectory.
+
+Knobs: `step_size` (larger → faster, noisier reweighting), `smoothing` (mixes in the uniform
+distribution at every step), `min_weight` (a hard floor on every weight; 0 disables it), the reference
+mixture and the TrainConfig shared by both models (model preset, tokens, batch, schedule, seed).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mixlab.atomic import atomic_path, write_json
+from mixlab.errors import BadInput
+from mixlab.mixture import Mixture, write_mixture_json
+from mixlab.progress import log, track
+from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
+from mixlab.proxy.model import autocast, build_model, configure_torch, resolve_device, resolve_precision
+from mixlab.proxy.schedule import lr_multiplier
+from mixlab.proxy.train import TrainConfig, batch_to_device, evaluate, make_optimizer, train_run
+
+
+def floor_simplex(weights: np.ndarray, min_weight: float) -> np.ndarray:
+    """The closest-in-ratio point of the simplex with every entry >= `min_weight`, shape [k].
+
+    Entries below the floor are set to it; the others share the remaining mass in their old ratios
+    (repeated until no entry falls below). Requires min_weight * k <= 1.
+    """
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    k = len(w)
+    if min_weight <= 0:
+        return w
+    if min_weight * k > 1 + 1e-12:
+        raise BadInput(f"--min-weight {min_weight}: times {k} domains exceeds 1")
+    pinned = np.zeros(k, dtype=bool)
+    while True:
+        free_mass = 1.0 - min_weight * pinned.sum()
+        out = np.where(pinned, min_weight, 0.0)
+        rest = w[~pinned]
+        out[~pinned] = free_mass * rest / rest.sum() if rest.sum() > 0 else free_mass / max(1, rest.size)
+        low = (~pinned) & (out < min_weight)
+        if not low.any():
+            return out
+        pinned |= low
+
+
+def exponentiated_gradient_step(
+    weights: np.ndarray, excess: np.ndarray, step_size: float, smoothing: float, min_weight: float
+) -> np.ndarray:
+    """One Group-DRO update of domain weights [k] from per-domain clipped excess losses [k] (nats)."""
+    log_w = np.log(np.asarray(weights, dtype=float)) + step_size * np.asarray(excess, dtype=float)
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    w = (1 - smoothing) * w + smoothing / len(w)
+    return floor_simplex(w, min_weight)
+
+
+@dataclass(frozen=True)
+class DoReMiConfig:
+    """Knobs of the DoReMi weight updates (see the module docstring)."""
+
+    step_size: float = 1.0
+    smoothing: float = 1e-3
+    min_weight: float = 0.005
+
+    def __post_init__(self) -> None:
+        if self.step_size <= 0:
+            raise BadInput(f"--step-size {self.step_size}: must be positive")
+        if not 0 <= self.smoothing <= 1:
+            raise BadInput(f"--smoothing {self.smoothing}: must be in [0, 1]")
+        if self.min_weight < 0:
+            raise BadInput(f"--min-weight {self.min_weight}: must be non-negative")
+
+
+@dataclass
+class DoReMiResult:
+    """The time-averaged mixture, the weight trajectory [steps + 1, k] (row 0 = initial) and meta."""
+
+    mixture: Mixture
+    trajectory: np.ndarray
+    meta: dict[str, Any]
+
+
+def per_domain_means(values: torch.Tensor, domains: np.ndarray, k: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Mean of per-sequence values [batch] by domain → ([k] tensor, 0 where absent; present mask [k])."""
+    index = torch.from_numpy(domains).to(values.device)
+    sums = torch.zeros(k, device=values.device, dtype=values.dtype).index_add(0, index, values)
+    counts = np.bincount(domains, minlength=k)
+    means = sums / torch.from_numpy(np.maximum(counts, 1)).to(values.device, values.dtype)
+    return means, counts > 0
+
+
+def run_doremi(
+    streams: Streams,
+    out: str | Path,
+    config: TrainConfig,
+    doremi: DoReMiConfig | None = None,
+    reference: Mixture | None = None,
+) -> DoReMiResult:
+    """Reference run, then the proxy with DoReMi weights; writes into `out`:
+
+    reference/meta.json (the reference run), mixture.json (time-averaged weights, name "doremi"),
+    weights.csv (`step,<domain>...` the weight trajectory, step 0 = initial weights), doremi.json (meta).
+    """
+    doremi = doremi or DoReMiConfig()
+    out = Path(out)
+    domains = streams.domains
+    k = len(domains)
+    reference = reference or Mixture.from_weights("uniform", dict.fromkeys(domains, 1.0))
+    ref_weights = reference.vector(domains)
+    if doremi.min_weight * k > 1:
+        raise BadInput(f"--min-weight {doremi.min_weight}: times {k} domains exceeds 1")
+    log(f"DoReMi: reference model on mixture '{reference.name}'")
+    ref_run = train_run(streams, reference, config, out / "reference", keep_model=True)
+    ref_model = ref_run.model
+    ref_model.eval()
+
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    configure_torch(config.seed + 1, config.threads, device)
+    try:
+        model = build_model(config.model, streams.vocab_size, config.seq_len).to(device)
+        optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
+        sampler = MixtureSampler(streams, ref_weights, config.seq_len, config.batch_size, config.seed + 1)
+        alpha = floor_simplex(np.where(ref_weights > 0, 1.0 / k, 0.0) + 1e-12, doremi.min_weight)
+        trajectory = [alpha]
+        t0 = time.perf_counter()
+        for step in track(range(config.steps), config.steps, "DoReMi proxy"):
+            batch, batch_domains = sampler.next_batch()
+            inputs, targets = batch_to_device(batch, device)
+            with torch.no_grad(), autocast(device, precision):
+                ref_logits = ref_model(input_ids=inputs, use_cache=False).logits
+            ref_loss = _token_losses(ref_logits, targets).mean(dim=1)
+            with autocast(device, precision):
+                logits = model(input_ids=inputs, use_cache=False).logits
+            seq_loss = _token_losses(logits, targets).mean(dim=1)
+            excess = torch.clamp(seq_loss.detach() - ref_loss, min=0)
+            excess_by_domain, present = per_domain_means(excess, batch_domains, k)
+            alpha = exponentiated_gradient_step(
+                alpha, excess_by_domain.cpu().numpy(), doremi.step_size, doremi.smoothing, doremi.min_weight
+            )
+            trajectory.append(alpha)
+            loss_by_domain, _ = per_domain_means(seq_loss, batch_domains, k)
+            weights_t = torch.from_numpy(np.where(present, alpha, 0.0)).to(device, loss_by_domain.dtype)
+            objective = (weights_t * loss_by_domain).sum() / weights_t.sum()
+            for group in optimizer.param_groups:
+                group["lr"] = config.peak_lr * lr_multiplier(
+                    step, config.steps, config.schedule, config.warmup_steps
+                )
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+        seconds = time.perf_counter() - t0
+        windows = {d: validation_windows(streams, d, config.seq_len) for d in domains}
+        proxy_losses = evaluate(model, windows, device, config.eval_batch_size)
+    finally:
+        torch.set_num_threads(previous[0])
+        torch.use_deterministic_algorithms(previous[1])
+
+    trajectory_arr = np.asarray(trajectory)
+    average = trajectory_arr[1:].mean(axis=0)
+    meta = {
+        "method": "doremi",
+        "reference_mixture": reference.to_dict(),
+        "doremi": {
+            "step_size": doremi.step_size,
+            "smoothing": doremi.smoothing,
+            "min_weight": doremi.min_weight,
+        },
+        "config": config.to_dict(),
+        "steps": config.steps,
+        "proxy_seconds": seconds,
+        "reference_losses": ref_run.losses,
+        "proxy_losses": proxy_losses,
+        "final_weights": dict(zip(domains, trajectory_arr[-1].tolist(), strict=True)),
+    }
+    mixture = Mixture.from_weights(
+        "doremi", dict(zip(domains, average.tolist(), strict=True)), method="doremi"
+    )
+    write_mixture_json(out / "mixture.json", mixture)
+    with atomic_path(out / "weights.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["step", *domains])
+        for step, row in enumerate(trajectory_arr):
+            writer.writerow([step, *(f"{w:.8g}" for w in row)])
+    write_json(out / "doremi.json", meta)
+    return DoReMiResult(mixture, trajectory_arr, meta)
+
+
+def _token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per token (nats), shape [batch, seq_len], computed in fp32."""
+    flat = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+    return flat.view(targets.shape)

@@ -1,0 +1,376 @@
+"""One proxy run: train a small causal LM on a mixture, evaluating every domain's validation loss.
+
+nanoGPT-style loop: draw a batch from `MixtureSampler`, set the scheduled learning rate, forward (bf16
+autocast where it helps), mean token cross-entropy, backward, clip, AdamW step. At `evals` evenly spaced
+steps every domain's validation loss (mean token cross-entropy in nats, fp32) is computed on the fixed
+validation windows, a checkpoint (model, optimizer, sampler and RNG state, eval history) is written
+atomically, and `on_eval` is called. A run given `out_dir` resumes from its checkpoint and ends with
+`meta.json`; on the CPU the continuation is bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mixlab.atomic import atomic_path, write_json
+from mixlab.errors import BadInput
+from mixlab.mixture import Mixture
+from mixlab.progress import new_progress, warn
+from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
+from mixlab.proxy.model import (
+    autocast,
+    build_model,
+    configure_torch,
+    count_parameters,
+    preset,
+    resolve_device,
+    resolve_precision,
+)
+from mixlab.proxy.schedule import SCHEDULES, default_warmup, lr_multiplier
+
+CHECKPOINT = "checkpoint.pt"
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a proxy run (everything that changes its losses).
+
+    tokens: training tokens per run (steps = tokens // (batch_size * seq_len)).
+    lr: peak learning rate (None: the preset's). warmup: warm-up steps (None: schedule's default).
+    evals: evaluations at evenly spaced steps, the last at the final step.
+    precision: auto | fp32 | bf16 (autocast of the training forward pass; evaluation is always fp32).
+    threads: CPU threads (None: min(2, cores)); fixed so CPU results are reproducible.
+    """
+
+    model: str = "tiny"
+    tokens: int = 1_000_000
+    seq_len: int = 128
+    batch_size: int = 16
+    lr: float | None = None
+    schedule: str = "exp10"
+    warmup: int | None = None
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    evals: int = 20
+    eval_batch_size: int = 16
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        preset(self.model)
+        if self.schedule not in SCHEDULES:
+            raise BadInput(f"--schedule {self.schedule}: expected one of {', '.join(SCHEDULES)}")
+        for name in ("tokens", "seq_len", "batch_size", "evals", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be positive")
+        if self.steps < 1:
+            raise BadInput(
+                f"--tokens-per-run {self.tokens}: less than one batch of "
+                f"{self.batch_size} x {self.seq_len} tokens"
+            )
+
+    @property
+    def steps(self) -> int:
+        return self.tokens // (self.batch_size * self.seq_len)
+
+    @property
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else preset(self.model).lr
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.warmup if self.warmup is not None else default_warmup(self.schedule, self.steps)
+
+    def eval_steps(self) -> list[int]:
+        """Steps (completed updates) after which every domain is evaluated: evenly spaced, last = steps."""
+        points = np.round(np.linspace(self.steps / self.evals, self.steps, self.evals)).astype(int)
+        return sorted({max(1, int(s)) for s in points})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: final per-domain validation losses (nats), the eval history and meta.json."""
+
+    name: str
+    losses: dict[str, float]
+    history: list[dict[str, Any]]
+    meta: dict[str, Any]
+    steps_trained: int = 0
+    model: torch.nn.Module | None = field(default=None, repr=False)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, windows: dict[str, np.ndarray], device: torch.device, batch_size: int = 16
+) -> dict[str, float]:
+    """Mean token cross-entropy (nats) per domain over its validation windows ([n, seq_len + 1] ids)."""
+    was_training = model.training
+    model.eval()
+    losses = {}
+    for domain, w in windows.items():
+        total, count = 0.0, 0
+        for lo in range(0, len(w), batch_size):
+            chunk = torch.from_numpy(w[lo : lo + batch_size]).to(device)
+            logits = model(input_ids=chunk[:, :-1], use_cache=False).logits.float()
+            targets = chunk[:, 1:]
+            total += F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"
+            ).item()
+            count += targets.numel()
+        losses[domain] = total / count
+    model.train(was_training)
+    return losses
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, betas (0.9, 0.95); weight decay on matrices only (not on biases and norms), as nanoGPT."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def batch_to_device(batch: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets), each int64 [batch, seq_len], from windows [batch, seq_len + 1]."""
+    t = torch.from_numpy(batch)
+    if device.type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    return t[:, :-1], t[:, 1:]
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    lr: float,
+    device: torch.device,
+    precision: str,
+    grad_clip: float,
+) -> float:
+    """One AdamW update on the mean token cross-entropy; returns the loss (nats)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with autocast(device, precision):
+        logits = model(input_ids=inputs, use_cache=False).logits
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
+def _load_checkpoint(path: Path, config: TrainConfig, weights: list[float]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a checkpoint we cannot read is restarted, not trusted
+        warn(f"{path}: unreadable checkpoint ({exc}); restarting the run")
+        return None
+    if state.get("config") != config.to_dict() or state.get("weights") != weights:
+        warn(f"{path}: checkpoint of different settings or mixture; restarting the run")
+        return None
+    return state
+
+
+def train_run(
+    streams: Streams,
+    mixture: Mixture,
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    *,
+    on_eval: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+    eval_domains: Sequence[str] | None = None,
+    keep_model: bool = False,
+) -> RunResult:
+    """Train one proxy LM on `mixture` and evaluate it; resumable when `out_dir` is given.
+
+    mixture: proportions over (a subset of) `streams.domains`; missing domains get weight 0.
+    out_dir: `checkpoint.pt` is written at every evaluation and `meta.json` at the end; an existing
+        checkpoint of the same config and mixture is resumed; an existing `meta.json` marked done
+        returns its results without training.
+    on_eval: called with {"step", "tokens", "losses": {domain: nats}} after each evaluation (after the
+        checkpoint holding it is written).
+    on_step: called with the number of completed steps after every update (progress, interruption).
+    eval_domains: domains to evaluate (default: all of `streams.domains`).
+    keep_model: also return the trained model in `RunResult.model`.
+    """
+    unknown = [d for d in mixture.weights if d not in streams.domains]
+    if unknown:
+        raise BadInput(
+            f"mixture '{mixture.name}': domain(s) {', '.join(unknown)} not in the corpus "
+            f"({', '.join(streams.domains)})"
+        )
+    weights = [float(w) for w in mixture.vector(streams.domains)]
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and (out / META).is_file() and not keep_model:
+        meta = json.loads((out / META).read_text(encoding="utf-8"))
+        if (
+            meta.get("status") == "done"
+            and meta.get("config") == config.to_dict()
+            and meta.get("weights") == weights
+        ):
+            return RunResult(mixture.name, meta["losses"], meta["history"], meta, steps_trained=0)
+
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    threads = configure_torch(config.seed, config.threads, device)
+    try:
+        model = build_model(config.model, streams.vocab_size, config.seq_len).to(device)
+        optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
+        sampler = MixtureSampler(streams, np.array(weights), config.seq_len, config.batch_size, config.seed)
+        windows = {
+            d: validation_windows(streams, d, config.seq_len) for d in (eval_domains or streams.domains)
+        }
+        eval_at = set(config.eval_steps())
+        step, history, train_seconds, wall_before, resumed_from = 0, [], 0.0, 0.0, None
+        state = _load_checkpoint(out / CHECKPOINT, config, weights) if out is not None else None
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])
+            step, history, train_seconds = state["step"], state["history"], state["train_seconds"]
+            wall_before = state["wall_seconds"]
+            resumed_from = step
+        start_step = step
+        wall_start = time.perf_counter()
+        with new_progress() as progress:
+            task = progress.add_task(f"run {mixture.name}", total=config.steps, completed=step)
+            while step < config.steps:
+                t0 = time.perf_counter()
+                batch, _ = sampler.next_batch()
+                inputs, targets = batch_to_device(batch, device)
+                lr = config.peak_lr * lr_multiplier(step, config.steps, config.schedule, config.warmup_steps)
+                train_step(model, optimizer, inputs, targets, lr, device, precision, config.grad_clip)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                train_seconds += time.perf_counter() - t0
+                step += 1
+                progress.advance(task)
+                if step in eval_at:
+                    record = {
+                        "step": step,
+                        "tokens": step * config.batch_size * config.seq_len,
+                        "losses": evaluate(model, windows, device, config.eval_batch_size),
+                    }
+                    history.append(record)
+                    if out is not None:
+                        wall = wall_before + time.perf_counter() - wall_start
+                        _save_checkpoint(
+                            out,
+                            model,
+                            optimizer,
+                            sampler,
+                            config,
+                            weights,
+                            step,
+                            history,
+                            train_seconds,
+                            wall,
+                        )
+                    if on_eval is not None:
+                        on_eval(record)
+                if on_step is not None:
+                    on_step(step)
+        session_wall = time.perf_counter() - wall_start
+        trained_tokens = (step - start_step) * config.batch_size * config.seq_len
+        meta = {
+            "name": mixture.name,
+            "status": "done",
+            "weights": weights,
+            "domains": streams.domains,
+            "config": config.to_dict(),
+            "device": str(device),
+            "precision": precision,
+            "threads": threads,
+            "parameters": count_parameters(model),
+            "vocab_size": streams.vocab_size,
+            "steps": config.steps,
+            "tokens": config.steps * config.batch_size * config.seq_len,
+            "lr": config.peak_lr,
+            "warmup_steps": config.warmup_steps,
+            "train_seconds": train_seconds,
+            "tokens_per_second": config.steps * config.batch_size * config.seq_len / max(train_seconds, 1e-9),
+            "wall_seconds": wall_before + session_wall,
+            "wall_seconds_this_session": session_wall,
+            "tokens_trained_this_session": trained_tokens,
+            "resumed_from_step": resumed_from,
+            "epochs": sampler.epochs,
+            "losses": history[-1]["losses"] if history else {},
+            "history": history,
+        }
+        if out is not None:
+            write_json(out / META, meta)
+            (out / CHECKPOINT).unlink(missing_ok=True)
+        return RunResult(
+            mixture.name,
+            meta["losses"],
+            history,
+            meta,
+            steps_trained=step - start_step,
+            model=model if keep_model else None,
+        )
+    finally:
+        torch.set_num_threads(previous[0])
+        torch.use_deterministic_algorithms(previous[1])
+
+
+def _save_checkpoint(
+    out: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sampler: MixtureSampler,
+    config: TrainConfig,
+    weights: list[float],
+    step: int,
+    history: list[dict[str, Any]],
+    train_seconds: float,
+    wall_seconds: float,
+) -> None:
+    state = {
+        "step": step,
+        "config": config.to_dict(),
+        "weights": weights,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "sampler": sampler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "train_seconds": train_seconds,
+        "wall_seconds": wall_seconds,
+    }
+    with atomic_path(out / CHECKPOINT) as tmp:
+        torch.save(state, tmp)
+
+
+def read_checkpoint_history(out_dir: Path) -> list[dict[str, Any]]:
+    """The eval history saved in a partial run's checkpoint ([] when there is none or it is unreadable)."""
+    path = Path(out_dir) / CHECKPOINT
+    if not path.is_file():
+        return []
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)["history"]
+    except Exception:
+        return []

@@ -1,0 +1,69 @@
+"""SampleMix quality: the rubric, annotators that label documents with it, and the scorer trained on them.
+
+Annotators share one interface, `annotate(texts) -> float64 [n, 7]` (scores in the rubric's ranges, rubric
+order): `heuristic` (rules, an approximation), `local` (a small causal LM loaded offline, expected scores
+from the probabilities of the score tokens) and `llm` (any OpenAI-compatible chat endpoint).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mixlab.errors import BadInput
+from mixlab.samplemix.quality.heuristic import HeuristicAnnotator
+from mixlab.samplemix.quality.rubric import (
+    COLUMNS,
+    DIMENSIONS,
+    MAX_SCORES,
+    MAX_TOTAL,
+    RUBRIC,
+    RUBRIC_VERSION,
+    rubric_table,
+    validate_labels,
+)
+from mixlab.samplemix.quality.scorer import (
+    ClassificationHead,
+    OrdinalHead,
+    QualityScorer,
+    compare_heads,
+    ordinal_metrics,
+)
+
+ANNOTATORS = ("heuristic", "local", "llm")
+DEFAULT_ANNOTATE_N = {"heuristic": 5000, "local": 200, "llm": 1000}
+
+
+def get_annotator(name: str, **options: Any):
+    """An annotator by name; `options` go to its constructor (e.g. url=, model= for `llm`)."""
+    if name == "heuristic":
+        return HeuristicAnnotator(**options)
+    if name == "local":
+        from mixlab.samplemix.quality.local import LocalLMAnnotator
+
+        return LocalLMAnnotator(**options)
+    if name == "llm":
+        from mixlab.samplemix.quality.llm import LLMAnnotator
+
+        return LLMAnnotator(**options)
+    raise BadInput(f"--quality {name}: unknown annotator (expected one of {', '.join(ANNOTATORS)})")
+
+
+__all__ = [
+    "ANNOTATORS",
+    "COLUMNS",
+    "DEFAULT_ANNOTATE_N",
+    "DIMENSIONS",
+    "MAX_SCORES",
+    "MAX_TOTAL",
+    "RUBRIC",
+    "RUBRIC_VERSION",
+    "ClassificationHead",
+    "HeuristicAnnotator",
+    "OrdinalHead",
+    "QualityScorer",
+    "compare_heads",
+    "get_annotator",
+    "ordinal_metrics",
+    "rubric_table",
+    "validate_labels",
+]

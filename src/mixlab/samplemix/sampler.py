@@ -1,0 +1,255 @@
+"""SampleMix weights and per-document counts under a token budget (pure numpy, vectorised).
+
+    p = sampling_weights(quality, diversity, alpha=0.8)                 # [n] in [0, 1]
+    counts = budgeted_counts(p, lengths, budget=1e9, rng=np.random.default_rng(0), max_repeats=4)
+
+Method (METHODS.md §2.3-2.4; the forms are our reconstruction, each an option):
+- p(x) = α·d(x) + (1 − α)·q(x), q and d normalised to [0, 1] over the pool (min-max or rank).
+- r(x) = T·p(x) / Σ_y p(y)·len(y);  c(x) = ⌊r(x)⌋ + Bernoulli(r(x) − ⌊r(x)⌋), so E[Σ c·len] = T.
+- With a repeat cap R, r(x) = min(s·p(x), R) with the scale s chosen so Σ r·len = T still holds (the tokens
+  the cap removes go to the uncapped documents); when even R copies of every document with p > 0 fall short
+  of T the budget is infeasible (BadInput).
+- Domain constraints [our hybrid of BiMix and SampleMix]: either target domain proportions (e.g. a BiMix
+  mixture), or min/max shares that clamp SampleMix's own domain shares (free domains rescaled
+  proportionally); SampleMix then chooses the documents inside each domain with its domain's budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from mixlab.errors import BadInput
+
+NORMALISATIONS = ("minmax", "rank")
+
+
+def normalise(x: np.ndarray, method: str = "minmax") -> np.ndarray:
+    """Map scores [n] onto [0, 1] over the pool.
+
+    `minmax`: (x − min)/(max − min), all ones when x is constant. `rank`: average rank (ties share it)
+    scaled to [0, 1], robust to outliers. Returns float64 [n].
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return x.copy()
+    if not np.all(np.isfinite(x)):
+        raise BadInput("scores contain NaN or infinite values")
+    if method == "minmax":
+        lo, hi = float(x.min()), float(x.max())
+        return np.ones_like(x) if hi == lo else (x - lo) / (hi - lo)
+    if method == "rank":
+        if x.size == 1:
+            return np.ones_like(x)
+        from scipy.stats import rankdata
+
+        return (rankdata(x, method="average") - 1.0) / (x.size - 1)
+    raise BadInput(f"--normalisation {method}: expected one of {', '.join(NORMALISATIONS)}")
+
+
+def sampling_weights(
+    quality: np.ndarray, diversity: np.ndarray, alpha: float = 0.8, normalisation: str = "minmax"
+) -> np.ndarray:
+    """p(x) = α·norm(d(x)) + (1 − α)·norm(q(x)); quality, diversity [n] in any units → p [n] in [0, 1]."""
+    if not 0.0 <= alpha <= 1.0:
+        raise BadInput(f"--alpha {alpha}: must be in [0, 1] (0 = quality only, 1 = diversity only)")
+    return alpha * normalise(diversity, normalisation) + (1.0 - alpha) * normalise(quality, normalisation)
+
+
+def _check_pool(p: np.ndarray, lengths: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(p, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if p.shape != lengths.shape or p.ndim != 1:
+        raise BadInput(f"weights {p.shape} and lengths {lengths.shape} must be 1-D of the same length")
+    if not np.all(np.isfinite(p)) or (p.size and p.min() < 0):
+        raise BadInput("sampling weights must be finite and non-negative")
+    if lengths.size and lengths.min() < 0:
+        raise BadInput("document lengths (tokens) must be non-negative")
+    if not np.isfinite(budget) or budget <= 0:
+        raise BadInput(f"--budget-tokens {budget}: must be a positive number of tokens")
+    return p, lengths
+
+
+def expected_rates(
+    p: np.ndarray, lengths: np.ndarray, budget: float, max_repeats: int | None = None
+) -> np.ndarray:
+    """Expected copies r(x) [n] (float64) with Σ r·len = budget, capped at `max_repeats` per document.
+
+    Without a cap r = T·p/Σ p·len. With a cap R the scale s of r = min(s·p, R) solves the piecewise-linear
+    equation Σ len·min(s·p, R) = T (water-filling; exact up to float rounding).
+    """
+    p, lengths = _check_pool(p, lengths, budget)
+    mass = float(p @ lengths)
+    if mass <= 0:
+        raise BadInput("no document can be drawn: every weight (or every document length) is zero")
+    rates = p * (budget / mass)
+    if max_repeats is None or rates.max(initial=0.0) <= max_repeats:
+        return rates
+    if max_repeats < 1:
+        raise BadInput(f"--max-repeats {max_repeats}: must be at least 1")
+    drawable = p > 0
+    capacity = float(max_repeats * lengths[drawable].sum())
+    if capacity < budget * (1 - 1e-12):
+        raise BadInput(
+            f"--budget-tokens {budget:.0f} cannot be met with --max-repeats {max_repeats}: the "
+            f"{int(drawable.sum())} documents with a non-zero weight hold {lengths[drawable].sum():.0f} tokens, "
+            f"at most {capacity:.0f} tokens with {max_repeats} copies each"
+        )
+    # Water-filling: f(s) = Σ len·min(s·p, R) is concave, increasing and piecewise linear. From s = T/M,
+    # solving the current linear piece for T never overshoots s*, and the capped set only grows, so the
+    # iteration reaches the exact s* once the capped set stops changing (a handful of passes in practice).
+    scale = budget / mass
+    for _ in range(1000):
+        capped = p * scale >= max_repeats
+        free_mass = mass - float(p[capped] @ lengths[capped])
+        capped_tokens = max_repeats * float(lengths[capped].sum())
+        if free_mass <= 0:
+            break
+        new_scale = (budget - capped_tokens) / free_mass
+        if new_scale <= scale * (1 + 1e-15):
+            break
+        scale = new_scale
+    return np.minimum(p * scale, float(max_repeats))
+
+
+def budgeted_counts(
+    p: np.ndarray,
+    lengths: np.ndarray,
+    budget: float,
+    rng: np.random.Generator,
+    max_repeats: int | None = None,
+) -> np.ndarray:
+    """Copies per document [n] (int64): c = ⌊r⌋ + Bernoulli(r − ⌊r⌋) with r from `expected_rates`.
+
+    p [n] non-negative weights, lengths [n] tokens per document, budget in tokens. E[Σ c·len] = budget;
+    c ≤ max_repeats when a cap is given; p = 0 gives c = 0. Deterministic given `rng`'s state.
+    """
+    return round_counts(expected_rates(p, lengths, budget, max_repeats), rng)
+
+
+def round_counts(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Probabilistic rounding of expected copies [n]: ⌊r⌋ + Bernoulli(r − ⌊r⌋), int64 [n]."""
+    whole = np.floor(rates)
+    counts = whole.astype(np.int64)
+    counts += rng.random(rates.shape[0]) < (rates - whole)
+    return counts
+
+
+def _share_map(
+    shares: Mapping[str, float] | None, domains: Sequence[str], default: float, flag: str
+) -> np.ndarray:
+    out = np.full(len(domains), default, dtype=np.float64)
+    for name, value in (shares or {}).items():
+        if name not in domains:
+            raise BadInput(f"{flag} {name}={value}: unknown domain (scores have {', '.join(domains)})")
+        if not 0.0 <= float(value) <= 1.0:
+            raise BadInput(f"{flag} {name}={value}: a share must be in [0, 1]")
+        out[list(domains).index(name)] = float(value)
+    return out
+
+
+def clamp_shares(shares: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Domain shares [m] clamped into [lo, hi] and summing to 1: clip(λ·shares, lo, hi) with λ by bisection,
+    so the domains no bound touches keep their relative proportions."""
+    shares, lo, hi = (np.asarray(a, dtype=np.float64) for a in (shares, lo, hi))
+    if np.any(lo > hi + 1e-12):
+        raise BadInput("a domain's --min-share exceeds its --max-share")
+    if lo.sum() > 1 + 1e-9 or hi.sum() < 1 - 1e-9:
+        raise BadInput(
+            f"domain shares cannot sum to 1: min shares add up to {lo.sum():.4f}, max shares "
+            f"(including repeat caps) to {hi.sum():.4f}"
+        )
+    lam_lo, lam_hi = 0.0, 1.0
+    while np.clip(lam_hi * shares, lo, hi).sum() < 1 and lam_hi < 1e18:
+        lam_hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lam_lo + lam_hi)
+        if np.clip(mid * shares, lo, hi).sum() < 1:
+            lam_lo = mid
+        else:
+            lam_hi = mid
+    out = np.clip(lam_hi * shares, lo, hi)
+    slack = 1.0 - out.sum()  # a domain with zero share can only move via its bounds; spread what is left
+    if abs(slack) > 1e-9:
+        room = (hi - out) if slack > 0 else (out - lo)
+        out += slack * room / room.sum()
+    return out
+
+
+def domain_counts(
+    p: np.ndarray,
+    lengths: np.ndarray,
+    domain_codes: np.ndarray,
+    domains: Sequence[str],
+    budget: float,
+    rng: np.random.Generator,
+    max_repeats: int | None = None,
+    target: Mapping[str, float] | None = None,
+    min_share: Mapping[str, float] | None = None,
+    max_share: Mapping[str, float] | None = None,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Counts [n] (int64) with optional domain constraints, and the domain budgets used (tokens).
+
+    `domain_codes` [n] index into `domains`. Without constraints this is `budgeted_counts` over the whole pool
+    (budgets reported are the expected tokens per domain). With `target` proportions each domain gets
+    budget·target[d] tokens; with min/max shares SampleMix's own shares Σ_{x∈d} p·len / Σ p·len are
+    clamped (`clamp_shares`, capped further by what `max_repeats` allows). Inside each domain the counts
+    come from `budgeted_counts` on that domain's documents.
+    """
+    p, lengths = _check_pool(p, lengths, budget)
+    codes = np.asarray(domain_codes, dtype=np.int64)
+    m = len(domains)
+    mass_by_domain = np.bincount(codes, weights=p * lengths, minlength=m)
+    if target is None and not min_share and not max_share:
+        rates = expected_rates(p, lengths, budget, max_repeats)
+        expected = np.bincount(codes, weights=rates * lengths, minlength=m)
+        return round_counts(rates, rng), dict(zip(domains, expected.tolist(), strict=True))
+    if target is not None:
+        if min_share or max_share:
+            raise BadInput("--target-mixture and --min-share/--max-share are alternatives; give one")
+        unknown = [d for d in target if d not in domains]
+        if unknown:
+            raise BadInput(
+                f"--target-mixture: unknown domain(s) {', '.join(unknown)} (scores have {', '.join(domains)})"
+            )
+        shares = np.array([float(target.get(d, 0.0)) for d in domains])
+        shares = shares / shares.sum()
+    else:
+        lo = _share_map(min_share, domains, 0.0, "--min-share")
+        hi = _share_map(max_share, domains, 1.0, "--max-share")
+        if max_repeats is not None:
+            drawable_tokens = np.bincount(codes, weights=lengths * (p > 0), minlength=m)
+            hi = np.minimum(hi, max_repeats * drawable_tokens / budget)
+        shares = clamp_shares(mass_by_domain / mass_by_domain.sum(), lo, hi)
+    counts = np.zeros(p.shape[0], dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(m + 1))
+    budgets: dict[str, float] = {}
+    for j, domain in enumerate(domains):
+        budgets[domain] = float(shares[j] * budget)
+        if budgets[domain] <= 0:
+            continue
+        idx = order[bounds[j] : bounds[j + 1]]
+        if mass_by_domain[j] <= 0:
+            raise BadInput(
+                f"domain '{domain}' must receive {shares[j]:.4f} of the budget but none of its documents has a"
+                " non-zero weight"
+            )
+        try:
+            counts[idx] = budgeted_counts(p[idx], lengths[idx], budgets[domain], rng, max_repeats)
+        except BadInput as exc:
+            raise BadInput(f"domain '{domain}' (budget {budgets[domain]:.0f} tokens): {exc}") from None
+    return counts, budgets
+
+
+__all__ = [
+    "NORMALISATIONS",
+    "budgeted_counts",
+    "clamp_shares",
+    "domain_counts",
+    "expected_rates",
+    "normalise",
+    "round_counts",
+    "sampling_weights",
+]
