@@ -223,18 +223,19 @@ def alive(pids: Sequence[int], grace: float = 5.0) -> list[int]:
         time.sleep(0.1)
 
 
-def busy_workers(n: int, cpu_seconds: float = 0.3) -> Callable[[psutil.Process], bool]:
-    """Ready when `n` child processes have each used `cpu_seconds` of CPU (a pool mid-pass)."""
+def reading(root: Path, n: int = 1) -> Callable[[psutil.Process], bool]:
+    """Ready when `n` processes of the command (itself or its workers) hold a file under `root` open: the
+    pass is in the middle of reading its input, past start-up."""
+    prefix = str(root.resolve())
 
     def ready(proc: psutil.Process) -> bool:
-        busy = 0
-        for child in proc.children(recursive=True):
+        holding = 0
+        for p in [proc, *proc.children(recursive=True)]:
             try:
-                cpu = child.cpu_times()
-            except psutil.NoSuchProcess:
+                holding += any(f.path.startswith(prefix) for f in p.open_files())
+            except psutil.Error:
                 continue
-            busy += cpu.user + cpu.system >= cpu_seconds
-        return busy >= n
+        return holding >= n
 
     return ready
 

@@ -11,9 +11,9 @@ import pytest
 
 from mixcli import (
     alive,
-    busy_workers,
     file_digest,
     interrupt,
+    reading,
     run_mixlab,
     stdlib_texts,
     temp_leftovers,
@@ -25,12 +25,14 @@ SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGKI
 
 @pytest.fixture(scope="module")
 def large_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~5 MB of real text in 4 shards: long enough (seconds) to be interrupted in the middle of a pass."""
+    """~3 MB of real text in 4 shards of 2,400 short documents: each shard is read in several batches, so a
+    worker holds its shard open while it tokenizes (the signal that the pass is mid-way)."""
     root = tmp_path_factory.mktemp("large") / "corpus"
     for d, domain in enumerate(("code", "prose")):
         for k in range(2):
-            texts = stdlib_texts("code" if d == 0 else "prose", 200, offset=k * 200) * 3
-            write_jsonl(root / domain / f"part-{k}.jsonl", texts)
+            texts = stdlib_texts(("code", "prose")[d], 200, offset=k * 200)
+            chunks = [t[i : i + 300] for t in texts for i in range(0, 1500, 300) if t[i : i + 300].strip()]
+            write_jsonl(root / domain / f"part-{k}.jsonl", (chunks * 3)[:2400])
     return root
 
 
@@ -48,7 +50,7 @@ def test_corpus_stats_interrupted_then_rerun(
 ) -> None:
     out = tmp_path / "out" / "stats.json"
     args = ["-q", "--workers", "2", "corpus", "stats", str(large_corpus), "--json", str(out)]
-    code, stderr, workers = interrupt(args, busy_workers(2), sig)
+    code, stderr, workers = interrupt(args, reading(large_corpus, 2), sig)
     if sig == signal.SIGTERM:
         assert code == 143, stderr
         assert "interrupted" in stderr and "Traceback" not in stderr, stderr
