@@ -147,8 +147,10 @@ def test_score_interrupted_resumes_without_redoing_shards(
     code, stderr, workers = interrupt(args, file_appears(shards, "*.meta.parquet"), sig)
     interrupted_cleanly(sig, code, stderr, workers, tmp_path)
     assert not out.exists()
-    finished = stamps(shards, "*")
-    assert any(name.endswith(".meta.parquet") for name in finished)
+    # a shard's embed pass is finished once its .meta.parquet (written last, after .npy and .cand.pkl) exists
+    done = {name.split(".")[0] for name in stamps(shards, "*.meta.parquet")}
+    finished = {name: stamp for name, stamp in stamps(shards, "*").items() if name.split(".")[0] in done}
+    assert done
 
     result = run_mixlab(*args)
     assert result.returncode == 0, result.stderr
@@ -190,11 +192,16 @@ def test_sample_interrupted_then_rerun(
     result = run_mixlab(*args)
     assert result.returncode == 0, result.stderr
     assert file_digest(out) == sample_reference
+    if temp_leftovers(tmp_path):
+        pytest.xfail(
+            f"known gap: a SIGKILLed atomic_dir leaves its temporary behind ({temp_leftovers(tmp_path)[0]}); "
+            "nothing removes stale temporaries on the next run"
+        )
 
 
 # --- sweep: finished runs are kept, a partial run continues from its checkpoint ----------------------------
 
-SWEEP_OPTIONS = ["--model", "tiny", "--tokenizer", "bpe:400", "--tokens-per-run", "24000", "--evals", "3"]
+SWEEP_OPTIONS = ["--model", "tiny", "--tokenizer", "bpe:400", "--tokens-per-run", "16000", "--evals", "3"]
 SWEEP_OPTIONS += ["--seq-len", "64", "--batch-size", "8", "--val-tokens", "512", "--threads", "1"]
 
 
