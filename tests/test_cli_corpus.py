@@ -55,7 +55,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     assert stats["total"]["documents"] == 2 and stats["total"]["skipped"] == 2
 
     for args, cause in [
-        (["corpus", "stats", str(tmp_path / "c"), "--tokenizer", "nope"], "unknown tokenizer"),
         (["--engine", "spark", "corpus", "stats", str(tmp_path / "c")], "unknown engine"),
         (["corpus", "demo", "--out", str(tmp_path / "d"), "--max-mb-per-domain", "0"], "must be positive"),
     ]:

@@ -215,6 +215,8 @@ def test_profile_numbers_are_consistent(real_corpus, gpt2, local_profile):
         assert conv["tokens"][-1] == v["tokens"]
         assert all(a < b for a, b in zip(conv["tokens"], conv["tokens"][1:], strict=False))
         assert [conv[m][-1] for m in ("se", "ce", "je")] == [v["se"], v["ce"], v["je"]]
+        assert conv["last_step_change"]["ce"] == conv["ce"][-1] - conv["ce"][-2]
+        assert conv["ce"][0] < conv["ce"][-1]  # the plug-in estimate grows with the sample (biased low)
     code, prose = local_profile.domains["code"], local_profile.domains["prose"]
     # Python source is more predictable token-to-token than English prose
     assert code["ce"] < prose["ce"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ from mixlab.mixture import Mixture
 MEASURES = ("se", "ce", "je", "vne")
 TOKEN_MEASURES = ("se", "ce", "je")
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
-FLUSH_MIN_KEYS = 1 << 21
+FLUSH_MIN_KEYS = 1 << 19
 
 
 def window_uniforms(seed: int, windows: np.ndarray) -> np.ndarray:
@@ -110,7 +110,7 @@ class EntropyCounts:
             gram = self.gram + other.gram
         return EntropyCounts(
             self.unigrams + other.unigrams,
-            [a.merge(b) for a, b in zip(self.pairs, other.pairs, strict=True)],
+            _merge_bands(self.pairs, other.pairs),
             self.documents + other.documents,
             gram,
             self.embedded + other.embedded,
@@ -273,31 +273,39 @@ def _restore_counting(key: str, data: bytes) -> ShardCounting:
     return fn
 
 
+def _merge_bands(a: list[SparseCounts], b: list[SparseCounts]) -> list[SparseCounts]:
+    return [x.merge(y) for x, y in zip(a, b, strict=True)]
+
+
 class CountsStack:
-    """Merges a stream of EntropyCounts like a binary counter: the newest two merge whenever the newer is at
-    least half the size of the older. Folding shard after shard into one growing table would cost
+    """Merges a stream of EntropyCounts. Dense parts (unigrams [bands, V], the gram, totals) are summed as
+    they arrive; the sparse pair tables merge like a binary counter: the newest two whenever the newer is
+    at least half the size of the older. Folding shard after shard into one growing table would cost
     O(shards x distinct pairs); this costs O(distinct pairs x log shards) and holds < 2x the final table.
     Integer counts make the result independent of the merge order."""
 
     def __init__(self) -> None:
-        self.stack: list[EntropyCounts] = []
-
-    @staticmethod
-    def _size(counts: EntropyCounts) -> int:
-        return sum(len(p) for p in counts.pairs) + 1
+        self.dense: EntropyCounts | None = None
+        self.stack: list[list[SparseCounts]] = []
 
     def add(self, counts: EntropyCounts) -> CountsStack:
-        self.stack.append(counts)
-        while len(self.stack) > 1 and 2 * self._size(self.stack[-1]) >= self._size(self.stack[-2]):
+        dense = replace(counts, pairs=[SparseCounts.empty()] * len(counts.pairs))
+        self.dense = dense if self.dense is None else self.dense.merge(dense)
+        self.stack.append(counts.pairs)
+        while len(self.stack) > 1 and 2 * _table_size(self.stack[-1]) >= _table_size(self.stack[-2]):
             newer = self.stack.pop()
-            self.stack[-1] = self.stack[-1].merge(newer)
+            self.stack[-1] = _merge_bands(self.stack[-1], newer)
         return self
 
     def result(self) -> EntropyCounts:
-        total = self.stack[-1]
+        pairs = self.stack[-1]
         for older in reversed(self.stack[:-1]):
-            total = older.merge(total)
-        return total
+            pairs = _merge_bands(older, pairs)
+        return replace(self.dense, pairs=pairs)
+
+
+def _table_size(bands: list[SparseCounts]) -> int:
+    return sum(len(p) for p in bands) + 1
 
 
 def _merge(acc: dict[str, CountsStack], shard: dict[str, EntropyCounts]) -> dict[str, CountsStack]:
@@ -424,6 +432,13 @@ def domain_entropies(
     out["first_position_entropy"] = values["first"]
     if miller_madow:
         out["plug_in"] = selected(token_entropies(full_unigrams, full_pairs, vocab_size))
+    # the estimate's change over the last doubling of the sample (50 % -> 100 % by default): near 0 when
+    # the plug-in estimate has converged; the plug-in bias makes it positive while it has not
+    convergence["last_step_change"] = {
+        m: convergence[m][-1] - convergence[m][-2] if len(fractions) > 1 else 0.0
+        for m in TOKEN_MEASURES
+        if m in measures
+    }
     out["convergence"] = convergence
     seen = counts.bytes_seen + counts.bytes_unseen
     per_byte = counts.tokens_seen / counts.bytes_seen if counts.bytes_seen else 0.0

@@ -126,9 +126,7 @@ def convergence_table(profile: EntropyProfile) -> Table:
         conv = v["convergence"]
         for m in ("se", "ce", "je"):
             if m in conv:
-                values = conv[m]
-                change = values[-1] - values[-2] if len(values) > 1 else 0.0
-                table.add_row(d, m, *(f"{x:.4f}" for x in values), f"{change:+.4f}")
+                table.add_row(d, m, *(f"{x:.4f}" for x in conv[m]), f"{conv['last_step_change'][m]:+.4f}")
     return table
 
 

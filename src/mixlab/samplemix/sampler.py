@@ -102,7 +102,8 @@ def expected_rates(
     scale = budget / mass
     for _ in range(1000):
         capped = p * scale >= max_repeats
-        free_mass = mass - float(p[capped] @ lengths[capped])
+        free = ~capped
+        free_mass = float(p[free] @ lengths[free])  # summed directly: mass − capped mass cancels badly
         capped_tokens = max_repeats * float(lengths[capped].sum())
         if free_mass <= 0:
             break
