@@ -30,6 +30,8 @@ class Case:
     id: str
     verb: str
     build: Callable[[Path], tuple[list[str], list[str]]]  # tmp dir -> (argv after the verb, names)
+    allow: str = ""  # a path (prefix) that may appear by design, e.g. a resumable work dir
+    bug: str = ""  # a known bug in the verb: the case is a strict xfail until it is fixed
 
 
 def _good(tmp: Path) -> Path:
@@ -742,9 +744,209 @@ ENTROPY_CASES = [
 ]
 
 
+# --- score / sample ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _scored_corpus() -> dict[str, bytes]:
+    """The good corpus and its scores.parquet, made once by the real `mixlab score`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        corpus = _good(root)
+        out = root / "scores.parquet"
+        args = ["-q", "--workers", "1", "score", str(corpus), "--out", str(out), "--annotate-n", "20"]
+        result = run_mixlab(*args, "--clusters", "2", env={"MIXLAB_CACHE": str(root / "cache")})
+        assert result.returncode == 0, result.stderr
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in [out, *corpus.rglob("*.jsonl")]}
+
+
+def _scored(tmp: Path) -> tuple[Path, Path]:
+    for name, blob in _scored_corpus().items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_bytes(blob)
+    return tmp / "corpus", tmp / "scores.parquet"
+
+
+def score_args(corpus: Path, tmp: Path, *extra: str) -> list[str]:
+    return [str(corpus), "--out", str(tmp / "out" / "scores.parquet"), "--annotate-n", "20", *extra]
+
+
+def score_bad_row(tmp):
+    corpus, shard = _bad_row(tmp, b'{"text": 3.5}\n')
+    return score_args(corpus, tmp), [f"{shard}:3", "'text'"]
+
+
+def score_missing_corpus(tmp):
+    return score_args(tmp / "nope", tmp), ["nope", "does not exist"]
+
+
+def score_unknown_quality(tmp):
+    return score_args(_good(tmp), tmp, "--quality", "vibes"), ["vibes"]
+
+
+def score_unknown_embedder(tmp):
+    return score_args(_good(tmp), tmp, "--embedder", "word2vec"), ["word2vec"]
+
+
+def sample_args(corpus: Path, scores: Path, tmp: Path, *extra: str) -> list[str]:
+    return [str(corpus), "--scores", str(scores), "--out", str(tmp / "out" / "sample"), *extra]
+
+
+def sample_budget_over_corpus(tmp):
+    corpus, scores = _scored(tmp)
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1e9", "--max-repeats", "1"), [
+        "--budget-tokens",
+        "--max-repeats 1",
+    ]
+
+
+def sample_negative_budget(tmp):
+    corpus, scores = _scored(tmp)
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "-5"), ["--budget-tokens"]
+
+
+def sample_missing_scores(tmp):
+    corpus, _ = _scored(tmp)
+    return sample_args(corpus, tmp / "gone.parquet", tmp, "--budget-tokens", "1000"), ["gone.parquet"]
+
+
+def sample_scores_not_parquet(tmp):
+    corpus, _ = _scored(tmp)
+    shard = corpus / "code" / "part-000.jsonl"
+    return sample_args(corpus, shard, tmp, "--budget-tokens", "1000"), [str(shard), "parquet"]
+
+
+def sample_scores_truncated(tmp):
+    corpus, scores = _scored(tmp)
+    scores.write_bytes(scores.read_bytes()[:-100])
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1000"), [str(scores)]
+
+
+def sample_scores_of_another_corpus(tmp):
+    corpus, scores = _scored(tmp)
+    (corpus / "prose").rename(corpus / "poetry")
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1000"), [str(scores), "not in corpus"]
+
+
+def sample_unknown_share_domain(tmp):
+    corpus, scores = _scored(tmp)
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1000", "--min-share", "poetry=0.5"), [
+        "--min-share poetry=0.5",
+        "unknown domain",
+    ]
+
+
+def sample_target_mixture_negative(tmp):
+    corpus, scores = _scored(tmp)
+    target = tmp / "target.json"
+    target.write_text(json.dumps({"name": "t", "weights": {"code": -1, "prose": 2}}))
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1000", "--target-mixture", str(target)), [
+        str(target),
+        "negative",
+    ]
+
+
+def sample_target_mixture_unknown_domain(tmp):
+    corpus, scores = _scored(tmp)
+    target = tmp / "target.csv"
+    target.write_text("name,code,poetry\nt,0.5,0.5\n")
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1000", "--target-mixture", str(target)), [
+        "poetry"
+    ]
+
+
+SCORE_WORK_DIR_BUG = (
+    "bug in samplemix.pipeline.score_corpus: it creates <out>.work/ (config.json, shards/) before validating "
+    "--quality/--embedder, so a rejected option leaves a work directory behind"
+)
+
+SAMPLEMIX_CASES = [
+    # the finished shards' files in <out>.work/ are the resumable checkpoint, kept by design
+    Case("score-bad-row", "score", score_bad_row, allow="out/scores.parquet.work"),
+    Case("score-missing-corpus", "score", score_missing_corpus),
+    Case("score-unknown-quality", "score", score_unknown_quality, bug=SCORE_WORK_DIR_BUG),
+    Case("score-unknown-embedder", "score", score_unknown_embedder, bug=SCORE_WORK_DIR_BUG),
+    Case("sample-budget-over-corpus-max-repeats-1", "sample", sample_budget_over_corpus),
+    Case("sample-negative-budget", "sample", sample_negative_budget),
+    Case("sample-missing-scores", "sample", sample_missing_scores),
+    Case("sample-scores-not-parquet", "sample", sample_scores_not_parquet),
+    Case("sample-scores-truncated", "sample", sample_scores_truncated),
+    Case("sample-scores-of-another-corpus", "sample", sample_scores_of_another_corpus),
+    Case("sample-unknown-share-domain", "sample", sample_unknown_share_domain),
+    Case("sample-target-mixture-negative", "sample", sample_target_mixture_negative),
+    Case("sample-target-mixture-unknown-domain", "sample", sample_target_mixture_unknown_domain),
+]
+
+
+# --- sweep / mixtures random ------------------------------------------------------------------------------
+
+
+def sweep_args(tmp: Path, mixtures_csv: str, *extra: str) -> tuple[list[str], Path]:
+    corpus = _good(tmp)
+    mixtures = tmp / "mixtures.csv"
+    mixtures.write_text(mixtures_csv)
+    args = [
+        str(corpus),
+        "--mixtures",
+        str(mixtures),
+        "--out",
+        str(tmp / "out" / "sweep"),
+        "--tokenizer",
+        "gpt2",
+    ]
+    return [*args, "--tokens-per-run", "4096", *extra], mixtures
+
+
+def sweep_unknown_domain(tmp):
+    args, mixtures = sweep_args(tmp, "name,code,poetry\nm1,0.5,0.5\n")
+    return args, ["poetry"]
+
+
+def sweep_negative_weight(tmp):
+    args, mixtures = sweep_args(tmp, "name,code,prose\nm1,1.2,-0.2\n")
+    return args, [f"{mixtures}: row 2", "'prose'", "negative"]
+
+
+def sweep_nan_weight(tmp):
+    args, mixtures = sweep_args(tmp, "name,code,prose\nm1,nan,1\n")
+    return args, [f"{mixtures}: row 2", "'code'"]
+
+
+def sweep_all_zero(tmp):
+    args, mixtures = sweep_args(tmp, "name,code,prose\nm1,0,0\n")
+    return args, [f"{mixtures}: row 2", "all zero"]
+
+
+def sweep_unknown_model(tmp):
+    args, _ = sweep_args(tmp, "name,code,prose\nm1,0.5,0.5\n", "--model", "gpt5")
+    return args, ["gpt5"]
+
+
+def random_mixtures_unknown_prior(tmp):
+    return ["--n", "4", "--prior", "lucky", "--out", str(tmp / "out" / "m.csv"), "--domains", "a,b"], [
+        "lucky"
+    ]
+
+
+def random_mixtures_zero_n(tmp):
+    args = ["--n", "0", "--prior", "uniform", "--domains", "a,b", "--out", str(tmp / "out" / "m.csv")]
+    return args, ["--n"]
+
+
+PROXY_CASES = [
+    Case("sweep-unknown-domain", "sweep", sweep_unknown_domain),
+    Case("sweep-negative-weight", "sweep", sweep_negative_weight),
+    Case("sweep-nan-weight", "sweep", sweep_nan_weight),
+    Case("sweep-all-zero", "sweep", sweep_all_zero),
+    Case("sweep-unknown-model", "sweep", sweep_unknown_model),
+    Case("random-mixtures-unknown-prior", "mixtures random", random_mixtures_unknown_prior),
+    Case("random-mixtures-zero-n", "mixtures random", random_mixtures_zero_n),
+]
+
+
 # --- the table ----------------------------------------------------------------------------------------
 
-CASES = STATS_CASES + DEMO_CASES + ENTROPY_CASES + LAWS_CASES
+CASES = STATS_CASES + DEMO_CASES + ENTROPY_CASES + LAWS_CASES + SAMPLEMIX_CASES + PROXY_CASES
 
 
 @dataclass
@@ -784,7 +986,13 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         return dict(zip([c.id for c in todo], pool.map(run, todo), strict=True))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+PARAMS = [
+    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else [])
+    for c in CASES
+]
+
+
+@pytest.mark.parametrize("case", PARAMS)
 def test_bad_input_exits_2_with_one_line_cause_and_no_output(
     case: Case, outcomes: dict[str, Outcome]
 ) -> None:
@@ -796,7 +1004,11 @@ def test_bad_input_exits_2_with_one_line_cause_and_no_output(
     assert "Traceback" not in out.result.stderr, out.result.stderr
     assert_one_line_cause(out.result, *out.names)
     changed = sorted(set(out.after.items()) ^ set(out.before.items()))
-    assert out.after == out.before, f"files appeared or changed: {changed}"
+    if case.allow:  # the allowed path, what is under it, and the directories above it
+        changed = [
+            c for c in changed if not c[0].startswith(case.allow) and not case.allow.startswith(c[0] + "/")
+        ]
+    assert changed == [], f"files appeared or changed: {changed}"
 
 
 def test_good_corpus_passes(tmp_path: Path) -> None:
