@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mixcli import mixlab_argv, mixlab_env, run_mixlab, stdlib_texts, write_jsonl
+from mixcli import file_digest, has_verb, mixlab_argv, mixlab_env, run_mixlab, stdlib_texts, write_jsonl
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -178,3 +178,34 @@ def test_bad_input_on_the_cluster_is_still_one_line(cluster: Cluster, corpus: Pa
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert f"{shard}:" in result.stderr and "malformed JSON" in result.stderr
+
+
+def run_both(cluster: Cluster, tmp: Path, name: str, *args: str) -> tuple[Path, Path]:
+    """`mixlab ARGS` with `--out OUT` on the local engine and on the cluster; returns both outputs."""
+    outs = []
+    for engine in (["--workers", "1"], ["--engine", "ray", "--ray-address", cluster.address]):
+        out = tmp / engine[0].strip("-") / name
+        result = run_mixlab("-q", "--seed", "1", *engine, *args, "--out", str(out), env=RAY_ENV)
+        assert result.returncode == 0, f"{engine}: {result.stderr[-3000:]}"
+        outs.append(out)
+    return outs[0], outs[1]
+
+
+def test_entropy_on_the_cluster_matches_local(cluster: Cluster, corpus: Path, tmp_path: Path) -> None:
+    if not has_verb("entropy"):
+        pytest.skip("`mixlab entropy` has not landed on this branch yet")
+    local, ray = run_both(cluster, tmp_path, "entropy", "entropy", str(corpus), "--seq-len", "256")
+    assert file_digest(local) == file_digest(ray) and (local / "entropy.json").is_file()
+
+
+def test_score_and_sample_on_the_cluster_match_local(cluster: Cluster, corpus: Path, tmp_path: Path) -> None:
+    if not (has_verb("score") and has_verb("sample")):
+        pytest.skip("`mixlab score`/`sample` have not landed on this branch yet")
+    import pyarrow.parquet as pq
+
+    args = ["score", str(corpus), "--annotate-n", "100", "--clusters", "4"]
+    local, ray = run_both(cluster, tmp_path, "scores.parquet", *args)
+    assert pq.read_table(local).equals(pq.read_table(ray))
+    args = ["sample", str(corpus), "--scores", str(local), "--budget-tokens", "3e5"]
+    local, ray = run_both(cluster, tmp_path, "sample", *args)
+    assert file_digest(local) == file_digest(ray) and (local / "summary.json").is_file()
