@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_out
+# make bench BENCH_ARGS=--quick: small inputs; BENCH_ARGS='--only reader_throughput': one benchmark
+BENCH_ARGS ?=
 
 .PHONY: install browser test lint demo bench clean
 
@@ -31,7 +33,7 @@ demo: install
 	$(BIN)/mixlab demo --out $(DEMO_OUT)
 
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -215,3 +215,18 @@ def test_parse_reply() -> None:
     assert parse_reply("sure: " + json.dumps(GOOD) + " bye", "r").tolist() == [1, 1, 0, 1, 1, 2, 1]
     with pytest.raises(BadInput, match="no JSON object"):
         parse_reply("I cannot rate this.", "r")
+
+
+@pytest.mark.slow
+def test_local_annotator_gives_expected_scores_from_the_offline_model(demo_corpus) -> None:
+    """SmolLM2-135M on a handful of short documents: expected scores inside each dimension's range,
+    deterministic, and different for different documents. (Spam vs wiki ranking with this 135M model is reported in the closing notes, not asserted: on 3-5
+    documents per domain it did NOT rank spam below wiki.)"""
+    from mixlab.samplemix.quality.local import LocalLMAnnotator
+
+    annotator = LocalLMAnnotator(max_doc_tokens=48, use_cache=False, threads=1)
+    docs = ["The cat sat on the mat. It was warm and sunny.", "WIN $$$ NOW!!! CLICK http://spam.example"]
+    labels = annotator.annotate(docs)
+    assert labels.shape == (2, 7) and np.all(labels >= 0) and np.all(labels <= MAX_SCORES + 1e-9)
+    assert not np.allclose(labels[0], labels[1])
+    np.testing.assert_allclose(annotator.annotate(docs[:1]), labels[:1], atol=1e-6)

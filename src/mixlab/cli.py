@@ -6,6 +6,7 @@ Exit codes: 0 ok, 2 bad input (one-line cause naming the file/row/field), 1 inte
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Annotated
 
@@ -58,10 +59,34 @@ def _register() -> None:
 _register()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so atomic writes delete their temporaries and pools stop their workers.
+
+    A second SIGTERM while cleaning up kills at once (the default action is restored first)."""
+    signal.signal(signum, signal.SIG_DFL)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _interrupted() -> None:
+    terminated = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    common.err_console.print("interrupted: no partial output written; run again to resume")
+    sys.exit(128 + signal.SIGTERM if terminated else 130)
+
+
 def main() -> None:
-    """Entry point of the `mixlab` script: maps mixlab's errors onto exit codes."""
+    """Entry point of the `mixlab` script: maps mixlab's errors onto exit codes.
+
+    Interrupted (SIGINT/SIGTERM): exits 130/143 after cleanup; finished work kept in a verb's work directory
+    is reused by the next run."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer's answer to KeyboardInterrupt
+            _interrupted()
+        raise
+    except KeyboardInterrupt:
+        _interrupted()
     except BadInput as exc:
         common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -6,20 +6,15 @@ import functools
 import inspect
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
 from mixlab.atomic import atomic_dir, write_json, write_text
 from mixlab.commands.common import out_console, settings
 from mixlab.errors import BadInput
-from mixlab.laws import LAWS, Law, get_law, load_law, load_observations, write_runs
-from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals, percentile_interval
-from mixlab.laws.evaluate import PROTOCOLS, evaluate_law
-from mixlab.laws.importers import import_olmix, import_regmix
 from mixlab.mixture import (
     EXPORT_FORMATS,
     Mixture,
@@ -29,14 +24,19 @@ from mixlab.mixture import (
     write_mixture_json,
     write_mixtures,
 )
-from mixlab.optimize import optimize_law, simplex_bounds
 from mixlab.progress import log, status, warn
+
+if TYPE_CHECKING:
+    from mixlab.laws import Law
+
+# The law modules (scipy, pandas, LightGBM) are imported inside the verbs: `mixlab --help` and every other
+# verb start without them.
 
 MixturesOpt = Annotated[Path, typer.Option("--mixtures", "-m", help="mixtures.csv (name,<domain>...).")]
 RunsOpt = Annotated[
     Path, typer.Option("--runs", "-r", help="runs.csv or .parquet (run,step,tokens,domain,loss).")
 ]
-LawOpt = Annotated[str, typer.Option(help=f"Mixing law: {', '.join(sorted(LAWS))}.")]
+LawOpt = Annotated[str, typer.Option(help="Mixing law: bimix, dml, powerlaw or regmix.")]
 HyperOpt = Annotated[
     list[str] | None,
     typer.Option("--hyper", help="Law hyper-parameter KEY=VALUE (repeatable), e.g. residual=relative."),
@@ -47,6 +47,8 @@ StepOpt = Annotated[
 
 
 def _parse_hyper(items: list[str] | None, step: float | None, law: str) -> dict[str, Any]:
+    from mixlab.laws import LAWS
+
     hyper: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -64,6 +66,8 @@ def _parse_hyper(items: list[str] | None, step: float | None, law: str) -> dict[
 
 
 def _law_factory(ctx: typer.Context, law: str, hyper: dict[str, Any]) -> functools.partial[Law]:
+    from mixlab.laws import LAWS, get_law
+
     if law in LAWS and "seed" in inspect.signature(LAWS[law]).parameters and "seed" not in hyper:
         hyper = {**hyper, "seed": settings(ctx).seed}
     get_law(law, **hyper)  # validates name and hyper-parameters before any work
@@ -137,6 +141,9 @@ def fit(
 
     Example: mixlab fit --mixtures mixtures.csv --runs runs.csv --law bimix --out law.json
     """
+    from mixlab.laws import load_observations
+    from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals
+
     make = _law_factory(ctx, law, _parse_hyper(hyper, step, law))
     obs = load_observations(mixtures, runs)
     with status(f"fitting {law} on {len(obs.runs)} runs"):
@@ -190,7 +197,7 @@ def evaluate(
     runs: RunsOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write metrics.json.")],
     law: LawOpt = "bimix",
-    protocol: Annotated[str, typer.Option(help=f"{' | '.join(PROTOCOLS)}.")] = "extrapolate",
+    protocol: Annotated[str, typer.Option(help="extrapolate | unseen | kfold.")] = "extrapolate",
     holdout_last: Annotated[
         int, typer.Option(help="extrapolate: evaluations held out at the end of each run.")
     ] = 1,
@@ -207,6 +214,9 @@ def evaluate(
 
     Example: mixlab evaluate --mixtures mixtures.csv --runs runs.csv --law bimix --protocol unseen --test-runs ce,vne --out metrics.json --plots plots/
     """
+    from mixlab.laws import load_observations
+    from mixlab.laws.evaluate import PROTOCOLS, evaluate_law
+
     if protocol not in PROTOCOLS:
         raise BadInput(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
     make = _law_factory(ctx, law, _parse_hyper(hyper, step, law))
@@ -270,6 +280,10 @@ def predict(
 
     Example: mixlab predict law.json --mixtures candidates.csv --steps 10000,20000 --out predicted.csv
     """
+    import pandas as pd
+
+    from mixlab.laws import load_law, write_runs
+
     law = load_law(law_path)
     mix = read_mixtures(mixtures)
     rows = []
@@ -331,6 +345,10 @@ def optimize(
 
     Example: mixlab optimize law.json --steps 100000 --available stats.json --target-tokens 2e9 --max-epochs 4 --reference entropy/mixtures.csv --out mixture.json
     """
+    from mixlab.laws import get_law, load_law, load_observations
+    from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals, percentile_interval
+    from mixlab.optimize import optimize_law, simplex_bounds
+
     law = load_law(law_path)
     seed = settings(ctx).seed
     doms = law.domains
@@ -494,6 +512,8 @@ OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for mixt
 
 
 def _write_import(result: Any, out: Path) -> None:
+    from mixlab.laws import write_runs
+
     with atomic_dir(out) as tmp:
         write_mixtures(tmp / "mixtures.csv", result.mixtures)
         write_runs(tmp / "runs.csv", result.runs)
@@ -521,6 +541,8 @@ def import_olmix_cmd(
 
     Example: mixlab import olmix swarm/ratios.csv swarm/metrics.csv --out imported/
     """
+    from mixlab.laws.importers import import_olmix
+
     _write_import(import_olmix(ratios, metrics, step, metric_pattern), out)
 
 
@@ -537,6 +559,8 @@ def import_regmix_cmd(
 
     Example: mixlab import regmix train_mixture_1m.csv train_pile_loss_1m.csv --out imported/
     """
+    from mixlab.laws.importers import import_regmix
+
     _write_import(import_regmix(mixtures, losses, index_column, step, metric_pattern), out)
 
 

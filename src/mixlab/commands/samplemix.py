@@ -41,7 +41,7 @@ def score(
     annotate_n: Annotated[
         int | None,
         typer.Option(
-            help="Documents to annotate for the scorer (default: heuristic 5000, local 200, llm 1000)."
+            help="Documents to annotate for the scorer (default: heuristic 2000, local 200, llm 1000)."
         ),
     ] = None,
     embedder: Annotated[str, typer.Option(help="Embedder: static (fast) | minilm.")] = "static",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -18,10 +20,11 @@ R = TypeVar("R")
 _installed: Callable | None = None
 
 
-def _install(fn: Callable) -> None:
-    """Pool initializer: keep the map function in the worker process."""
+def _install(fn: Callable, parent_pid: int) -> None:
+    """Pool initializer: keep the map function in the worker process; exit with the parent."""
     global _installed
     _installed = fn
+    _exit_with_parent(parent_pid)
 
 
 def _call_installed(item):  # noqa: ANN001, ANN202 - any item, any result
@@ -52,9 +55,35 @@ class LocalEngine(Engine):
         ctx = multiprocessing.get_context("spawn")
         # fn (often a partial holding a tokenizer of a few MB) is sent once per worker, not once per item
         pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(items)), mp_context=ctx, initializer=_install, initargs=(fn,)
+            max_workers=min(self.workers, len(items)),
+            mp_context=ctx,
+            initializer=_install,
+            initargs=(fn, os.getpid()),
         )
         try:
             yield from track(pool.map(_call_installed, items), len(items), description or "map")
-        finally:  # on an error (or an abandoned generator) drop the queued items instead of running them
+        except BaseException:  # an error, an interrupt (SIGTERM) or an abandoned generator
+            _stop_now(pool)
+            raise
+        finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers instead of letting them finish their current item, and drop the queued ones.
+
+    (`ProcessPoolExecutor.terminate_workers` only exists from Python 3.14, hence the private `_processes`.)"""
+    for process in list((pool._processes or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Exit this worker when the parent is gone (SIGKILL, OOM killer), instead of idling forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mixlab-exit-with-parent", daemon=True).start()

@@ -27,6 +27,7 @@ import math
 import os
 import pickle
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,6 +278,8 @@ def score_corpus(
     if config.quality not in DEFAULT_ANNOTATE_N:
         get_annotator(config.quality)  # raises BadInput naming the choices
     shards = list(enumerate(corpus.shards()))
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
 
     embed_fn = functools.partial(
         _embed_shard,
@@ -294,6 +297,7 @@ def score_corpus(
         sizes[result.index] = result.documents
         candidates = sorted(candidates + result.candidates)[:annotate_n]
     n_docs = sum(sizes)
+    timings["embed_pass_s"], clock = time.perf_counter() - clock, time.perf_counter()
     if n_docs < 2:
         raise BadInput(f"{corpus_path}: needs at least 2 documents to score, found {n_docs}")
 
@@ -305,6 +309,7 @@ def score_corpus(
     ok = ~np.isnan(labels).any(1)
     if failures:
         warn(f"{len(failures)} of {len(texts)} annotations failed and are left out, e.g. {failures[0][1]}")
+    timings["annotate_s"], clock = time.perf_counter() - clock, time.perf_counter()
     order = np.argsort(positions[ok])
     picks, train_labels = positions[ok][order], labels[ok][order]
     x_annotated = _rows_of(work, sizes, picks)
@@ -321,6 +326,7 @@ def score_corpus(
     with status("training the quality scorer"):
         report["heads"] = compare_heads(x_annotated, train_labels, seed=config.seed)
         scorer = QualityScorer(config.head).fit(x_annotated, train_labels)
+    timings["scorer_s"], clock = time.perf_counter() - clock, time.perf_counter()
     log(
         "scorer on held-out annotations: "
         + "; ".join(
@@ -337,6 +343,7 @@ def score_corpus(
     with status(f"k-means, k = {kmeans.k}, on {sample_size} documents"):
         kmeans.fit(_rows_of(work, sizes, picks))
     report["clusters"] = kmeans.k
+    timings["kmeans_s"], clock = time.perf_counter() - clock, time.perf_counter()
     model_path = work / "models.pkl"
     models = pickle.dumps({"scorer": scorer, "kmeans": kmeans, "config": config})
     if not model_path.exists() or model_path.read_bytes() != models:
@@ -348,9 +355,12 @@ def score_corpus(
     score_fn = functools.partial(_score_shard, work=str(work), model_path=str(model_path))
     merged = engine.map_reduce(score_fn, shards, _merge_scores, "scoring shards")
     diversity = cluster_diversity(kmeans.centroids_, merged.stats, config.separation)
+    timings["score_pass_s"], clock = time.perf_counter() - clock, time.perf_counter()
 
     report["domains"] = _write_scores(out, work, shards, sizes, diversity, config)
     report["cluster_sizes"] = merged.stats.counts.tolist()
+    timings["write_s"] = time.perf_counter() - clock
+    report["timings"] = timings
     write_json(work / "quality_report.json", report)
     return report
 

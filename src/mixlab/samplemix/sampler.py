@@ -80,6 +80,9 @@ def expected_rates(
     equation Σ len·min(s·p, R) = T (water-filling; exact up to float rounding).
     """
     p, lengths = _check_pool(p, lengths, budget)
+    top = p.max(initial=0.0)
+    if top > 0:
+        p = p / top  # r is invariant to the scale of p; this keeps tiny (subnormal) weights from overflowing
     mass = float(p @ lengths)
     if mass <= 0:
         raise BadInput("no document can be drawn: every weight (or every document length) is zero")

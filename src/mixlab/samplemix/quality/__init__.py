@@ -30,7 +30,7 @@ from mixlab.samplemix.quality.scorer import (
 )
 
 ANNOTATORS = ("heuristic", "local", "llm")
-DEFAULT_ANNOTATE_N = {"heuristic": 5000, "local": 200, "llm": 1000}
+DEFAULT_ANNOTATE_N = {"heuristic": 2000, "local": 200, "llm": 1000}
 
 
 def get_annotator(name: str, **options: Any):

