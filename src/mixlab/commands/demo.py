@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from mixlab.commands.common import out_console, settings
-from mixlab.demo import run_demo
 
 
 def demo(
@@ -36,6 +35,8 @@ def demo(
 
     Example: mixlab demo --out demo_out --quick
     """
+    from mixlab.demo import run_demo
+
     s = settings(ctx)
     seed_tuple = tuple(int(x) for x in seeds.split(",")) if seeds else None
     results = run_demo(

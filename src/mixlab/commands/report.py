@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from mixlab.commands.common import out_console
-from mixlab.report import write_report
 
 
 def report(
@@ -23,6 +22,8 @@ def report(
 
     Example: mixlab report demo_out --out demo_out/report.html
     """
+    from mixlab.report import write_report
+
     found = write_report(dirs, out, title)
     kinds = [f for f in found.__dataclass_fields__ if getattr(found, f)]
     out_console.print(f"wrote {out} ({', '.join(kinds)})")
