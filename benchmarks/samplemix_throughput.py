@@ -7,7 +7,9 @@ In one run:
    score + sample end to end (target ≥ 2,000 docs/s on 2 cores), split into the per-document stages
    (embed pass, score pass, write, sample: `per_document_docs_per_s`, what a large corpus converges to) and
    the fixed costs that do not grow with the corpus (annotating the sample, training the scorer, k-means:
-   `fixed_s`), plus the embedder alone in this process for reference;
+   `fixed_s`), plus the embedder alone in this process for reference; repeated on corpora `--scales` times
+   as large (default 1, 2, 4) to show how cost grows with input: `growth_time_x{s}` = score + sample time
+   at scale s over scale 1, next to `growth_documents_x{s}` (the demo corpus may cap a domain's text);
 2. the pure-numpy sampler on `--sampler-docs` synthetic documents (10 M by default): weights (min-max),
    budgeted counts without a cap and with `max_repeats=3` (target ≤ 5 s for counts of 10 M documents);
 3. peak memory: max RSS of this process and of the worker processes.
@@ -50,6 +52,7 @@ def max_rss_mb() -> dict[str, float]:
 
 
 def corpus_pass(root: Path, mb_per_domain: float, workers: int) -> dict[str, float]:
+    root.mkdir(parents=True, exist_ok=True)
     corpus_dir = root / "corpus"
     build_demo_corpus(corpus_dir, max_mb_per_domain=mb_per_domain, seed=0)
     corpus = Corpus.open(corpus_dir)
@@ -125,13 +128,26 @@ def main() -> None:
     parser.add_argument("--mb-per-domain", type=float, default=None)
     parser.add_argument("--sampler-docs", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scales", default=None, help="corpus size multiples, e.g. 1,2,4 (quick: 1,2)")
     args = parser.parse_args()
     mb = args.mb_per_domain or (0.25 if args.quick else 2.0)
     n = args.sampler_docs or (1_000_000 if args.quick else 10_000_000)
     root = Path(tempfile.mkdtemp(prefix="samplemix-bench-"))
     try:
         result = {"benchmark": "samplemix_throughput", "quick": args.quick, "workers": args.workers}
-        result.update(corpus_pass(root, mb, args.workers))
+        scales = [float(v) for v in (args.scales or ("1,2" if args.quick else "1,2,4")).split(",")]
+        base = corpus_pass(root / "x1", mb, args.workers)
+        result.update(base)
+        for scale in scales[1:]:
+            run = corpus_pass(root / f"x{scale:g}", mb * scale, args.workers)
+            shutil.rmtree(root / f"x{scale:g}", ignore_errors=True)
+            result[f"growth_documents_x{scale:g}"] = run["documents"] / base["documents"]
+            result[f"growth_time_x{scale:g}"] = (run["score_s"] + run["sample_s"]) / (
+                base["score_s"] + base["sample_s"]
+            )
+            result[f"score_sample_docs_per_s_x{scale:g}"] = run["score_sample_docs_per_s"]
+            result[f"per_document_docs_per_s_x{scale:g}"] = run["per_document_docs_per_s"]
+            result[f"fixed_s_x{scale:g}"] = run["fixed_s"]
         result.update(sampler_pass(n))
         rss = max_rss_mb()
         result["peak_rss_mb"] = rss["self"]

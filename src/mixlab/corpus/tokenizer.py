@@ -12,10 +12,11 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import regex
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
@@ -23,6 +24,11 @@ from mixlab.atomic import atomic_path
 from mixlab.errors import BadInput
 
 EOS = "<|endoftext|>"
+# the pre-tokenizer regex of byte-level BPE (GPT-2), applied before BPE merges (which never cross its pieces)
+BYTE_LEVEL_PIECES = regex.compile(
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+)
+MAX_CACHED_PIECES = 1_000_000
 
 
 def cache_dir(*parts: str) -> Path:
@@ -40,6 +46,7 @@ class Tokenizer:
     hf: HFTokenizer
     spec: str
     eos_id: int | None
+    _piece_counts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def vocab_size(self) -> int:
@@ -56,7 +63,41 @@ class Tokenizer:
         return [e.ids for e in encodings]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.encode_batch(texts)]
+        """Tokens per text, as `len(encode_batch(texts)[k])`.
+
+        For a plain byte-level BPE (GPT-2 pre-tokenizer, no normaliser) a text's count is the sum of its
+        pre-token pieces' counts, so each distinct piece is encoded once and cached: ~3x faster than
+        encoding every text in full. Texts holding an added token's string take the full encoder."""
+        if not self._counts_by_piece():
+            return self.count_tokens_encoded(texts)
+        special = [a.content for a in self.hf.get_added_tokens_decoder().values()]
+        pieces = [
+            None if any(s in text for s in special) else BYTE_LEVEL_PIECES.findall(text) for text in texts
+        ]
+        cache = self._piece_counts
+        if len(cache) > MAX_CACHED_PIECES:
+            cache.clear()
+        missing = list({w for ws in pieces if ws is not None for w in ws if w not in cache})
+        if missing:
+            encoded = self.hf.encode_batch_fast(missing, add_special_tokens=False)
+            cache.update(zip(missing, (len(e.ids) for e in encoded), strict=True))
+        full = [t for t, ws in zip(texts, pieces, strict=True) if ws is None]
+        full_counts = iter(self.count_tokens_encoded(full))
+        return [next(full_counts) if ws is None else sum(map(cache.__getitem__, ws)) for ws in pieces]
+
+    def count_tokens_encoded(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text by encoding each text in full (the reference for `count_tokens`)."""
+        return [len(ids) for ids in self.encode_batch(texts)] if texts else []
+
+    def _counts_by_piece(self) -> bool:
+        pre = self.hf.pre_tokenizer
+        return (
+            isinstance(pre, pre_tokenizers.ByteLevel)
+            and pre.use_regex
+            and not pre.add_prefix_space
+            and self.hf.normalizer is None
+            and isinstance(self.hf.model, models.BPE)
+        )
 
     def encode_flat(self, texts: Sequence[str], append_eos: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """All texts as one id array (each followed by EOS when `append_eos`) plus per-text offsets.

@@ -490,20 +490,31 @@ def _write_buckets(
     rows: dict[int, dict[str, list]] = {}
     position = 0
     for batch in read_shard(shard, skip_bad_rows=True):
-        for doc_id, text in zip(batch.ids, batch.texts, strict=True):
-            if position >= len(expected_ids) or doc_id != expected_ids[position]:
-                raise BadInput(
-                    f"{shard.path}: document {position} (id {doc_id}) does not match scores.parquet"
-                    f" ({expected_ids[position] if position < len(expected_ids) else 'no more rows'}); rescore"
-                )
-            c = int(counts[position])
-            if c:
-                for b in rng.integers(0, n_buckets, size=c):
-                    bucket = rows.setdefault(int(b), {"id": [], "domain": [], "text": []})
-                    bucket["id"].append(doc_id)
-                    bucket["domain"].append(shard.domain)
-                    bucket["text"].append(text)
-            position += 1
+        n = len(batch.ids)
+        if batch.ids != expected_ids[position : position + n]:
+            j = next(
+                (
+                    j
+                    for j, doc_id in enumerate(batch.ids)
+                    if position + j >= len(expected_ids) or doc_id != expected_ids[position + j]
+                ),
+            )
+            at = position + j
+            raise BadInput(
+                f"{shard.path}: document {at} (id {batch.ids[j]}) does not match scores.parquet"
+                f" ({expected_ids[at] if at < len(expected_ids) else 'no more rows'}); rescore"
+            )
+        copies = np.repeat(np.arange(n), counts[position : position + n])  # row of each copy, in row order
+        buckets = rng.integers(0, n_buckets, size=copies.size)
+        order = np.argsort(buckets, kind="stable")
+        bounds = np.flatnonzero(np.diff(buckets[order])) + 1
+        for group in np.split(order, bounds) if copies.size else []:
+            bucket = rows.setdefault(int(buckets[group[0]]), {"id": [], "domain": [], "text": []})
+            picked = copies[group].tolist()
+            bucket["id"].extend(batch.ids[i] for i in picked)
+            bucket["domain"].extend([shard.domain] * len(picked))
+            bucket["text"].extend(batch.texts[i] for i in picked)
+        position += n
     if position != len(expected_ids):
         raise BadInput(f"{shard.path}: {position} documents, scores.parquet has {len(expected_ids)}; rescore")
     for b, columns in rows.items():

@@ -3,7 +3,8 @@
 - `OrdinalHead` (the paper's choice): CORAL-style ordinal regression, K−1 cumulative logits sharing one
   weight vector, z_k(x) = w·x + b_k, P(y > k) = σ(z_k); expected score Σ_k σ(z_k), class = #{k: σ(z_k) > ½}.
 - `ClassificationHead` (the comparison): multinomial logistic regression over the K labels.
-Both: numpy + L-BFGS (scipy), standardised inputs, L2 penalty `l2` (default 1.0: best held-out MAE of
+Both: numpy + L-BFGS (scipy) on one BLAS thread (these products are small: extra threads only spin-wait, which
+made a fit 14x slower on the shared 2-core machine), standardised inputs, L2 penalty `l2` (default 1.0: best held-out MAE of
 1e-2, 0.1, 1, 10 for the ordinal head on the demo corpus with heuristic labels); deterministic.
 `ordinal_metrics` gives the paper's Table-2 metrics: ACC, MAE, MSE and close accuracy (|ŷ − y| ≤ 1).
 `QualityScorer` fits one head on the overall label (sum of the 7 dimensions, 0..9) and one per dimension.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
+from threadpoolctl import threadpool_limits
 
 from mixlab.errors import BadInput
 from mixlab.samplemix.quality.rubric import DIMENSIONS, MAX_SCORES, MAX_TOTAL
@@ -58,7 +60,8 @@ class _Head:
         return (x - self.mean_) / self.scale_, y
 
     def _minimize(self, fun, theta0: np.ndarray) -> np.ndarray:
-        res = minimize(fun, theta0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
+        with threadpool_limits(1, user_api="blas"):
+            res = minimize(fun, theta0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
         return res.x
 
 
