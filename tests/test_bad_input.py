@@ -855,17 +855,12 @@ def sample_target_mixture_unknown_domain(tmp):
     ]
 
 
-SCORE_WORK_DIR_BUG = (
-    "bug in samplemix.pipeline.score_corpus: it creates <out>.work/ (config.json, shards/) before validating "
-    "--quality/--embedder, so a rejected option leaves a work directory behind"
-)
-
 SAMPLEMIX_CASES = [
     # the finished shards' files in <out>.work/ are the resumable checkpoint, kept by design
     Case("score-bad-row", "score", score_bad_row, allow="out/scores.parquet.work"),
     Case("score-missing-corpus", "score", score_missing_corpus),
-    Case("score-unknown-quality", "score", score_unknown_quality, bug=SCORE_WORK_DIR_BUG),
-    Case("score-unknown-embedder", "score", score_unknown_embedder, bug=SCORE_WORK_DIR_BUG),
+    Case("score-unknown-quality", "score", score_unknown_quality),
+    Case("score-unknown-embedder", "score", score_unknown_embedder),
     Case("sample-budget-over-corpus-max-repeats-1", "sample", sample_budget_over_corpus),
     Case("sample-negative-budget", "sample", sample_negative_budget),
     Case("sample-missing-scores", "sample", sample_missing_scores),

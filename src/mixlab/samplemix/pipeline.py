@@ -270,13 +270,14 @@ def score_corpus(
     engine = engine or LocalEngine(1)
     out = Path(out)
     work = out.with_name(out.name + ".work")
+    # unknown names fail (BadInput naming the choices) before the work dir is created
+    get_embedder(config.embedder)
+    if config.quality not in DEFAULT_ANNOTATE_N:
+        get_annotator(config.quality)
     _prepare_work(work, config, corpus)
-    get_embedder(config.embedder)  # unknown names fail before any work
     annotate_n = (
         config.annotate_n if config.annotate_n is not None else DEFAULT_ANNOTATE_N.get(config.quality, 0)
     )
-    if config.quality not in DEFAULT_ANNOTATE_N:
-        get_annotator(config.quality)  # raises BadInput naming the choices
     shards = list(enumerate(corpus.shards()))
     timings: dict[str, float] = {}
     clock = time.perf_counter()
