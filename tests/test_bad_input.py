@@ -308,20 +308,29 @@ def test_read_mixtures_bad_input(case: str, tmp_path: Path) -> None:
         assert n in message, f"{n!r} not named in: {message}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in mixture.read_mixture_json: `**obj.get('meta', {})` raises TypeError for a non-object meta "
-    "or a meta key 'name'/'where' (exit 1, traceback) instead of BadInput",
-)
-@pytest.mark.parametrize("meta", ["null", "[1, 2]", '{"name": "other"}', '{"where": "x"}'])
+@pytest.mark.parametrize("meta", ["null", "[1, 2]", '"text"', "3"])
 def test_mixture_json_with_bad_meta_is_bad_input(meta: str, tmp_path: Path) -> None:
     from mixlab.errors import BadInput
     from mixlab.mixture import read_mixtures
 
     path = tmp_path / "mixture.json"
     path.write_text(f'{{"name": "m", "weights": {{"code": 1}}, "meta": {meta}}}')
-    with pytest.raises(BadInput, match="meta"):
+    with pytest.raises(BadInput, match="meta") as info:
         read_mixtures(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("meta", [{"name": "other"}, {"where": "x"}, {"seed": 3, "law": {"a": [1, 2]}}, {}])
+def test_mixture_json_keeps_meta_as_given(meta: dict, tmp_path: Path) -> None:
+    """Meta keys that clash with `from_weights` parameters (name, where) are plain metadata."""
+    from mixlab.mixture import read_mixtures
+
+    path = tmp_path / "mixture.json"
+    path.write_text(json.dumps({"name": "m", "weights": {"code": 1, "web": 3}, "meta": meta}))
+    [mixture] = read_mixtures(path)
+    assert mixture.name == "m"
+    assert mixture.weights == {"code": 0.25, "web": 0.75}
+    assert mixture.meta == meta
 
 
 # --- corpus demo: its options ---------------------------------------------------------------------------
