@@ -274,7 +274,14 @@ def score_corpus(
     get_embedder(config.embedder)
     if config.quality not in DEFAULT_ANNOTATE_N:
         get_annotator(config.quality)
+    tokenizer = load_tokenizer(config.tokenizer, corpus=corpus)  # bpe:N is trained on this corpus (cached)
     _prepare_work(work, config, corpus)
+    tokenizer_spec = config.tokenizer
+    if tokenizer_spec.startswith("bpe:"):
+        # shard workers have no corpus to train from: they load the trained tokenizer from the work dir
+        tokenizer_spec = str(work / "tokenizer.json")
+        with atomic_path(tokenizer_spec) as tmp:
+            tokenizer.hf.save(str(tmp))
     annotate_n = (
         config.annotate_n if config.annotate_n is not None else DEFAULT_ANNOTATE_N.get(config.quality, 0)
     )
@@ -286,7 +293,7 @@ def score_corpus(
         _embed_shard,
         work=str(work),
         embedder=config.embedder,
-        tokenizer=config.tokenizer,
+        tokenizer=tokenizer_spec,
         seed=config.seed,
         n_candidates=max(annotate_n, 1),
         batch_size=config.batch_size,
