@@ -308,20 +308,29 @@ def test_read_mixtures_bad_input(case: str, tmp_path: Path) -> None:
         assert n in message, f"{n!r} not named in: {message}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in mixture.read_mixture_json: `**obj.get('meta', {})` raises TypeError for a non-object meta "
-    "or a meta key 'name'/'where' (exit 1, traceback) instead of BadInput",
-)
-@pytest.mark.parametrize("meta", ["null", "[1, 2]", '{"name": "other"}', '{"where": "x"}'])
+@pytest.mark.parametrize("meta", ["null", "[1, 2]", '"text"', "3"])
 def test_mixture_json_with_bad_meta_is_bad_input(meta: str, tmp_path: Path) -> None:
     from mixlab.errors import BadInput
     from mixlab.mixture import read_mixtures
 
     path = tmp_path / "mixture.json"
     path.write_text(f'{{"name": "m", "weights": {{"code": 1}}, "meta": {meta}}}')
-    with pytest.raises(BadInput, match="meta"):
+    with pytest.raises(BadInput, match="meta") as info:
         read_mixtures(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("meta", [{"name": "other"}, {"where": "x"}, {"seed": 3, "law": {"a": [1, 2]}}, {}])
+def test_mixture_json_keeps_meta_as_given(meta: dict, tmp_path: Path) -> None:
+    """Meta keys that clash with `from_weights` parameters (name, where) are plain metadata."""
+    from mixlab.mixture import read_mixtures
+
+    path = tmp_path / "mixture.json"
+    path.write_text(json.dumps({"name": "m", "weights": {"code": 1, "web": 3}, "meta": meta}))
+    [mixture] = read_mixtures(path)
+    assert mixture.name == "m"
+    assert mixture.weights == {"code": 0.25, "web": 0.75}
+    assert mixture.meta == meta
 
 
 # --- corpus demo: its options ---------------------------------------------------------------------------
@@ -855,17 +864,12 @@ def sample_target_mixture_unknown_domain(tmp):
     ]
 
 
-SCORE_WORK_DIR_BUG = (
-    "bug in samplemix.pipeline.score_corpus: it creates <out>.work/ (config.json, shards/) before validating "
-    "--quality/--embedder, so a rejected option leaves a work directory behind"
-)
-
 SAMPLEMIX_CASES = [
     # the finished shards' files in <out>.work/ are the resumable checkpoint, kept by design
     Case("score-bad-row", "score", score_bad_row, allow="out/scores.parquet.work"),
     Case("score-missing-corpus", "score", score_missing_corpus),
-    Case("score-unknown-quality", "score", score_unknown_quality, bug=SCORE_WORK_DIR_BUG),
-    Case("score-unknown-embedder", "score", score_unknown_embedder, bug=SCORE_WORK_DIR_BUG),
+    Case("score-unknown-quality", "score", score_unknown_quality),
+    Case("score-unknown-embedder", "score", score_unknown_embedder),
     Case("sample-budget-over-corpus-max-repeats-1", "sample", sample_budget_over_corpus),
     Case("sample-negative-budget", "sample", sample_negative_budget),
     Case("sample-missing-scores", "sample", sample_missing_scores),

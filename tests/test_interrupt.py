@@ -192,11 +192,7 @@ def test_sample_interrupted_then_rerun(
     result = run_mixlab(*args)
     assert result.returncode == 0, result.stderr
     assert file_digest(out) == sample_reference
-    if temp_leftovers(tmp_path):
-        pytest.xfail(
-            f"known gap: a SIGKILLed atomic_dir leaves its temporary behind ({temp_leftovers(tmp_path)[0]}); "
-            "nothing removes stale temporaries on the next run"
-        )
+    assert temp_leftovers(tmp_path) == [], "the rerun did not remove the killed run's temporary"
 
 
 # --- sweep: finished runs are kept, a partial run continues from its checkpoint ----------------------------

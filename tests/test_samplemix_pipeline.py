@@ -136,3 +136,36 @@ def test_cli_target_mixture_and_bad_input(scored, demo_corpus, tmp_path) -> None
     with pytest.raises(BadInput, match="missing column.*diversity"):
         sample_corpus(demo_corpus, broken, tmp_path / "z", SampleConfig(budget_tokens=1e5))
     assert "Example" in runner.invoke(app, ["score", "--help"]).output
+
+
+def test_cli_score_with_a_bpe_trained_on_the_corpus(tmp_path, monkeypatch) -> None:
+    """`--tokenizer bpe:N` is trained on the scored corpus; the tokens column counts with that tokenizer."""
+    from mixcli import make_corpus
+    from mixlab.corpus import Corpus, load_tokenizer, read_shard
+
+    monkeypatch.setenv("MIXLAB_CACHE", str(tmp_path / "cache"))
+    corpus = make_corpus(tmp_path / "corpus", shards=2, docs_per_shard=15)
+    out = tmp_path / "scores.parquet"
+    args = [
+        "--quiet",
+        "score",
+        str(corpus),
+        "--out",
+        str(out),
+        "--tokenizer",
+        "bpe:300",
+        "--annotate-n",
+        "20",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    opened = Corpus.open(corpus)
+    tokenizer = load_tokenizer("bpe:300", corpus=opened)
+    expected = {}
+    for shard in opened.shards():
+        for batch in read_shard(shard, batch_size=64):
+            expected.update(
+                zip(batch.ids, (len(ids) for ids in tokenizer.encode_batch(batch.texts)), strict=True)
+            )
+    df = pq.read_table(out, columns=["doc_id", "tokens"]).to_pandas()
+    assert len(df) == 60 and dict(zip(df["doc_id"], df["tokens"], strict=True)) == expected

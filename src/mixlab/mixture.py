@@ -13,7 +13,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +136,11 @@ def read_mixture_json(path: str | os.PathLike[str]) -> Mixture:
         raise BadInput(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("weights"), dict):
         raise BadInput(f'{path}: expected {{"name": ..., "weights": {{domain: weight}}}}')
-    return Mixture.from_weights(
-        obj.get("name", path.stem), obj["weights"], where=str(path), **obj.get("meta", {})
-    )
+    meta = obj.get("meta", {})
+    if not isinstance(meta, dict):
+        raise BadInput(f"{path}: field 'meta' must be a JSON object, got {json.dumps(meta)[:40]}")
+    mixture = Mixture.from_weights(obj.get("name", path.stem), obj["weights"], where=str(path))
+    return replace(mixture, meta=dict(meta))
 
 
 def write_mixture_json(path: str | os.PathLike[str], mixture: Mixture) -> None:

@@ -270,13 +270,21 @@ def score_corpus(
     engine = engine or LocalEngine(1)
     out = Path(out)
     work = out.with_name(out.name + ".work")
+    # unknown names fail (BadInput naming the choices) before the work dir is created
+    get_embedder(config.embedder)
+    if config.quality not in DEFAULT_ANNOTATE_N:
+        get_annotator(config.quality)
+    tokenizer = load_tokenizer(config.tokenizer, corpus=corpus)  # bpe:N is trained on this corpus (cached)
     _prepare_work(work, config, corpus)
-    get_embedder(config.embedder)  # unknown names fail before any work
+    tokenizer_spec = config.tokenizer
+    if tokenizer_spec.startswith("bpe:"):
+        # shard workers have no corpus to train from: they load the trained tokenizer from the work dir
+        tokenizer_spec = str(work / "tokenizer.json")
+        with atomic_path(tokenizer_spec) as tmp:
+            tokenizer.hf.save(str(tmp))
     annotate_n = (
         config.annotate_n if config.annotate_n is not None else DEFAULT_ANNOTATE_N.get(config.quality, 0)
     )
-    if config.quality not in DEFAULT_ANNOTATE_N:
-        get_annotator(config.quality)  # raises BadInput naming the choices
     shards = list(enumerate(corpus.shards()))
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -285,7 +293,7 @@ def score_corpus(
         _embed_shard,
         work=str(work),
         embedder=config.embedder,
-        tokenizer=config.tokenizer,
+        tokenizer=tokenizer_spec,
         seed=config.seed,
         n_candidates=max(annotate_n, 1),
         batch_size=config.batch_size,
