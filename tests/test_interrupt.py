@@ -39,20 +39,33 @@ def large_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stats_reference(large_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def stats_corpus(large_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`large_corpus` with every shard copied 4 times: token counting caches repeated text pieces, so
+    `corpus stats` on `large_corpus` alone can finish before the test sees its workers mid-shard."""
+    root = tmp_path_factory.mktemp("stats") / "corpus"
+    for shard in sorted(large_corpus.glob("*/*.jsonl")):
+        for copy in range(4):
+            target = root / shard.parent.name / f"{shard.stem}-{copy}.jsonl"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(shard.read_bytes())
+    return root
+
+
+@pytest.fixture(scope="module")
+def stats_reference(stats_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("ref") / "stats.json"
-    result = run_mixlab("-q", "corpus", "stats", str(large_corpus), "--json", str(out))
+    result = run_mixlab("-q", "corpus", "stats", str(stats_corpus), "--json", str(out))
     assert result.returncode == 0, result.stderr
     return out.read_text()
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
 def test_corpus_stats_interrupted_then_rerun(
-    sig: int, large_corpus: Path, stats_reference: str, tmp_path: Path
+    sig: int, stats_corpus: Path, stats_reference: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "out" / "stats.json"
-    args = ["-q", "--workers", "2", "corpus", "stats", str(large_corpus), "--json", str(out)]
-    code, stderr, workers = interrupt(args, reading(large_corpus, 2), sig)
+    args = ["-q", "--workers", "2", "corpus", "stats", str(stats_corpus), "--json", str(out)]
+    code, stderr, workers = interrupt(args, reading(stats_corpus, 2), sig)
     if sig == signal.SIGTERM:
         assert code == 143, stderr
         assert "interrupted" in stderr and "Traceback" not in stderr, stderr

@@ -5,6 +5,7 @@ Exit codes: 0 ok, 2 bad input (one-line cause naming the file/row/field), 1 inte
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -79,20 +80,27 @@ def main() -> None:
     Interrupted (SIGINT/SIGTERM): exits 130/143 after cleanup; finished work kept in a verb's work directory
     is reused by the next run."""
     signal.signal(signal.SIGTERM, _terminate)
+    interrupted = False
     try:
         app(standalone_mode=True)
     except SystemExit as exc:
-        if exc.code == 130:  # typer's answer to KeyboardInterrupt
-            _interrupted()
-        raise
+        if exc.code != 130:  # 130: typer's answer to KeyboardInterrupt
+            raise
+        interrupted = True
     except KeyboardInterrupt:
-        _interrupted()
+        interrupted = True
     except BadInput as exc:
         common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except MixlabError as exc:
         common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    if interrupted:
+        # The interrupt's traceback kept the interrupted pass's frames alive until here. Collect them now, so
+        # an abandoned engine generator stops its worker pool before the interpreter's exit handlers run
+        # (otherwise the pool's wake-up pipe can be closed under concurrent.futures' exit hook).
+        gc.collect()
+        _interrupted()
 
 
 if __name__ == "__main__":
