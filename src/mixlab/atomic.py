@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mixlab.errors import BadInput
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -115,3 +117,14 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON") -> Any:
+    """Parse a user-supplied JSON file; a missing or malformed file is BadInput naming it (exit 2)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: {what} file does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc})") from None

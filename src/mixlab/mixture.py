@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mixlab.atomic import write_json, write_text
+from mixlab.atomic import read_json, write_json, write_text
 from mixlab.errors import BadInput
 
 
@@ -128,12 +128,7 @@ def write_mixtures(
 def read_mixture_json(path: str | os.PathLike[str]) -> Mixture:
     """Read one mixture from JSON: {"name": ..., "weights": {domain: w}, "meta": {...}?}."""
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: mixture file does not exist")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc})") from None
+    obj = read_json(path, "mixture")
     if not isinstance(obj, dict) or not isinstance(obj.get("weights"), dict):
         raise BadInput(f'{path}: expected {{"name": ..., "weights": {{domain: weight}}}}')
     meta = obj.get("meta", {})

@@ -12,7 +12,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from mixlab.atomic import atomic_dir, write_json, write_text
+from mixlab.atomic import atomic_dir, read_json, write_json, write_text
 from mixlab.commands.common import out_console, settings
 from mixlab.errors import BadInput
 from mixlab.mixture import (
@@ -82,18 +82,9 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise BadInput(f"{path}: {what} file does not exist")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc})") from None
-
-
 def _per_domain(path: Path, what: str, domains: tuple[str, ...], default: float | None) -> np.ndarray:
     """A JSON {domain: number} (or corpus-stats JSON with domains.<d>.tokens) → vector over `domains`."""
-    obj = _read_json(path, what)
+    obj = read_json(path, what)
     if isinstance(obj, dict) and isinstance(obj.get("domains"), dict):
         obj = {d: v.get("tokens") if isinstance(v, dict) else v for d, v in obj["domains"].items()}
     if not isinstance(obj, dict):
@@ -485,7 +476,7 @@ def export(
     if format not in EXPORT_FORMATS:
         raise BadInput(f"unknown export format '{format}' (choose from {', '.join(EXPORT_FORMATS)})")
     mixture = read_mixture_json(mixture_path)
-    path_map = _read_json(paths, "--paths") if paths else None
+    path_map = read_json(paths, "--paths") if paths else None
     if path_map is not None and not (
         isinstance(path_map, dict) and all(isinstance(v, str) for v in path_map.values())
     ):

@@ -7,7 +7,6 @@ Fixed-step laws (`fixed_step = True`) predict only at the steps they were fitted
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mixlab.atomic import read_json
 from mixlab.errors import BadInput
 from mixlab.laws.observations import Observations
 from mixlab.mixture import Mixture
@@ -180,10 +180,4 @@ def law_from_dict(d: dict[str, Any], where: str = "law") -> Law:
 
 def load_law(path: str | os.PathLike[str]) -> Law:
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: law file does not exist")
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc})") from None
-    return law_from_dict(d, str(path))
+    return law_from_dict(read_json(path, "law"), str(path))

@@ -7,7 +7,6 @@ contract raises BadInput naming the file and the field.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from mixlab.atomic import read_json
 from mixlab.errors import BadInput
 from mixlab.laws.observations import read_runs
 from mixlab.mixture import Mixture, read_mixture_json, read_mixtures
@@ -38,13 +38,6 @@ class Artefacts:
 
     def empty(self) -> bool:
         return not any(getattr(self, f) for f in self.__dataclass_fields__)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc})") from None
 
 
 def _is_sample_summary(path: Path, obj: dict) -> bool:
@@ -113,5 +106,5 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> Artefacts:
                 raise BadInput(f"{f}: missing column 'domain'")
             found.scores.append((f, df))
         elif name.endswith(".json"):
-            _classify_json(f, _read_json(f), found)
+            _classify_json(f, read_json(f), found)
     return found
