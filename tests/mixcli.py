@@ -54,31 +54,6 @@ def run_mixlab(
     )
 
 
-@functools.cache
-def available_verbs() -> frozenset[str]:
-    """Verbs registered on this branch, as 'entropy' or 'corpus stats' (asked in a subprocess once)."""
-    code = (
-        "import json, typer, click\n"
-        "from mixlab.cli import app\n"
-        "def walk(cmd, prefix):\n"
-        "    out = []\n"
-        "    for name, sub in getattr(cmd, 'commands', {}).items():\n"
-        "        full = (prefix + ' ' + name).strip()\n"
-        "        out.append(full)\n"
-        "        out.extend(walk(sub, full))\n"
-        "    return out\n"
-        "print(json.dumps(walk(typer.main.get_command(app), '')))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=mixlab_env(), capture_output=True, text=True, check=True
-    )
-    return frozenset(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def has_verb(verb: str) -> bool:
-    return verb in available_verbs()
-
-
 def tree(root: Path) -> dict[str, int]:
     """Every file and directory under `root` (relative path -> size, -1 for directories)."""
     return {

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mixcli import assert_one_line_cause, has_verb, make_corpus, run_mixlab, stdlib_texts, tree, write_jsonl
+from mixcli import assert_one_line_cause, make_corpus, run_mixlab, stdlib_texts, tree, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,6 @@ class Case:
     verb: str
     build: Callable[[Path], tuple[list[str], list[str]]]  # tmp dir -> (argv after the verb, names)
     allow: str = ""  # a path (prefix) that may appear by design, e.g. a resumable work dir
-    bug: str = ""  # a known bug in the verb: the case is a strict xfail until it is fixed
 
 
 def _good(tmp: Path) -> Path:
@@ -964,7 +963,7 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    """Every selected case whose verb exists, each its own `mixlab` process, a few at a time (mostly start-up)."""
+    """Every selected case, each its own `mixlab` process, a few at a time (mostly start-up)."""
     selected = {
         item.callspec.params["case"].id
         for item in request.session.items
@@ -985,23 +984,18 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             out.error = exc
         return out
 
-    todo = [c for c in CASES if c.id in selected and (not c.verb or has_verb(c.verb))]
+    todo = [c for c in CASES if c.id in selected]
     with ThreadPoolExecutor(max_workers=3) as pool:
         return dict(zip([c.id for c in todo], pool.map(run, todo), strict=True))
 
 
-PARAMS = [
-    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else [])
-    for c in CASES
-]
+PARAMS = [pytest.param(c, id=c.id) for c in CASES]
 
 
 @pytest.mark.parametrize("case", PARAMS)
 def test_bad_input_exits_2_with_one_line_cause_and_no_output(
     case: Case, outcomes: dict[str, Outcome]
 ) -> None:
-    if case.id not in outcomes:
-        pytest.skip(f"`mixlab {case.verb}` has not landed on this branch yet")
     out = outcomes[case.id]
     if out.error is not None:
         raise out.error

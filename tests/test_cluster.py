@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mixcli import file_digest, has_verb, mixlab_argv, mixlab_env, run_mixlab, stdlib_texts, write_jsonl
+from mixcli import file_digest, mixlab_argv, mixlab_env, run_mixlab, stdlib_texts, write_jsonl
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -192,15 +192,11 @@ def run_both(cluster: Cluster, tmp: Path, name: str, *args: str) -> tuple[Path, 
 
 
 def test_entropy_on_the_cluster_matches_local(cluster: Cluster, corpus: Path, tmp_path: Path) -> None:
-    if not has_verb("entropy"):
-        pytest.skip("`mixlab entropy` has not landed on this branch yet")
     local, ray = run_both(cluster, tmp_path, "entropy", "entropy", str(corpus), "--seq-len", "256")
     assert file_digest(local) == file_digest(ray) and (local / "entropy.json").is_file()
 
 
 def test_score_and_sample_on_the_cluster_match_local(cluster: Cluster, corpus: Path, tmp_path: Path) -> None:
-    if not (has_verb("score") and has_verb("sample")):
-        pytest.skip("`mixlab score`/`sample` have not landed on this branch yet")
     import pyarrow.parquet as pq
 
     args = ["score", str(corpus), "--annotate-n", "100", "--clusters", "4"]

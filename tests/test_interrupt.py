@@ -13,7 +13,6 @@ from mixcli import (
     alive,
     file_appears,
     file_digest,
-    has_verb,
     interrupt,
     reading,
     run_mixlab,
@@ -116,8 +115,6 @@ def entropy_reference(large_corpus: Path, tmp_path_factory: pytest.TempPathFacto
 def test_entropy_interrupted_then_rerun(
     sig: int, large_corpus: Path, entropy_reference: dict[str, str], tmp_path: Path
 ) -> None:
-    if not has_verb("entropy"):
-        pytest.skip("`mixlab entropy` has not landed on this branch yet")
     out = tmp_path / "entropy"
     args = ["-q", "--workers", "2", "entropy", str(large_corpus), "--out", str(out)]
     code, stderr, workers = interrupt(args, reading(large_corpus, 2), sig)
@@ -152,8 +149,6 @@ def same_table(a: Path, b: Path) -> bool:
 def test_score_interrupted_resumes_without_redoing_shards(
     sig: int, large_corpus: Path, score_reference: Path, tmp_path: Path
 ) -> None:
-    if not has_verb("score"):
-        pytest.skip("`mixlab score` has not landed on this branch yet")
     out = tmp_path / "scores.parquet"
     shards = tmp_path / "scores.parquet.work" / "shards"
     args = ["-q", "--workers", "2", "score", str(large_corpus), "--out", str(out), *SCORE_OPTIONS]
@@ -194,8 +189,6 @@ def sample_reference(
 def test_sample_interrupted_then_rerun(
     sig: int, large_corpus: Path, score_reference: Path, sample_reference: dict[str, str], tmp_path: Path
 ) -> None:
-    if not has_verb("sample"):
-        pytest.skip("`mixlab sample` has not landed on this branch yet")
     out = tmp_path / "sample"
     args = ["-q", "--seed", "3", "sample", str(large_corpus), "--scores", str(score_reference)]
     args += ["--out", str(out), *SAMPLE_OPTIONS]
@@ -244,8 +237,6 @@ def sweep_reference(sweep_inputs: tuple[Path, Path, Path], tmp_path_factory: pyt
 def test_sweep_interrupted_resumes_finished_runs_untouched(
     sig: int, sweep_inputs: tuple[Path, Path, Path], sweep_reference: str, tmp_path: Path
 ) -> None:
-    if not has_verb("sweep"):
-        pytest.skip("`mixlab sweep` has not landed on this branch yet")
     corpus, mixtures, cache = sweep_inputs
     out = tmp_path / "sweep"
     args = [*sweep_args(corpus, mixtures, out), *SWEEP_OPTIONS]
