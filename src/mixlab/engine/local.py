@@ -70,12 +70,14 @@ class LocalEngine(Engine):
 
 
 def _stop_now(pool: ProcessPoolExecutor) -> None:
-    """Kill the workers instead of letting them finish their current item, and drop the queued ones.
+    """Kill the workers instead of letting them finish their current item; the caller's
+    `shutdown(wait=True, cancel_futures=True)` then drops the queued items and joins the pool's manager thread.
 
-    (`ProcessPoolExecutor.terminate_workers` only exists from Python 3.14, hence the private `_processes`.)"""
+    (No `shutdown(wait=False)` here: it forgets the manager thread, so the later shutdown cannot join it and
+    the thread outlives the command, racing concurrent.futures' exit hook on its wake-up pipe — "Bad file
+    descriptor" tracebacks at exit. `terminate_workers` only exists from Python 3.14, hence `_processes`.)"""
     for process in list((pool._processes or {}).values()):
         process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
