@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 from mixlab.engine.base import Engine
@@ -17,19 +21,15 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-_installed: Callable | None = None
+_loaded: tuple[str, Callable] | None = None  # (path, fn): the map function of the current call, per worker
 
 
-def _install(fn: Callable, parent_pid: int) -> None:
-    """Pool initializer: keep the map function in the worker process; exit with the parent."""
-    global _installed
-    _installed = fn
-    _exit_with_parent(parent_pid)
-
-
-def _call_installed(item):  # noqa: ANN001, ANN202 - any item, any result
-    assert _installed is not None, "worker started without a map function"
-    return _installed(item)
+def _call(path: str, item):  # noqa: ANN001, ANN202 - any item, any result
+    """Worker side: load the map function pickled at `path` once per call, then apply it to `item`."""
+    global _loaded
+    if _loaded is None or _loaded[0] != path:
+        _loaded = (path, pickle.loads(Path(path).read_bytes()))
+    return _loaded[1](item)
 
 
 def default_workers() -> int:
@@ -39,49 +39,73 @@ def default_workers() -> int:
 class LocalEngine(Engine):
     """Process pool of `workers` processes (spawned, so threads in torch/tokenizers are safe).
 
-    With one worker, or one item, the map runs inline in this process: no start-up cost.
+    The pool starts on the first map that needs it and serves every later map until `close()` (or until
+    the engine is garbage-collected), so the passes of one command pay the worker start-up (interpreter,
+    imports, per-process caches such as tokenizers) once. With one worker, or one item, the map runs inline
+    in this process. An error or an interrupt kills the workers; the next map starts a fresh pool.
     """
 
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or default_workers()
+        self._pool: ProcessPoolExecutor | None = None
+        self._finalizer: weakref.finalize | None = None
 
     def imap(self, fn: Callable[[T], R], items: Sequence[T], description: str = "") -> Iterator[R]:
         items = list(items)
         if self.workers == 1 or len(items) <= 1:
             yield from track((fn(item) for item in items), len(items), description or "map")
             return
-        ctx = multiprocessing.get_context("spawn")
-        # fn (often a partial holding a tokenizer of a few MB) is sent once per worker, not once per item
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(items)),
-            mp_context=ctx,
-            initializer=_install,
-            initargs=(fn, os.getpid()),
-        )
+        pool = self._started_pool()
+        # fn (often a partial holding a tokenizer of a few MB) is pickled once to a file that each worker
+        # reads once, not sent with every item
+        handle, fn_path = tempfile.mkstemp(prefix="mixlab-map-", suffix=".pkl")
         try:
-            yield from track(pool.map(_call_installed, items), len(items), description or "map")
+            with os.fdopen(handle, "wb") as fh:
+                pickle.dump(fn, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            results = pool.map(_call, [fn_path] * len(items), items)
+            yield from track(results, len(items), description or "map")
         except BaseException:  # an error, an interrupt (SIGTERM) or an abandoned generator
-            _stop_now(pool)
+            self._discard_pool()
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            os.unlink(fn_path)
 
+    def close(self) -> None:
+        """Stop the workers (waiting for them); the engine can still be used and starts a new pool."""
+        if self._finalizer is not None:
+            self._finalizer()  # pool.shutdown(wait=True), once
+        self._pool = self._finalizer = None
 
-def _stop_now(pool: ProcessPoolExecutor) -> None:
-    """Kill the workers instead of letting them finish their current item; the caller's
-    `shutdown(wait=True, cancel_futures=True)` then drops the queued items and joins the pool's manager thread.
+    def _started_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
+            self._finalizer = weakref.finalize(self, self._pool.shutdown, wait=True, cancel_futures=True)
+        return self._pool
 
-    (No `shutdown(wait=False)` here: it forgets the manager thread, so the later shutdown cannot join it and
-    the thread outlives the command, racing concurrent.futures' exit hook on its wake-up pipe — "Bad file
-    descriptor" tracebacks at exit. `terminate_workers` only exists from Python 3.14, hence `_processes`.)"""
-    for process in list((pool._processes or {}).values()):
-        process.terminate()
+    def _discard_pool(self) -> None:
+        """Kill the workers instead of letting them finish their current item, then drop the queued items
+        and join the pool's manager thread (one blocking `shutdown`).
+
+        (No `shutdown(wait=False)` first: it forgets the manager thread, so the later shutdown cannot join it
+        and the thread outlives the command, racing concurrent.futures' exit hook on its wake-up pipe — "Bad
+        file descriptor" tracebacks at exit. `terminate_workers` only exists from Python 3.14, hence
+        `_processes`.)"""
+        if self._pool is None:
+            return
+        for process in list((self._pool._processes or {}).values()):
+            process.terminate()
+        self.close()
 
 
 def _exit_with_parent(parent_pid: int) -> None:
-    """Exit this worker when the parent is gone (SIGKILL, OOM killer), instead of idling forever."""
+    """Pool initializer: exit this worker when the parent is gone (SIGKILL, OOM killer), instead of idling."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
