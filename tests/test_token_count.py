@@ -1,4 +1,4 @@
-"""`Tokenizer.count_tokens` (cached per pre-token piece) agrees with encoding every text in full."""
+"""`Tokenizer.count_tokens` (cached per whitespace-delimited chunk) agrees with encoding every text in full."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from mixlab.corpus import load_tokenizer
 GPT2 = load_tokenizer("gpt2")
 
 
-def test_piece_counts_match_full_encoding_on_mixed_text() -> None:
+def test_chunk_counts_match_full_encoding_on_mixed_text() -> None:
     texts = [
         "",
         "Hello, world! It's 2026 and we'll see.",
@@ -19,11 +19,23 @@ def test_piece_counts_match_full_encoding_on_mixed_text() -> None:
         "a" * 5000,
         "def f(x):\n    return x ** 2  # square\n",
     ]
-    assert GPT2._counts_by_piece()
+    assert GPT2._counts_by_chunk()
     assert GPT2.count_tokens(texts) == GPT2.count_tokens_encoded(texts)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.text(max_size=200), max_size=8))
-def test_piece_counts_match_full_encoding_on_any_unicode(texts: list[str]) -> None:
+def test_chunk_counts_match_full_encoding_on_any_unicode(texts: list[str]) -> None:
+    assert GPT2.count_tokens(texts) == GPT2.count_tokens_encoded(texts)
+
+
+def test_chunk_counts_match_full_encoding_around_every_kind_of_whitespace() -> None:
+    """Python's str.isspace() and the tokenizer's `\\s` (Unicode White_Space) differ on U+001C..U+001F: every
+    space-like code point, alone, doubled, before a space and between words, splits exactly as the encoder."""
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace()] + ["\x1c", "\x1d", "\x1e", "\x1f", "\u200b"]
+    texts = (
+        [f"{s}a{s}{s}b {s}c{s} d{s}\n{s}'s{s}12{s}.!{s}" for s in spaces]
+        + [f"word{s}" for s in spaces]
+        + [s * 3 for s in spaces]
+    )
     assert GPT2.count_tokens(texts) == GPT2.count_tokens_encoded(texts)
