@@ -29,6 +29,7 @@ import pickle
 import shutil
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,10 +247,16 @@ def _rows_of(work: Path, sizes: list[int], picks: np.ndarray) -> np.ndarray:
 
 
 def annotate_sample(
-    texts: list[str], quality: str, options: Mapping[str, Any]
+    texts: list[str], quality: str, options: Mapping[str, Any], engine: Engine | None = None
 ) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Run the annotator on `texts`: labels [n, 7] (NaN rows for failures) and the failures."""
+    """Run the annotator on `texts`: labels [n, 7] (NaN rows for failures) and the failures. A `splittable`
+    annotator (pure CPU, like `heuristic`) runs in batches on the engine's workers; the others (a model
+    loaded once, an HTTP client with its own concurrency) run here."""
     annotator = get_annotator(quality, **dict(options))
+    if engine is not None and getattr(annotator, "splittable", False) and len(texts) > 1:
+        batches = [texts[i : i + 250] for i in range(0, len(texts), 250)]
+        labels = np.concatenate(engine.map(annotator.annotate, batches, f"annotating ({quality})"))
+        return labels, []
     with status(f"annotating {len(texts)} documents ({quality})"):
         labels = annotator.annotate(texts)
     return labels, list(getattr(annotator, "failures", []))
@@ -313,7 +320,7 @@ def score_corpus(
     texts = [c[3] for c in candidates]
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     positions = np.array([offsets[c[1]] + c[2] for c in candidates], dtype=np.int64)
-    labels, failures = annotate_sample(texts, config.quality, config.annotator_options)
+    labels, failures = annotate_sample(texts, config.quality, config.annotator_options, engine)
     ok = ~np.isnan(labels).any(1)
     if failures:
         warn(f"{len(failures)} of {len(texts)} annotations failed and are left out, e.g. {failures[0][1]}")
@@ -332,8 +339,8 @@ def score_corpus(
         "annotated_label_mean": float(train_labels.sum(1).mean()) if len(train_labels) else None,
     }
     with status("training the quality scorer"):
-        report["heads"] = compare_heads(x_annotated, train_labels, seed=config.seed)
-        scorer = QualityScorer(config.head).fit(x_annotated, train_labels)
+        report["heads"] = compare_heads(x_annotated, train_labels, seed=config.seed, map_fn=engine.map)
+        scorer = QualityScorer(config.head).fit(x_annotated, train_labels, map_fn=engine.map)
     timings["scorer_s"], clock = time.perf_counter() - clock, time.perf_counter()
     log(
         "scorer on held-out annotations: "
@@ -593,7 +600,12 @@ def sample_corpus(
     n_buckets = max(1, math.ceil(realised * mean_bytes_per_token / config.bucket_bytes))
     summary = _summary(config, domains, codes, tokens, counts, budgets, realised)
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, ThreadPoolExecutor(1) as background:
+        # the plot is drawn while the workers write the sample; its modules are imported here first: an
+        # interrupt (SIGTERM) landing in an import can leave a module lock held, and a thread importing
+        # behind it would then never finish
+        load_plotting()
+        plotted = background.submit(plot_summary, dict(summary), tmp / "summary.png")
         buckets_dir = tmp / ".buckets"
         fn = functools.partial(_write_buckets, tmp=str(buckets_dir), n_buckets=n_buckets, seed=config.seed)
         written = sum(engine.imap(fn, items, "writing sampled documents"))
@@ -621,8 +633,8 @@ def sample_corpus(
             ),
             tmp / "counts.parquet",
         )
+        plotted.result()
         write_json(tmp / "summary.json", summary)
-        plot_summary(summary, tmp / "summary.png")
     return summary
 
 
@@ -667,17 +679,26 @@ def _summary(config, domains, codes, tokens, counts, budgets, realised) -> dict[
     }
 
 
-def plot_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Two panels: domain token shares before/after sampling, and the histogram of copies per document."""
-    import matplotlib
+def load_plotting() -> None:
+    """Import everything `plot_summary` needs (matplotlib, the Agg canvas, PIL's image plugins), so that the
+    plot can be drawn on another thread without importing there."""
+    import matplotlib.backends.backend_agg  # noqa: F401 - the PNG canvas savefig looks up
+    import matplotlib.figure  # noqa: F401
+    import PIL.Image
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    PIL.Image.preinit()
+
+
+def plot_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Two panels: domain token shares before/after sampling, and the histogram of copies per document.
+    (No pyplot: a standalone Figure can be drawn off the main thread.)"""
+    from matplotlib.figure import Figure
 
     domains = list(summary["domains"])
     before = [summary["domains"][d]["before"] for d in domains]
     after = [summary["domains"][d]["after"] for d in domains]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    ax1, ax2 = fig.subplots(1, 2)
     x = np.arange(len(domains))
     ax1.bar(x - 0.2, before, 0.4, label="pool (natural)")
     ax1.bar(x + 0.2, after, 0.4, label="SampleMix sample")
@@ -694,7 +715,6 @@ def plot_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> No
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 __all__ = [
@@ -702,6 +722,7 @@ __all__ = [
     "SampleConfig",
     "ScoreConfig",
     "annotate_sample",
+    "load_plotting",
     "plot_summary",
     "read_scores",
     "sample_corpus",

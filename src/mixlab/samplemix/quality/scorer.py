@@ -12,13 +12,23 @@ made a fit 14x slower on the shared 2-core machine), standardised inputs, L2 pen
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit, log_softmax, softmax
-from threadpoolctl import threadpool_limits
 
 from mixlab.errors import BadInput
 from mixlab.samplemix.quality.rubric import DIMENSIONS, MAX_SCORES, MAX_TOTAL
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function, overflow-free. (numpy, not scipy.special: scoring workers skip scipy's 0.3 s import.)"""
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of [n, K] logits."""
+    shifted = logits - logits.max(1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
 
 
 def ordinal_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -60,6 +70,9 @@ class _Head:
         return (x - self.mean_) / self.scale_, y
 
     def _minimize(self, fun, theta0: np.ndarray) -> np.ndarray:
+        from scipy.optimize import minimize
+        from threadpoolctl import threadpool_limits
+
         with threadpool_limits(1, user_api="blas"):
             res = minimize(fun, theta0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
         return res.x
@@ -80,7 +93,7 @@ class OrdinalHead(_Head):
             z = (xs @ w)[:, None] + b[None, :]
             # binary cross-entropy: log(1 + e^z) − t·z
             value = float(np.sum(np.logaddexp(0.0, z) - targets * z)) / n + 0.5 * self.l2 * float(w @ w)
-            g = (expit(z) - targets) / n
+            g = (_sigmoid(z) - targets) / n
             return value, np.concatenate([xs.T @ g.sum(1) + self.l2 * w, g.sum(0)])
 
         theta = self._minimize(loss, np.concatenate([np.zeros(d), np.log(prior / (1 - prior))]))
@@ -90,7 +103,7 @@ class OrdinalHead(_Head):
     def cumulative(self, x: np.ndarray) -> np.ndarray:
         """P(y > k) for k = 0..K−2, [n, K−1]."""
         xs, _ = self._prepare(x)
-        return expit((xs @ self.coef_)[:, None] + self.thresholds_[None, :])
+        return _sigmoid((xs @ self.coef_)[:, None] + self.thresholds_[None, :])
 
     def predict_expected(self, x: np.ndarray) -> np.ndarray:
         """Expected score Σ_k P(y > k), float64 [n] in [0, K−1]."""
@@ -114,10 +127,8 @@ class ClassificationHead(_Head):
         def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
             w, b = theta[: d * k].reshape(d, k), theta[d * k :]
             logits = xs @ w + b
-            value = -float(np.sum(onehot * log_softmax(logits, axis=1))) / n + 0.5 * self.l2 * float(
-                np.sum(w * w)
-            )
-            g = (softmax(logits, axis=1) - onehot) / n
+            value = -float(np.sum(onehot * _log_softmax(logits))) / n + 0.5 * self.l2 * float(np.sum(w * w))
+            g = (np.exp(_log_softmax(logits)) - onehot) / n
             return value, np.concatenate([(xs.T @ g + self.l2 * w).ravel(), g.sum(0)])
 
         theta = self._minimize(loss, np.concatenate([np.zeros(d * k), prior]))
@@ -126,7 +137,7 @@ class ClassificationHead(_Head):
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         xs, _ = self._prepare(x)
-        return softmax(xs @ self.coef_ + self.intercept_, axis=1)
+        return np.exp(_log_softmax(xs @ self.coef_ + self.intercept_))
 
     def predict_expected(self, x: np.ndarray) -> np.ndarray:
         """Expected label Σ_k k·P(k), float64 [n]."""
@@ -137,13 +148,28 @@ class ClassificationHead(_Head):
 
 
 HEADS = {"ordinal": OrdinalHead, "classification": ClassificationHead}
+HeadTask = tuple[str, int, float, np.ndarray, np.ndarray]  # (head kind, classes, l2, x [n, dim], y [n])
+MapFn = Callable[[Callable[[HeadTask], _Head], list[HeadTask]], Iterable[_Head]]
+
+
+def fit_head(task: HeadTask) -> _Head:
+    """Fit one head from (kind, n_classes, l2, x, y). The heads of a scorer are independent fits: callers pass
+    a `map` (an engine's) to run them in parallel."""
+    kind, n_classes, l2, x, y = task
+    return HEADS[kind](n_classes, l2=l2).fit(x, y)
 
 
 def compare_heads(
-    x: np.ndarray, labels: np.ndarray, seed: int = 0, test_fraction: float = 0.2, l2: float = 1.0
+    x: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    l2: float = 1.0,
+    map_fn: MapFn = map,
 ) -> dict[str, dict[str, float]]:
     """Table-2 comparison on the overall label: fit both heads on a seeded split of the annotated documents
-    (embeddings x [n, dim], per-dimension labels [n, 7]) and report `ordinal_metrics` on the held-out part."""
+    (embeddings x [n, dim], per-dimension labels [n, 7]) and report `ordinal_metrics` on the held-out part.
+    `map_fn(fit_head, tasks)` runs the fits (builtin `map`, or an engine's `map` for parallel fits)."""
     total = np.asarray(labels).sum(1).round().astype(np.int64)
     n = total.size
     n_test = max(1, int(round(n * test_fraction)))
@@ -153,10 +179,11 @@ def compare_heads(
         )
     perm = np.random.default_rng(seed).permutation(n)
     test, train = perm[:n_test], perm[n_test:]
-    out = {}
-    for name, cls in HEADS.items():
-        head = cls(MAX_TOTAL + 1, l2=l2).fit(x[train], total[train])
-        out[name] = ordinal_metrics(total[test], head.predict(x[test]))
+    tasks = [(name, MAX_TOTAL + 1, l2, x[train], total[train]) for name in HEADS]
+    out = {
+        name: ordinal_metrics(total[test], head.predict(x[test]))
+        for name, head in zip(HEADS, map_fn(fit_head, tasks), strict=True)
+    }
     out["majority"] = ordinal_metrics(total[test], np.full(n_test, np.bincount(total[train]).argmax()))
     return out
 
@@ -174,16 +201,17 @@ class QualityScorer:
         self.head = head
         self.l2 = l2
 
-    def fit(self, x: np.ndarray, labels: np.ndarray) -> QualityScorer:
+    def fit(self, x: np.ndarray, labels: np.ndarray, map_fn: MapFn = map) -> QualityScorer:
+        """Fit the heads (through `map_fn(fit_head, tasks)`, see `compare_heads`)."""
         labels = np.asarray(labels).round().astype(np.int64)
-        cls = HEADS[self.head]
-        self.total_ = cls(MAX_TOTAL + 1, l2=self.l2).fit(x, labels.sum(1))
-        self.dimensions_ = []
-        for j in range(len(DIMENSIONS)):
-            if np.unique(labels[:, j]).size == 1:  # nothing to learn: a constant
-                self.dimensions_.append(float(labels[0, j]))
-            else:
-                self.dimensions_.append(cls(int(MAX_SCORES[j]) + 1, l2=self.l2).fit(x, labels[:, j]))
+        learnable = [j for j in range(len(DIMENSIONS)) if np.unique(labels[:, j]).size > 1]
+        tasks = [(self.head, MAX_TOTAL + 1, self.l2, x, labels.sum(1))]
+        tasks += [(self.head, int(MAX_SCORES[j]) + 1, self.l2, x, labels[:, j]) for j in learnable]
+        heads = list(map_fn(fit_head, tasks))
+        self.total_ = heads[0]
+        fitted = dict(zip(learnable, heads[1:], strict=True))
+        # a dimension with a single label in the annotations has nothing to learn: a constant
+        self.dimensions_ = [fitted.get(j, float(labels[0, j])) for j in range(len(DIMENSIONS))]
         return self
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,4 +221,12 @@ class QualityScorer:
         return self.total_.predict_expected(x), per_dim
 
 
-__all__ = ["HEADS", "ClassificationHead", "OrdinalHead", "QualityScorer", "compare_heads", "ordinal_metrics"]
+__all__ = [
+    "HEADS",
+    "ClassificationHead",
+    "OrdinalHead",
+    "QualityScorer",
+    "compare_heads",
+    "fit_head",
+    "ordinal_metrics",
+]
