@@ -110,11 +110,12 @@ class StaticEmbedder(Embedder):
         super().__init__(batch_size, max_chars)
 
     def _load(self) -> tuple[Any, dict[str, tuple[int, ...]], np.ndarray, np.ndarray]:
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
         from tokenizers import Tokenizer
 
         model_dir = _minilm_dir()
-        matrix = load_file(str(model_dir / "model.safetensors"))["embeddings.word_embeddings.weight"]
+        with safe_open(str(model_dir / "model.safetensors"), "np") as weights_file:  # only this tensor
+            matrix = weights_file.get_tensor("embeddings.word_embeddings.weight")
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.no_truncation()
