@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,23 +59,25 @@ def _umask() -> int:
     return mask
 
 
-def _temp_prefix(path: Path) -> str:
-    return f".{path.name}.{os.getpid()}."
+def _temp_name(path: Path) -> Path:
+    """A fresh temporary name for `path`. The name is chosen before the file or directory is created, so a
+    caller that creates it inside its `try` can always remove it, even when an interrupt (SIGTERM raised as
+    KeyboardInterrupt) lands right after the creation."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it.
 
-    The final file gets the usual permissions (0666 minus the umask), not mkstemp's private 0600.
+    The final file gets the usual permissions (0666 minus the umask), not the temporary's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _temp_name(path)
     try:
+        os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
@@ -88,13 +90,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory next to `path`; on success it replaces `path` as a whole.
 
-    The final directory gets the usual permissions (0777 minus the umask), not mkdtemp's private 0700.
+    The final directory gets the usual permissions (0777 minus the umask), not the temporary's 0700.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
-    tmp_path = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    tmp_path = _temp_name(path)
     try:
+        os.mkdir(tmp_path, 0o700)
         yield tmp_path
         os.chmod(tmp_path, 0o777 & ~_umask())
         if path.exists():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
+import signal
 import tempfile
 import threading
 import time
@@ -21,6 +23,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+DEFERRED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _loaded: tuple[str, Callable] | None = None  # (path, fn): the map function of the current call, per worker
 
 
@@ -58,19 +61,23 @@ class LocalEngine(Engine):
             yield from track((fn(item) for item in items), len(items), description or "map")
             return
         pool = self._started_pool()
-        # fn (often a partial holding a tokenizer of a few MB) is pickled once to a file that each worker
-        # reads once, not sent with every item
-        handle, fn_path = tempfile.mkstemp(prefix="mixlab-map-", suffix=".pkl")
+        fn_path = None
         try:
-            with os.fdopen(handle, "wb") as fh:
-                pickle.dump(fn, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            results = pool.map(_call, [fn_path] * len(items), items)
+            # map() submits every item, spawning the workers as it goes: no interrupt in the middle
+            with _interrupts_deferred():
+                # fn (often a partial holding a tokenizer of a few MB) is pickled once to a file that each
+                # worker reads once, not sent with every item
+                handle, fn_path = tempfile.mkstemp(prefix="mixlab-map-", suffix=".pkl")
+                with os.fdopen(handle, "wb") as fh:
+                    pickle.dump(fn, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                results = pool.map(_call, [fn_path] * len(items), items)
             yield from track(results, len(items), description or "map")
         except BaseException:  # an error, an interrupt (SIGTERM) or an abandoned generator
             self._discard_pool()
             raise
         finally:
-            os.unlink(fn_path)
+            if fn_path is not None:
+                os.unlink(fn_path)
 
     def close(self) -> None:
         """Stop the workers (waiting for them); the engine can still be used and starts a new pool."""
@@ -101,7 +108,31 @@ class LocalEngine(Engine):
             return
         for process in list((self._pool._processes or {}).values()):
             process.terminate()
+        # A worker killed while sending its result leaves half a message in the result pipe, and the pool's
+        # manager thread would wait for the rest forever (the join below, and the exit hook, with it). The
+        # parent never writes to that pipe: with its copy of the write end closed, the read ends at EOF once
+        # the workers are gone, and the manager thread winds down as for a crashed worker.
+        self._pool._result_queue._writer.close()
         self.close()
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT until the block ends, then deliver them. Spawning a worker writes its start-up
+    data down a pipe; an interrupt raised in the middle leaves a child that reads half of it and prints an
+    EOFError traceback, and a process the pool does not know about. (Main thread only: elsewhere no-op.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _: held.append(signum)) for sig in DEFERRED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(held):
+            signal.raise_signal(sig)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

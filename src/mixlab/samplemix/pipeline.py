@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -540,9 +541,12 @@ def _write_buckets(
     if position != len(expected_ids):
         raise BadInput(f"{shard.path}: {position} documents, scores.parquet has {len(expected_ids)}; rescore")
     for b, columns in rows.items():
-        path = Path(tmp) / f"bucket-{b:05d}" / f"shard-{index:05d}.parquet"
+        path = Path(tmp) / f"bucket-{b:05d}" / f"shard-{index:05d}.arrow"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table(columns), path)
+        table = pa.table(columns)
+        # Arrow IPC, not parquet: a scratch file read once, by memory map (no encode/decode)
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
     return sum(len(c["id"]) for c in rows.values())
 
 
@@ -607,21 +611,22 @@ def sample_corpus(
     n_buckets = max(1, math.ceil(realised * mean_bytes_per_token / config.bucket_bytes))
     summary = _summary(config, domains, codes, tokens, counts, budgets, realised)
     out = Path(out)
-    with atomic_dir(out) as tmp, ThreadPoolExecutor(1) as background:
-        # the plot is drawn while the workers write the sample; its modules are imported here first: an
-        # interrupt (SIGTERM) landing in an import can leave a module lock held, and a thread importing
-        # behind it would then never finish
-        load_plotting()
-        plotted = background.submit(plot_summary, dict(summary), tmp / "summary.png")
+    # the plot is drawn while the workers write the sample, on a thread that must not import (see
+    # `load_plotting`); leaving the `with`, the thread is joined before the temporary directory goes
+    load_plotting()
+    with atomic_dir(out) as tmp, ThreadPoolExecutor(1, thread_name_prefix="mixlab-plot") as background:
+        png = background.submit(summary_png, dict(summary))
         buckets_dir = tmp / ".buckets"
         fn = functools.partial(_write_buckets, tmp=str(buckets_dir), n_buckets=n_buckets, seed=config.seed)
         written = sum(engine.imap(fn, items, "writing sampled documents"))
         with ParquetShardWriter(tmp / "data", rows_per_shard=config.rows_per_file) as writer:
             for b in range(n_buckets):
-                pieces = sorted((buckets_dir / f"bucket-{b:05d}").glob("*.parquet"))
+                pieces = sorted((buckets_dir / f"bucket-{b:05d}").glob("*.arrow"))
                 if not pieces:
                     continue
-                bucket = pa.concat_tables([_read_parquet(piece) for piece in pieces])
+                bucket = pa.concat_tables(
+                    [pa.ipc.open_file(pa.memory_map(str(p))).read_all() for p in pieces]
+                )
                 perm = np.random.default_rng([config.seed, 1 << 20, b]).permutation(bucket.num_rows)
                 writer.write(bucket.take(pa.array(perm)))
                 shutil.rmtree(buckets_dir / f"bucket-{b:05d}")
@@ -640,7 +645,7 @@ def sample_corpus(
             ),
             tmp / "counts.parquet",
         )
-        plotted.result()
+        (tmp / "summary.png").write_bytes(png.result())
         write_json(tmp / "summary.json", summary)
     return summary
 
@@ -687,8 +692,10 @@ def _summary(config, domains, codes, tokens, counts, budgets, realised) -> dict[
 
 
 def load_plotting() -> None:
-    """Import everything `plot_summary` needs (matplotlib, the Agg canvas, PIL's image plugins), so that the
-    plot can be drawn on another thread without importing there."""
+    """Import everything `summary_png` needs (matplotlib, the Agg canvas, PIL's image plugins), so that it
+    runs on another thread without importing there: a SIGTERM handled inside importlib's module-lock
+    callback is swallowed ("Exception ignored") and leaves the import lock held by the main thread, and a
+    thread importing behind it would never finish, nor would the command that joins it."""
     import matplotlib.backends.backend_agg  # noqa: F401 - the PNG canvas savefig looks up
     import matplotlib.figure  # noqa: F401
     import PIL.Image
@@ -696,9 +703,9 @@ def load_plotting() -> None:
     PIL.Image.preinit()
 
 
-def plot_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Two panels: domain token shares before/after sampling, and the histogram of copies per document.
-    (No pyplot: a standalone Figure can be drawn off the main thread.)"""
+def summary_png(summary: Mapping[str, Any]) -> bytes:
+    """PNG of two panels: domain token shares before/after sampling, and the histogram of copies per
+    document. (No pyplot: a standalone Figure can be drawn off the main thread.)"""
     from matplotlib.figure import Figure
 
     domains = list(summary["domains"])
@@ -720,8 +727,9 @@ def plot_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> No
     ax2.set_ylabel("documents")
     ax2.set_title(f"{summary['realised_tokens']:,} of {summary['budget_tokens']:,.0f} budget tokens")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
 
 
 __all__ = [
@@ -729,9 +737,8 @@ __all__ = [
     "SampleConfig",
     "ScoreConfig",
     "annotate_sample",
-    "load_plotting",
-    "plot_summary",
     "read_scores",
     "sample_corpus",
+    "summary_png",
     "score_corpus",
 ]
