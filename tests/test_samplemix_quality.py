@@ -233,12 +233,11 @@ def test_local_annotator_gives_expected_scores_from_the_offline_model(demo_corpu
 
 @pytest.mark.slow
 def test_local_annotator_ranks_spam_below_wiki_on_the_demo_corpus(demo_corpus) -> None:
-    """The few-shot score-card prompt puts spam below wiki on mean quality (sum of the 7 expected scores).
+    """The few-shot score-card prompt (calibrated) puts spam below wiki on mean quality (sum of 7 dimensions).
 
-    The 135M model's expected scores are compressed (domain means all lie within about 6.6-7.1 of 9), so the
-    margin is small in absolute terms, but it held on three disjoint sets of 20 documents per domain (dev,
-    held-out, this fixture): wiki - spam = 0.23, 0.24, 0.31, AUC(wiki > spam) 0.74-0.83; on this fixture's
-    first 12 documents 6.97 vs 6.75. Its order among news, email and spam is NOT reliable and not asserted."""
+    It held on three disjoint sets of 20 documents per domain (dev, held-out, this fixture): wiki - spam =
+    0.38, 0.45, 0.50 of 9 (AUC wiki > spam 0.75-0.82); on this fixture's first 12 documents 4.62 vs 4.24.
+    news and email also came out above spam on all three sets, but by less (AUC 0.53-0.72): not asserted."""
     from mixlab.corpus import Corpus, read_shard
     from mixlab.samplemix.quality.local import LocalLMAnnotator
 
@@ -248,4 +247,4 @@ def test_local_annotator_ranks_spam_below_wiki_on_the_demo_corpus(demo_corpus) -
     for domain in ("spam", "wiki"):
         texts = [t for s in corpus.shards([domain]) for b in read_shard(s) for t in b.texts][:12]
         means[domain] = annotator.annotate(texts).sum(1).mean()
-    assert means["spam"] < means["wiki"] - 0.1, means
+    assert means["spam"] < means["wiki"] - 0.15, means
