@@ -219,9 +219,8 @@ def test_parse_reply() -> None:
 
 @pytest.mark.slow
 def test_local_annotator_gives_expected_scores_from_the_offline_model(demo_corpus) -> None:
-    """SmolLM2-135M on a handful of short documents: expected scores inside each dimension's range,
-    deterministic, and different for different documents. (Spam vs wiki ranking with this 135M model is reported in the closing notes, not asserted: on 3-5
-    documents per domain it did NOT rank spam below wiki.)"""
+    """SmolLM2-135M on two short documents: expected scores inside each dimension's range, deterministic,
+    and different for different documents."""
     from mixlab.samplemix.quality.local import LocalLMAnnotator
 
     annotator = LocalLMAnnotator(max_doc_tokens=48, use_cache=False, threads=1)
@@ -230,3 +229,22 @@ def test_local_annotator_gives_expected_scores_from_the_offline_model(demo_corpu
     assert labels.shape == (2, 7) and np.all(labels >= 0) and np.all(labels <= MAX_SCORES + 1e-9)
     assert not np.allclose(labels[0], labels[1])
     np.testing.assert_allclose(annotator.annotate(docs[:1]), labels[:1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_local_annotator_ranks_spam_below_wiki_on_the_demo_corpus(demo_corpus) -> None:
+    """The few-shot score-card prompt (calibrated) puts spam below wiki on mean quality (sum of 7 dimensions).
+
+    It held on three disjoint sets of 20 documents per domain (dev, held-out, this fixture): wiki - spam =
+    0.38, 0.45, 0.50 of 9 (AUC wiki > spam 0.75-0.82); on this fixture's first 12 documents 4.62 vs 4.24.
+    news and email also came out above spam on all three sets, but by less (AUC 0.53-0.72): not asserted."""
+    from mixlab.corpus import Corpus, read_shard
+    from mixlab.samplemix.quality.local import LocalLMAnnotator
+
+    corpus = Corpus.open(demo_corpus)
+    annotator = LocalLMAnnotator(use_cache=False, threads=1)
+    means = {}
+    for domain in ("spam", "wiki"):
+        texts = [t for s in corpus.shards([domain]) for b in read_shard(s) for t in b.texts][:12]
+        means[domain] = annotator.annotate(texts).sum(1).mean()
+    assert means["spam"] < means["wiki"] - 0.15, means

