@@ -9,7 +9,9 @@ In one run:
    the fixed costs that do not grow with the corpus (annotating the sample, training the scorer, k-means:
    `fixed_s`), plus the embedder alone in this process for reference; repeated on corpora `--scales` times
    as large (default 1, 2, 4) to show how cost grows with input: `growth_time_x{s}` = score + sample time
-   at scale s over scale 1, next to `growth_documents_x{s}` (the demo corpus may cap a domain's text);
+   at scale s over scale 1, next to `growth_documents_x{s}` (the demo corpus may cap a domain's text).
+   The target is checked on the largest corpus: fixed costs (~1 s) and the workers' start-up and cold
+   caches (~1 s) weigh on a corpus of 10k documents, which a throughput figure is not about;
 2. the pure-numpy sampler on `--sampler-docs` synthetic documents (10 M by default): weights (min-max),
    budgeted counts without a cap and with `max_repeats=3` (target ≤ 5 s for counts of 10 M documents);
 3. peak memory: max RSS of this process and of the worker processes.
@@ -152,8 +154,11 @@ def main() -> None:
         rss = max_rss_mb()
         result["peak_rss_mb"] = rss["self"]
         result["peak_rss_workers_mb"] = rss["children"]
+        largest = f"_x{scales[-1]:g}" if len(scales) > 1 else ""
+        result["score_sample_docs_per_s_largest"] = result[f"score_sample_docs_per_s{largest}"]
         result["targets"] = {
-            "score_sample_docs_per_s>=2000": result["score_sample_docs_per_s"] >= 2000,
+            "score_sample_docs_per_s>=2000 (largest corpus)": result["score_sample_docs_per_s_largest"]
+            >= 2000,
             "sampler_10M_s<=5": n < 10_000_000 or result["weights_plus_counts_s"] <= 5,
         }
     finally:

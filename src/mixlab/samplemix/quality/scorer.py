@@ -47,12 +47,13 @@ def ordinal_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 class _Head:
     """Shared plumbing: label checks, standardisation, L-BFGS."""
 
-    def __init__(self, n_classes: int, l2: float = 1.0, max_iter: int = 300) -> None:
+    def __init__(self, n_classes: int, l2: float = 1.0, max_iter: int = 300, ftol: float = 1e-6) -> None:
         if n_classes < 2:
             raise ValueError("n_classes must be at least 2")
         self.n_classes = n_classes
         self.l2 = l2
         self.max_iter = max_iter
+        self.ftol = ftol  # relative loss change to stop at: scipy's 2e-9 took 2.3x the time for ±0.003 MAE
         self.mean_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
 
@@ -74,7 +75,13 @@ class _Head:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1, user_api="blas"):
-            res = minimize(fun, theta0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
+            res = minimize(
+                fun,
+                theta0,
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": self.max_iter, "ftol": self.ftol},
+            )
         return res.x
 
 
