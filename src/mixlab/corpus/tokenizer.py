@@ -115,42 +115,46 @@ class Tokenizer:
         return counts  # type: ignore[return-value]
 
     def _count_new_chunks(self, chunks: list[str]) -> list[int]:
-        """Token counts of chunks not in the cache, from one encoding of their concatenation (a short string
-        costs 7-20 µs through the encoder, its bytes inside a long one ~0.3 µs each).
+        """Token counts of chunks not in the cache: `_counts_joined`, or one encoding per chunk for
+        whitespace-only chunks (at most one per text, at its end) and if the joined counts fail."""
+        alone = [k for k, chunk in enumerate(chunks) if chunk[-1] in WHITE_SPACE]
+        joined = [k for k, chunk in enumerate(chunks) if chunk[-1] not in WHITE_SPACE]
+        counts = np.zeros(len(chunks), dtype=np.int64)
+        if joined:
+            found = self._counts_joined([chunks[k] for k in joined])
+            if found is None:
+                alone = list(range(len(chunks)))
+            else:
+                counts[joined] = found
+        if alone:
+            encoded = self.hf.encode_batch_fast([chunks[k] for k in alone], add_special_tokens=False)
+            counts[alone] = [len(e.ids) for e in encoded]
+        return counts.tolist()
 
-        Tokens stay inside their chunk there: every chunk ends with a non-space character, so a chunk that
-        starts with whitespace continues the pieces exactly as at the start of a text, and one that starts
-        with a non-space character gets a newline in front, which forms a piece of its own. A token's byte
-        length is its length in the byte-level alphabet, so cumulative byte offsets assign the tokens to
-        chunks; if an offset does not line up (a tokenizer breaking these rules) each chunk is encoded alone.
-        Whitespace-only chunks (at most one per text, at its end) are encoded alone."""
+    def _counts_joined(self, chunks: list[str]) -> np.ndarray | None:
+        """Token counts [len(chunks)] of chunks that end with a non-space character, from one encoding of
+        their concatenation (a short string costs 7-20 µs through the encoder, its bytes inside a long one
+        ~0.3 µs each); None if the tokens do not fall inside the chunks.
+
+        They do for a byte-level BPE: a chunk that starts with whitespace continues the pieces exactly as at
+        the start of a text, and one that starts with a non-space character gets a newline in front, which
+        forms a piece of its own. A token's byte length is its length in the byte-level alphabet, so the
+        cumulative byte offsets of tokens and chunks assign the tokens to chunks."""
         parts: list[str] = []
         owners: list[int] = []
-        alone: list[int] = []
         for k, chunk in enumerate(chunks):
-            if chunk[-1] in WHITE_SPACE:
-                alone.append(k)
-                continue
             if chunk[0] not in WHITE_SPACE and parts:
                 parts.append("\n")
                 owners.append(-1)
             parts.append(chunk)
             owners.append(k)
-        counts = np.zeros(len(chunks), dtype=np.int64)
-        if parts:
-            ids = self._encode_long("".join(parts))
-            token_ends = np.cumsum(self._token_byte_lengths()[ids])
-            part_ends = np.cumsum([len(p.encode()) for p in parts])
-            if token_ends.size and token_ends[-1] == part_ends[-1] and np.isin(part_ends, token_ends).all():
-                per_part = np.diff(np.searchsorted(token_ends, part_ends, side="right"), prepend=0)
-                mine = np.asarray(owners) >= 0
-                counts[np.asarray(owners)[mine]] = per_part[mine]
-            else:
-                alone = list(range(len(chunks)))
-        if alone:
-            encoded = self.hf.encode_batch_fast([chunks[k] for k in alone], add_special_tokens=False)
-            counts[alone] = [len(e.ids) for e in encoded]
-        return counts.tolist()
+        ids = self._encode_long("".join(parts))
+        token_ends = np.cumsum(self._token_byte_lengths()[ids])
+        part_ends = np.cumsum([len(p.encode()) for p in parts])
+        if not token_ends.size or token_ends[-1] != part_ends[-1] or not np.isin(part_ends, token_ends).all():
+            return None
+        per_part = np.diff(np.searchsorted(token_ends, part_ends, side="right"), prepend=0)
+        return per_part[np.asarray(owners) >= 0]
 
     def _encode_long(self, text: str) -> list[int]:
         """Token ids of one long text. `gpt2`: tiktoken, built offline from the same GPT-2 ranks (tiktoken's

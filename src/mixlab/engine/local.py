@@ -10,6 +10,7 @@ import signal
 import tempfile
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -66,8 +67,8 @@ class LocalEngine(Engine):
             # map() submits every item, spawning the workers as it goes: no interrupt in the middle
             with _interrupts_deferred():
                 # fn (often a partial holding a tokenizer of a few MB) is pickled once to a file that each
-                # worker reads once, not sent with every item
-                handle, fn_path = tempfile.mkstemp(prefix="mixlab-map-", suffix=".pkl")
+                # worker reads once, not sent with every item; workers key it by the path, hence the uuid
+                handle, fn_path = tempfile.mkstemp(prefix=f"mixlab-map-{uuid.uuid4().hex}-", suffix=".pkl")
                 with os.fdopen(handle, "wb") as fh:
                     pickle.dump(fn, fh, protocol=pickle.HIGHEST_PROTOCOL)
                 results = pool.map(_call, [fn_path] * len(items), items)

@@ -739,6 +739,6 @@ __all__ = [
     "annotate_sample",
     "read_scores",
     "sample_corpus",
-    "summary_png",
     "score_corpus",
+    "summary_png",
 ]
