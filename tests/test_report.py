@@ -332,3 +332,13 @@ def test_report_in_headless_chromium(report_path: Path, tmp_path: Path) -> None:
     assert dom.lstrip().startswith("<!DOCTYPE html>") or dom.lstrip().startswith("<html")
     for marker in ("ERR_FILE_NOT_FOUND", "ERR_ACCESS_DENIED", "Traceback", "net::ERR", "This page isn"):
         assert marker not in dom, marker
+
+
+def test_entropy_table_keeps_counts_as_integers() -> None:
+    from mixlab.report.html import _per_domain_numbers, table
+
+    per = _per_domain_numbers({"domains": {"web": {"documents": 12345, "tokens": 678901, "se": 6.5}}})
+    assert per == {"web": {"documents": 12345, "tokens": 678901, "se": 6.5}}
+    assert isinstance(per["web"]["documents"], int)
+    html = table(["domain", "documents", "tokens", "se"], [["web", *per["web"].values()]])
+    assert "12,345" in html and "678,901" in html and "6.5000" in html

@@ -117,14 +117,14 @@ def _corpus(a: Artefacts, root: Path | None) -> str | None:
 ENTROPY_COLUMNS = ("tokens", "documents", "se", "ce", "je", "vne")
 
 
-def _per_domain_numbers(obj: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
-    """The {domain: {name: number}} table inside an entropy.json, wherever it sits."""
+def _per_domain_numbers(obj: Mapping[str, Any]) -> dict[str, dict[str, float | int]] | None:
+    """The {domain: {name: number}} table inside an entropy.json, wherever it sits (counts stay integers)."""
     candidates = [obj.get("domains"), obj.get("entropy"), obj]
     for c in candidates:
         if isinstance(c, dict) and c and all(isinstance(v, dict) for v in c.values()):
             table_ = {
                 str(d): {
-                    k: float(x)
+                    k: x if isinstance(x, int) else float(x)
                     for k, x in v.items()
                     if isinstance(x, int | float) and not isinstance(x, bool)
                 }
