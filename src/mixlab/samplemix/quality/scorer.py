@@ -133,9 +133,9 @@ class ClassificationHead(_Head):
 
         def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
             w, b = theta[: d * k].reshape(d, k), theta[d * k :]
-            logits = xs @ w + b
-            value = -float(np.sum(onehot * _log_softmax(logits))) / n + 0.5 * self.l2 * float(np.sum(w * w))
-            g = (np.exp(_log_softmax(logits)) - onehot) / n
+            log_p = _log_softmax(xs @ w + b)
+            value = -float(np.sum(onehot * log_p)) / n + 0.5 * self.l2 * float(np.sum(w * w))
+            g = (np.exp(log_p) - onehot) / n
             return value, np.concatenate([(xs.T @ g + self.l2 * w).ravel(), g.sum(0)])
 
         theta = self._minimize(loss, np.concatenate([np.zeros(d * k), prior]))
