@@ -391,8 +391,9 @@ def score_corpus(
 def _write_scores(out: Path, work: Path, shards, sizes, diversity, config: ScoreConfig) -> dict[str, Any]:
     """Stream the per-shard scores into `out` with the global columns; returns per-domain summaries."""
     parts = [work / "shards" / f"{index:05d}.scores.parquet" for index, _ in shards]
-    quality = np.concatenate([_read_parquet(p, columns=["quality"]).column(0).to_numpy() for p in parts])
-    clusters = np.concatenate([_read_parquet(p, columns=["cluster"]).column(0).to_numpy() for p in parts])
+    scored = [_read_parquet(p, columns=["quality", "cluster"]) for p in parts]
+    quality = np.concatenate([t.column("quality").to_numpy() for t in scored])
+    clusters = np.concatenate([t.column("cluster").to_numpy() for t in scored])
     d = diversity.diversity[clusters]
     weight = sampling_weights(quality, d, config.alpha, config.normalisation)
     shard_meta = json.dumps(
