@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -53,6 +55,24 @@ def _in_order(rows: Iterator[dict[str, Any]]) -> Iterator[Any]:
             next_index += 1
 
 
+def _started_by_ray_data(thread: threading.Thread) -> bool:
+    run = getattr(thread, "_target", None) or type(thread).run
+    return getattr(run, "__module__", "").startswith("ray.data.")
+
+
+def _wait_for_ray_data_threads(timeout_s: float) -> None:
+    """Wait (bounded) for the driver threads Ray Data starts for an iteration to finish.
+
+    Ray Data does not join its prefetcher and block-fetching threads when an iterator is closed early
+    (mixlab stops at the first bad row). One that calls into Ray after `ray.shutdown()` makes Ray
+    quick-exit the whole process with status 1 and no message — so shut down only once they are gone.
+    """
+    deadline = time.monotonic() + timeout_s
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and _started_by_ray_data(thread):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 class RayEngine(Engine):
     """Runs the map on a Ray Data actor pool, one block per item, results streamed back in order."""
 
@@ -91,6 +111,9 @@ class RayEngine(Engine):
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
+        # Ray Data's thread prefetcher is never stopped when an iteration ends early and would outlive
+        # ray.shutdown(); the actor prefetcher leaves no thread behind.
+        ctx.actor_prefetcher_enabled = True
         rows = [{"index": i, "item": pickle.dumps(item)} for i, item in enumerate(items)]
         # An actor pool: fn (a partial holding a tokenizer or a model) is deserialised once per actor,
         # not once per task.
@@ -98,10 +121,20 @@ class RayEngine(Engine):
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
             _Apply, fn_constructor_args=(fn,), concurrency=actors, num_cpus=1
         )
-        yield from track(_in_order(ds.iter_rows()), len(items), description or "map (ray)")
+        rows_iter = iter(ds.iter_rows())
+        try:
+            yield from track(_in_order(rows_iter), len(items), description or "map (ray)")
+        finally:
+            # Stops the executor and tells Ray Data's threads to stop now, not when garbage-collected
+            # (an exception's traceback can keep the iterator alive for a long time).
+            rows_iter.close()
 
     def close(self) -> None:
         import ray
 
-        if self._started_here and ray.is_initialized():
+        if not ray.is_initialized():
+            return
+        # Also when joined to a cluster: Ray's exit hook disconnects the driver the same way.
+        _wait_for_ray_data_threads(timeout_s=30.0)
+        if self._started_here:
             ray.shutdown()
