@@ -81,6 +81,23 @@ def test_corpus_stats_interrupted_then_rerun(
     assert file_digest(tmp_path) == {"out/stats.json": file_digest(out.parent)["stats.json"]}
 
 
+@pytest.mark.slow
+def test_corpus_stats_on_ray_sigterm_unwinds_like_local(stats_corpus: Path, tmp_path: Path) -> None:
+    """ray.init installs its own SIGTERM handler (sys.exit(15)); the engine keeps mixlab's."""
+    pytest.importorskip("ray")
+    out = tmp_path / "out" / "stats.json"
+    args = ["-q", "--engine", "ray", "--workers", "2", "corpus", "stats", str(stats_corpus)]
+    args += ["--json", str(out)]
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    code, stderr, ray_processes = interrupt(args, reading(stats_corpus, 1), signal.SIGTERM, env=env)
+    assert code == 143, stderr[-3000:]
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    assert ray_processes, "the pass was not running in Ray worker processes"
+    assert alive(ray_processes, grace=15) == [], "Ray processes outlived the interrupted command"
+    assert not out.exists()
+    assert temp_leftovers(tmp_path) == []
+
+
 def stamps(root: Path, pattern: str) -> dict[str, tuple[int, int]]:
     """(inode, mtime) of the files matching `pattern` under `root`: unchanged means not redone."""
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -95,10 +96,15 @@ class RayEngine(Engine):
                 kwargs["address"] = address
             elif workers:
                 kwargs["num_cpus"] = workers
+            # ray.init replaces the SIGTERM handler with sys.exit(15); mixlab's own (unwind, exit 143) stays
+            handler = signal.getsignal(signal.SIGTERM)
             try:
                 ray.init(**kwargs)
             except ConnectionError as exc:
                 raise BadInput(f"--ray-address {address}: cannot connect to a Ray cluster ({exc})") from None
+            finally:
+                if handler is not None and threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGTERM, handler)
             self._started_here = True
 
     def imap(self, fn: Callable[[T], R], items: Sequence[T], description: str = "") -> Iterator[R]:
