@@ -125,7 +125,7 @@ class RayEngine(Engine):
         # not once per task.
         actors = min(len(rows), self.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
-            _Apply, fn_constructor_args=(fn,), concurrency=actors, num_cpus=1
+            _Apply, fn_constructor_args=(fn,), compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1
         )
         rows_iter = iter(ds.iter_rows())
         try:
