@@ -5,6 +5,8 @@ left running), SIGKILL leaves no worker running, and resumable verbs redo no fin
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,35 @@ from mixcli import (
 )
 
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGKILL, id="SIGKILL")]
+
+
+DROPPED_SIGTERM = """
+import signal, sys, time, weakref
+from mixlab import cli
+
+class Thing:
+    pass
+
+cli._handle_interrupts()
+thing = Thing()
+# a SIGTERM handled inside a weakref callback, where CPython drops exceptions ("Exception ignored")
+ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.SIGTERM))
+try:
+    del thing
+    time.sleep(2)
+    print("ran to the end")
+except KeyboardInterrupt:
+    cli._interrupted()
+"""
+
+
+def test_a_sigterm_dropped_by_cpython_is_delivered_again() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", DROPPED_SIGTERM], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 143, result.stdout + result.stderr
+    assert "ran to the end" not in result.stdout
+    assert "interrupted" in result.stderr and "Exception ignored" not in result.stderr, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -68,6 +69,29 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _redeliver_dropped_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
+    """CPython drops an exception raised in a weakref callback or a finalizer ("Exception ignored"), such as
+    importlib's module-lock callback: a SIGTERM or Ctrl-C handled there would be lost and the command would
+    run on to the end. The interrupt is delivered again 10 ms later instead."""
+    if (
+        isinstance(unraisable.exc_value, KeyboardInterrupt)
+        and threading.current_thread() is threading.main_thread()
+    ):
+        signal.signal(signal.SIGALRM, _interrupt_again)
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _interrupt_again(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("interrupted")
+
+
+def _handle_interrupts() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.unraisablehook = _redeliver_dropped_interrupt
+
+
 def _interrupted() -> None:
     terminated = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     common.err_console.print("interrupted: no partial output written; run again to resume")
@@ -79,7 +103,7 @@ def main() -> None:
 
     Interrupted (SIGINT/SIGTERM): exits 130/143 after cleanup; finished work kept in a verb's work directory
     is reused by the next run."""
-    signal.signal(signal.SIGTERM, _terminate)
+    _handle_interrupts()
     interrupted = False
     try:
         app(standalone_mode=True)
