@@ -137,6 +137,17 @@ def test_cli_target_mixture_and_bad_input(scored, demo_corpus, tmp_path) -> None
     pq.write_table(pq.read_table(scores).drop(["diversity"]), broken)
     with pytest.raises(BadInput, match="missing column.*diversity"):
         sample_corpus(demo_corpus, broken, tmp_path / "z", SampleConfig(budget_tokens=1e5))
+    table = pq.read_table(scores)
+    domain = table.column("domain").to_pylist()
+    domain[5] = None
+    column = table.schema.get_field_index("domain")
+    pq.write_table(table.set_column(column, "domain", pa.array(domain, pa.string())), broken)
+    with pytest.raises(BadInput, match="row 5: field 'domain' is missing"):
+        sample_corpus(demo_corpus, broken, tmp_path / "z", SampleConfig(budget_tokens=1e5))
+    pq.write_table(table.slice(1), broken)  # the shard layout in the metadata now covers one row too many
+    with pytest.raises(BadInput, match=f"covers {table.num_rows} rows, the file has {table.num_rows - 1}"):
+        sample_corpus(demo_corpus, broken, tmp_path / "z", SampleConfig(budget_tokens=1e5))
+    assert not (tmp_path / "z").exists()
     assert "Example" in runner.invoke(app, ["score", "--help"]).output
 
 

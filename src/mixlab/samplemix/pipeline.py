@@ -492,6 +492,12 @@ def read_scores(path: str | os.PathLike[str]) -> tuple[pa.Table, list[dict[str, 
     if missing:
         raise BadInput(f"{path}: missing column(s) {', '.join(missing)} (expected the `mixlab score` layout)")
     table = _read_parquet(path, columns=list(needed))
+    for name in needed:
+        if table.column(name).null_count:
+            import pyarrow.compute as pc
+
+            row = pc.index(pc.is_null(table.column(name)), True).as_py()
+            raise BadInput(f"{path}: row {row}: field '{name}' is missing (null)")
     for name in ("tokens", "quality", "diversity"):
         values = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
@@ -505,11 +511,10 @@ def read_scores(path: str | os.PathLike[str]) -> tuple[pa.Table, list[dict[str, 
     return table, layout
 
 
-def _write_buckets(
-    item: tuple[int, Shard, np.ndarray, list[str]], tmp: str, n_buckets: int, seed: int
-) -> int:
+def _write_buckets(item: tuple[int, Shard, np.ndarray, pa.Array], tmp: str, n_buckets: int, seed: int) -> int:
     """Write every document of a shard `count` times into random buckets; returns rows written."""
-    index, shard, counts, expected_ids = item
+    index, shard, counts, shard_ids = item
+    expected_ids = shard_ids.to_pylist()
     rng = np.random.default_rng([seed, index])
     rows: dict[int, dict[str, list]] = {}
     position = 0
@@ -566,10 +571,10 @@ def sample_corpus(
     corpus = Corpus.open(corpus_path)
     engine = engine or LocalEngine(1)
     table, layout = read_scores(scores_path)
-    doc_ids = table.column("doc_id").to_pylist()
-    domain_col = table.column("domain").to_numpy(zero_copy_only=False)
-    domains = list(dict.fromkeys(domain_col.tolist()))
-    codes = _codes(domain_col, domains)
+    # ids and domains stay Arrow arrays (no Python string per document); domains in order of appearance
+    domain_col = table.column("domain").combine_chunks().dictionary_encode()
+    domains = domain_col.dictionary.to_pylist()
+    codes = domain_col.indices.to_numpy().astype(np.int64)
     tokens = table.column("tokens").to_numpy().astype(np.int64)
     p = sampling_weights(
         table.column("quality").to_numpy(),
@@ -594,6 +599,10 @@ def sample_corpus(
         raise BadInput(f"{scores_path}: no shard layout in its metadata (write it with `mixlab score`)")
     by_name = {(s.domain, s.name): s for s in shards}
     items = []
+    covered = sum(int(entry["documents"]) for entry in layout)
+    if covered != table.num_rows:
+        raise BadInput(f"{scores_path}: shard layout covers {covered} rows, the file has {table.num_rows}")
+    ids = table.column("doc_id")
     start = 0
     for index, entry in enumerate(layout):
         shard = by_name.get((entry["domain"], entry["name"]))
@@ -602,10 +611,10 @@ def sample_corpus(
                 f"{scores_path}: shard {entry['domain']}/{entry['name']} is not in corpus {corpus_path}"
             )
         n = int(entry["documents"])
-        items.append((index, shard, counts[start : start + n], doc_ids[start : start + n]))
+        # a compact copy of the shard's ids: a slice would pickle the whole column
+        shard_ids = pa.concat_arrays(ids.slice(start, n).chunks or [pa.array([], pa.string())])
+        items.append((index, shard, counts[start : start + n], shard_ids))
         start += n
-    if start != len(doc_ids):
-        raise BadInput(f"{scores_path}: shard layout covers {start} rows, the file has {len(doc_ids)}")
 
     realised = int(counts @ tokens)
     mean_bytes_per_token = 4.0
@@ -649,11 +658,6 @@ def sample_corpus(
         (tmp / "summary.png").write_bytes(png.result())
         write_json(tmp / "summary.json", summary)
     return summary
-
-
-def _codes(domain_col: np.ndarray, domains: list[str]) -> np.ndarray:
-    lookup = {d: i for i, d in enumerate(domains)}
-    return np.fromiter((lookup[d] for d in domain_col), dtype=np.int64, count=len(domain_col))
 
 
 def _summary(config, domains, codes, tokens, counts, budgets, realised) -> dict[str, Any]:
