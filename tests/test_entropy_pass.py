@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import mixlab.entropy_pass as entropy_pass
 from mixlab.cli import app
 from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture, read_shard
-from mixlab.engine import LocalEngine
+from mixlab.engine import Engine, LocalEngine
 from mixlab.entropy import (
     SparseCounts,
     count_window_pairs,
@@ -204,6 +204,40 @@ def test_counts_stack_merges_to_the_same_counts_in_any_grouping(real_corpus, gpt
     assert result.documents == folded.documents
 
 
+class CountingEngine(Engine):
+    """The inline engine, recording how many shards each pass maps; raises KeyboardInterrupt (like Ctrl-C)
+    after yielding `stop_after` results."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.inner = LocalEngine(1)
+        self.stop_after = stop_after
+        self.mapped: list[int] = []
+
+    def imap(self, fn, items, description=""):
+        self.mapped.append(len(items))
+        for k, result in enumerate(self.inner.imap(fn, items, description)):
+            if k == self.stop_after:
+                raise KeyboardInterrupt
+            yield result
+
+
+def test_an_interrupted_pass_resumes_from_its_checkpoint(real_corpus, gpt2, local_profile, tmp_path):
+    corpus = Corpus.open(real_corpus)
+    checkpoint = tmp_path / "entropy.checkpoint"
+    settings = dict(measures=("se", "ce", "je"), checkpoint=checkpoint, checkpoint_every_s=0)
+    interrupted = CountingEngine(stop_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        profile_corpus(corpus, gpt2, interrupted, **settings)
+    assert interrupted.mapped == [5] and checkpoint.is_file()
+    resumed = CountingEngine()
+    profile = profile_corpus(corpus, gpt2, resumed, **settings)
+    assert resumed.mapped == [2]  # the 3 shards counted before the interrupt are not counted again
+    assert profile.to_dict() == local_profile.to_dict()  # bit for bit, as if never interrupted
+    other = CountingEngine()  # other settings: the checkpoint is not theirs
+    profile_corpus(corpus, gpt2, other, **{**settings, "seed": 1})
+    assert other.mapped == [5]
+
+
 def test_profile_numbers_are_consistent(real_corpus, gpt2, local_profile):
     for d, v in local_profile.domains.items():
         # no cap: exact counts; the counted stream has an EOS after every document
@@ -322,7 +356,7 @@ def test_cli_writes_entropy_json_mixtures_and_plot(real_corpus, tmp_path):
     runner = CliRunner()
     out = tmp_path / "out"
     args = ["--quiet", "--workers", "1", "entropy", str(real_corpus), "--out", str(out), "--seq-len", "512"]
-    args += ["--measures", "se,ce,je"]
+    args += ["--measures", "se,ce,je", "--checkpoint-every", "0"]
     result = runner.invoke(app, [*args, "--miller-madow"])
     assert result.exit_code == 0, result.output
     assert "entropy per domain" in result.output
@@ -335,6 +369,7 @@ def test_cli_writes_entropy_json_mixtures_and_plot(real_corpus, tmp_path):
     assert [m.name for m in mixtures] == ["natural", "uniform", "se", "ce", "je"]
     assert mixtures[0].domains == ["code", "prose", "reference"]
     assert (out / "mixtures.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "out.work").exists()  # the checkpoint goes once the outputs are written
     first = (out / "entropy.json").read_bytes(), (out / "mixtures.csv").read_bytes()
     assert runner.invoke(app, [*args, "--miller-madow"]).exit_code == 0
     assert (

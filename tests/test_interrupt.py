@@ -4,6 +4,7 @@ left running), SIGKILL leaves no worker running, and resumable verbs redo no fin
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -164,13 +165,16 @@ def test_entropy_interrupted_then_rerun(
     sig: int, large_corpus: Path, entropy_reference: dict[str, str], tmp_path: Path
 ) -> None:
     out = tmp_path / "entropy"
-    args = ["-q", "--workers", "2", "entropy", str(large_corpus), "--out", str(out)]
-    code, stderr, workers = interrupt(args, reading(large_corpus, 2), sig)
+    args = ["--workers", "2", "entropy", str(large_corpus), "--out", str(out), "--checkpoint-every", "0"]
+    checkpointed = file_appears(tmp_path / "entropy.work", "entropy.checkpoint")
+    code, stderr, workers = interrupt(["-q", *args], checkpointed, sig)
     interrupted_cleanly(sig, code, stderr, workers, tmp_path)
     assert not out.exists(), "entropy left a partial output directory"
     result = run_mixlab(*args)
     assert result.returncode == 0, result.stderr
+    assert re.search(r"resuming the entropy pass: [1-3] of 4 shards", result.stderr), result.stderr
     assert file_digest(out) == entropy_reference
+    assert not (tmp_path / "entropy.work").exists()
 
 
 # --- score: resumable per shard through <out>.work/shards ------------------------------------------------

@@ -26,14 +26,19 @@ Results are deterministic and identical on every engine (integer counts; float g
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import pickle
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from mixlab.atomic import atomic_path
 from mixlab.corpus.reader import Corpus, ReadStats, Shard, read_shard
 from mixlab.corpus.tokenizer import Tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER, Embedder, get_embedder
@@ -48,6 +53,7 @@ from mixlab.entropy import (
 )
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture
+from mixlab.progress import log
 
 MEASURES = ("se", "ce", "je", "vne")
 TOKEN_MEASURES = ("se", "ce", "je")
@@ -449,6 +455,31 @@ def domain_entropies(
     return out
 
 
+def _pass_key(corpus: Corpus, tokenizer: Tokenizer, tasks: list[ShardTask], **settings: Any) -> str:
+    """What the counts of a pass depend on: the corpus files, the tokenizer, the tasks and the settings."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(corpus.fingerprint().encode())
+    h.update(tokenizer.hf.to_str().encode())
+    budgets = [(t.shard.domain, t.shard.name, t.tokens, t.documents) for t in tasks]
+    h.update(json.dumps([budgets, {k: repr(v) for k, v in sorted(settings.items())}]).encode())
+    return h.hexdigest()
+
+
+def _resume(checkpoint: Path | None, key: str, n_tasks: int) -> tuple[int, dict[str, CountsStack]]:
+    """(shards already counted, their merged counts) from a checkpoint of the same pass; (0, {}) otherwise."""
+    if checkpoint is None or not checkpoint.is_file():
+        return 0, {}
+    try:
+        state = pickle.loads(checkpoint.read_bytes())
+    except Exception:
+        state = None
+    if not isinstance(state, dict) or state.get("key") != key or not 0 < state.get("done", 0) < n_tasks:
+        log(f"{checkpoint}: from another corpus or other settings; counting from the start")
+        return 0, {}
+    log(f"resuming the entropy pass: {state['done']} of {n_tasks} shards were counted before")
+    return state["done"], state["stacks"]
+
+
 def profile_corpus(
     corpus: Corpus,
     tokenizer: Tokenizer,
@@ -462,12 +493,19 @@ def profile_corpus(
     skip_bad_rows: bool = False,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     seed: int = 0,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every_s: float = 60.0,
 ) -> EntropyProfile:
     """Run the entropy pass over `corpus` and compute the requested measures per domain (nats).
 
     `measures` ⊆ {se, ce, je, vne}. `embedder` (used for `vne` only) is a `mixlab.embed` name or any
     object with `.embed(texts) -> [n, d]` (picklable for multi-process engines). `seed` picks the window
     order of the convergence samples only; the full-sample entropies do not depend on it.
+
+    With `checkpoint` (a file path) the merged counts of the shards done so far are saved there every
+    `checkpoint_every_s` seconds (less often when writing them takes over 5 % of that), and a later call
+    with the same corpus and settings resumes after them (the results are identical to an uninterrupted
+    pass: counts merge in the same shard order).
     """
     measures = tuple(dict.fromkeys(m.strip().lower() for m in measures if m.strip()))
     unknown = [m for m in measures if m not in MEASURES]
@@ -499,7 +537,28 @@ def profile_corpus(
         seed=seed,
     )
     tasks = shard_tasks(corpus, max_tokens_per_domain, vne_max_documents_per_domain if emb else None)
-    stacks = engine.map_reduce(fn, tasks, _merge, "entropy pass", initial={}) or {}
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    key = _pass_key(
+        corpus,
+        tokenizer,
+        tasks,
+        seq_len=seq_len,
+        fractions=fractions,
+        embedder=emb,
+        skip=skip_bad_rows,
+        seed=seed,
+    )
+    resumed, stacks = _resume(checkpoint, key, len(tasks))
+    saved, interval = time.monotonic(), checkpoint_every_s
+    for done, result in enumerate(engine.imap(fn, tasks[resumed:], "entropy pass"), start=resumed + 1):
+        stacks = _merge(stacks, result)
+        if checkpoint is not None and done < len(tasks) and time.monotonic() - saved >= interval:
+            start = time.monotonic()
+            with atomic_path(checkpoint) as tmp:
+                tmp.write_bytes(pickle.dumps({"key": key, "done": done, "stacks": stacks}, protocol=5))
+            saved = time.monotonic()
+            # the counts grow with the corpus: keep checkpointing under ~5% of the pass
+            interval = max(checkpoint_every_s, 20 * (saved - start))
     merged = {domain: stack.result() for domain, stack in stacks.items()}
     domains = {}
     for domain in corpus.domains:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +48,14 @@ def entropy(
     skip_bad_rows: Annotated[
         bool, typer.Option(help="Skip malformed rows (counted and reported) instead of failing.")
     ] = False,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            help="Save the counts of the shards done to OUT.work/ every this many seconds (less often if saving"
+            " would take over 5% of the pass); a rerun with the same corpus and settings resumes there.",
+            min=0,
+        ),
+    ] = 60.0,
 ) -> None:
     """Entropy of every domain (nats) and the mixtures r = softmax(H): natural, uniform, se, ce, je, vne.
 
@@ -54,6 +63,7 @@ def entropy(
     """
     c = Corpus.open(corpus, text_field)
     tok = load_tokenizer(tokenizer, corpus=c)
+    work = out.resolve().with_name(out.resolve().name + ".work")
     with engine(ctx) as eng:
         profile = profile_corpus(
             c,
@@ -67,12 +77,15 @@ def entropy(
             miller_madow=miller_madow,
             skip_bad_rows=skip_bad_rows,
             seed=settings(ctx).seed,
+            checkpoint=work / "entropy.checkpoint",
+            checkpoint_every_s=checkpoint_every,
         )
     domains = list(profile.domains)
     mixtures = profile.mixtures()
     write_json(out / "entropy.json", profile.to_dict())
     write_mixtures(out / "mixtures.csv", mixtures, domains)
     plot_mixtures(out / "mixtures.png", mixtures, domains, title=f"entropy mixtures ({tokenizer})")
+    shutil.rmtree(work, ignore_errors=True)  # the outputs are complete: the checkpoint has done its job
     skipped = sum(v["skipped_rows"] for v in profile.domains.values())
     if skipped:
         warn(f"skipped {skipped} bad rows")
