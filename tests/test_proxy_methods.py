@@ -120,6 +120,31 @@ def test_doremi_upweights_an_artificially_hard_domain(corpus_dir, tmp_path):
     assert rows[0] == ["step", *streams.domains] and len(rows) == config.steps + 2
 
 
+def test_doremi_resumes_from_its_finished_reference_and_its_proxy_checkpoint(corpus_dir, tmp_path):
+    corpus = Corpus.open(corpus_dir)
+    streams = prepare_streams(corpus, load_tokenizer("bpe:512", corpus=corpus), val_tokens=2048)
+    config = TrainConfig(tokens=64 * 8 * 8, seq_len=64, batch_size=8, evals=1, precision="fp32", threads=1)
+    whole = run_doremi(streams, tmp_path / "whole", config)
+    out = tmp_path / "resumed"
+
+    def interrupt_at_step_5(step: int) -> None:
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_doremi(streams, out, config, checkpoint_every_s=0, on_step=interrupt_at_step_5)
+    assert (out / "proxy.checkpoint.pt").is_file() and (out / "reference" / "model.pt").is_file()
+    reference_written = (out / "reference" / "meta.json").stat().st_mtime_ns
+    steps: list[int] = []
+    resumed = run_doremi(streams, out, config, checkpoint_every_s=0, on_step=steps.append)
+    assert steps == [6, 7, 8]  # the proxy continues after its checkpoint at step 5
+    assert (out / "reference" / "meta.json").stat().st_mtime_ns == reference_written  # not retrained
+    np.testing.assert_array_equal(resumed.trajectory, whole.trajectory)  # bit for bit
+    assert resumed.meta["proxy_losses"] == whole.meta["proxy_losses"]
+    assert (out / "weights.csv").read_bytes() == (tmp_path / "whole" / "weights.csv").read_bytes()
+    assert not (out / "proxy.checkpoint.pt").exists()
+
+
 runner = CliRunner()
 
 

@@ -20,7 +20,9 @@ mixture and the TrainConfig shared by both models (model preset, tokens, batch, 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 from mixlab.atomic import atomic_path, write_json
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture, write_mixture_json
-from mixlab.progress import log, track
+from mixlab.progress import log, track, warn
 from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
 from mixlab.proxy.model import autocast, build_model, configure_torch, resolve_device, resolve_precision
 from mixlab.proxy.schedule import lr_multiplier
@@ -110,17 +112,29 @@ def per_domain_means(values: torch.Tensor, domains: np.ndarray, k: int) -> tuple
     return means, counts > 0
 
 
+PROXY_CHECKPOINT = "proxy.checkpoint.pt"
+
+
 def run_doremi(
     streams: Streams,
     out: str | Path,
     config: TrainConfig,
     doremi: DoReMiConfig | None = None,
     reference: Mixture | None = None,
+    *,
+    checkpoint_every_s: float = 60.0,
+    on_step: Callable[[int], None] | None = None,
 ) -> DoReMiResult:
     """Reference run, then the proxy with DoReMi weights; writes into `out`:
 
-    reference/meta.json (the reference run), mixture.json (time-averaged weights, name "doremi"),
-    weights.csv (`step,<domain>...` the weight trajectory, step 0 = initial weights), doremi.json (meta).
+    reference/meta.json and model.pt (the reference run), mixture.json (time-averaged weights, name
+    "doremi"), weights.csv (`step,<domain>...` the weight trajectory, step 0 = initial weights), doremi.json
+    (meta).
+
+    Resumable: a finished reference is loaded, not retrained, and the proxy's state (model, optimizer,
+    sampler, RNG, weights so far) is saved to `proxy.checkpoint.pt` every `checkpoint_every_s` seconds; a
+    rerun with the same settings continues from it (on the CPU, bit-identical to an uninterrupted run).
+    `on_step(completed steps)` is called after every proxy update.
     """
     doremi = doremi or DoReMiConfig()
     out = Path(out)
@@ -145,8 +159,24 @@ def run_doremi(
         sampler = MixtureSampler(streams, ref_weights, config.seq_len, config.batch_size, config.seed + 1)
         alpha = floor_simplex(np.where(ref_weights > 0, 1.0 / k, 0.0) + 1e-12, doremi.min_weight)
         trajectory = [alpha]
-        t0 = time.perf_counter()
-        for step in track(range(config.steps), config.steps, "DoReMi proxy"):
+        key = {
+            "config": config.to_dict(),
+            "doremi": dataclasses.asdict(doremi),
+            "reference": ref_weights.tolist(),
+            "domains": list(domains),
+        }
+        first, seconds_before = 0, 0.0
+        state = _load_proxy_checkpoint(out / PROXY_CHECKPOINT, key)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])
+            trajectory = list(state["trajectory"])
+            alpha, first, seconds_before = trajectory[-1], state["step"], state["seconds"]
+            log(f"DoReMi: resuming the proxy at step {first} of {config.steps}")
+        t0 = saved = time.perf_counter()
+        for step in track(range(first, config.steps), config.steps - first, "DoReMi proxy"):
             batch, batch_domains = sampler.next_batch()
             inputs, targets = batch_to_device(batch, device)
             with torch.no_grad(), autocast(device, precision):
@@ -173,7 +203,23 @@ def run_doremi(
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-        seconds = time.perf_counter() - t0
+            if step + 1 < config.steps and time.perf_counter() - saved >= checkpoint_every_s:
+                state = {
+                    "key": key,
+                    "step": step + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "sampler": sampler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "trajectory": np.asarray(trajectory),
+                    "seconds": seconds_before + time.perf_counter() - t0,
+                }
+                with atomic_path(out / PROXY_CHECKPOINT) as tmp:
+                    torch.save(state, tmp)
+                saved = time.perf_counter()
+            if on_step is not None:
+                on_step(step + 1)
+        seconds = seconds_before + time.perf_counter() - t0
         windows = {d: validation_windows(streams, d, config.seq_len) for d in domains}
         proxy_losses = evaluate(model, windows, device, config.eval_batch_size)
     finally:
@@ -207,7 +253,22 @@ def run_doremi(
         for step, row in enumerate(trajectory_arr):
             writer.writerow([step, *(f"{w:.8g}" for w in row)])
     write_json(out / "doremi.json", meta)
+    (out / PROXY_CHECKPOINT).unlink(missing_ok=True)
     return DoReMiResult(mixture, trajectory_arr, meta)
+
+
+def _load_proxy_checkpoint(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a checkpoint we cannot read is restarted, not trusted
+        warn(f"{path}: unreadable checkpoint ({exc}); restarting the proxy")
+        return None
+    if state.get("key") != key:
+        warn(f"{path}: checkpoint of different settings; restarting the proxy")
+        return None
+    return state
 
 
 def _token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,7 @@ from mixlab.proxy.schedule import SCHEDULES, default_warmup, lr_multiplier
 
 CHECKPOINT = "checkpoint.pt"
 META = "meta.json"
+MODEL = "model.pt"  # the trained weights of a finished run that was asked to keep its model
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def train_run(
     mixture: proportions over (a subset of) `streams.domains`; missing domains get weight 0.
     out_dir: `checkpoint.pt` is written at every evaluation and `meta.json` at the end; an existing
         checkpoint of the same config and mixture is resumed; an existing `meta.json` marked done
-        returns its results without training.
+        returns its results without training (with `keep_model`, the weights saved in `model.pt`).
     on_eval: called with {"step", "tokens", "losses": {domain: nats}} after each evaluation (after the
         checkpoint holding it is written).
     on_step: called with the number of completed steps after every update (progress, interruption).
@@ -223,14 +224,18 @@ def train_run(
         )
     weights = [float(w) for w in mixture.vector(streams.domains)]
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None and (out / META).is_file() and not keep_model:
+    done = None
+    if out is not None and (out / META).is_file():
         meta = json.loads((out / META).read_text(encoding="utf-8"))
         if (
             meta.get("status") == "done"
             and meta.get("config") == config.to_dict()
             and meta.get("weights") == weights
+            and (not keep_model or (out / MODEL).is_file())
         ):
-            return RunResult(mixture.name, meta["losses"], meta["history"], meta, steps_trained=0)
+            done = meta
+    if done is not None and not keep_model:
+        return RunResult(mixture.name, done["losses"], done["history"], done, steps_trained=0)
 
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
@@ -238,6 +243,11 @@ def train_run(
     threads = configure_torch(config.seed, config.threads, device)
     try:
         model = build_model(config.model, streams.vocab_size, config.seq_len).to(device)
+        if done is not None:
+            model.load_state_dict(torch.load(out / MODEL, map_location=device))
+            return RunResult(
+                mixture.name, done["losses"], done["history"], done, steps_trained=0, model=model
+            )
         optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
         sampler = MixtureSampler(streams, np.array(weights), config.seq_len, config.batch_size, config.seed)
         windows = {
@@ -322,6 +332,9 @@ def train_run(
             "history": history,
         }
         if out is not None:
+            if keep_model:
+                with atomic_path(out / MODEL) as tmp:
+                    torch.save(model.state_dict(), tmp)
             write_json(out / META, meta)
             (out / CHECKPOINT).unlink(missing_ok=True)
         return RunResult(
