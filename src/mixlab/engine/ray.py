@@ -56,9 +56,17 @@ def _in_order(rows: Iterator[dict[str, Any]]) -> Iterator[Any]:
             next_index += 1
 
 
+# Ray Data's usage-metrics poller runs until the process exits (it only queries Prometheus over HTTP)
+_LIFELONG_RAY_DATA_THREADS = {"data-usage-metrics-poller"}
+
+
 def _started_by_ray_data(thread: threading.Thread) -> bool:
+    """A driver thread that Ray Data starts for one iteration (executor, prefetcher, block fetchers)."""
     run = getattr(thread, "_target", None) or type(thread).run
-    return getattr(run, "__module__", "").startswith("ray.data.")
+    return (
+        getattr(run, "__module__", "").startswith("ray.data.")
+        and thread.name not in _LIFELONG_RAY_DATA_THREADS
+    )
 
 
 def _wait_for_ray_data_threads(timeout_s: float) -> None:
