@@ -164,6 +164,7 @@ def run_doremi(
             "doremi": dataclasses.asdict(doremi),
             "reference": ref_weights.tolist(),
             "domains": list(domains),
+            "data": {"vocab_size": streams.vocab_size, "tokens": streams.info},
         }
         first, seconds_before = 0, 0.0
         state = _load_proxy_checkpoint(out / PROXY_CHECKPOINT, key)

@@ -231,7 +231,7 @@ def train_run(
             meta.get("status") == "done"
             and meta.get("config") == config.to_dict()
             and meta.get("weights") == weights
-            and (not keep_model or (out / MODEL).is_file())
+            and (not keep_model or ((out / MODEL).is_file() and meta.get("vocab_size") == streams.vocab_size))
         ):
             done = meta
     if done is not None and not keep_model:
