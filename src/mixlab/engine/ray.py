@@ -8,6 +8,7 @@ node does not lose the pass; mixlab errors raised in a task (BadInput) are not r
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -124,7 +125,12 @@ class RayEngine(Engine):
             return
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
+        # mixlab shows its own progress; Ray Data's per-pass INFO lines still go to its session log file
         ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        for handler in logging.getLogger("ray.data").handlers:
+            if handler.get_name() == "console":
+                handler.setLevel(max(handler.level, logging.WARNING))
         # Ray Data's thread prefetcher is never stopped when an iteration ends early and would outlive
         # ray.shutdown(); the actor prefetcher leaves no thread behind.
         ctx.actor_prefetcher_enabled = True
