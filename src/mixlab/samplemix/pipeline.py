@@ -621,14 +621,17 @@ def sample_corpus(
     n_buckets = max(1, math.ceil(realised * mean_bytes_per_token / config.bucket_bytes))
     summary = _summary(config, domains, codes, tokens, counts, budgets, realised)
     out = Path(out)
-    # the plot is drawn while the workers write the sample, on a thread that must not import (see
-    # `load_plotting`); leaving the `with`, the thread is joined before the temporary directory goes
-    load_plotting()
     with atomic_dir(out) as tmp, ThreadPoolExecutor(1, thread_name_prefix="mixlab-plot") as background:
-        png = background.submit(summary_png, dict(summary))
         buckets_dir = tmp / ".buckets"
         fn = functools.partial(_write_buckets, tmp=str(buckets_dir), n_buckets=n_buckets, seed=config.seed)
-        written = sum(engine.imap(fn, items, "writing sampled documents"))
+        writing = engine.imap(fn, items, "writing sampled documents")
+        written = next(writing, 0)  # every shard is queued on the workers now
+        # While they write: this thread imports the plotting libraries, then the plot is drawn on a thread
+        # that must not import (see `load_plotting`); leaving the `with` joins it before the temporary
+        # directory goes.
+        load_plotting()
+        png = background.submit(summary_png, dict(summary))
+        written += sum(writing)
         with ParquetShardWriter(tmp / "data", rows_per_shard=config.rows_per_file) as writer:
             for b in range(n_buckets):
                 pieces = sorted((buckets_dir / f"bucket-{b:05d}").glob("*.arrow"))
