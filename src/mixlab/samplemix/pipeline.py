@@ -20,6 +20,7 @@ bounded by one bucket), plus `counts.parquet`, `summary.json` and `summary.png`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -624,14 +625,15 @@ def sample_corpus(
     with atomic_dir(out) as tmp, ThreadPoolExecutor(1, thread_name_prefix="mixlab-plot") as background:
         buckets_dir = tmp / ".buckets"
         fn = functools.partial(_write_buckets, tmp=str(buckets_dir), n_buckets=n_buckets, seed=config.seed)
-        writing = engine.imap(fn, items, "writing sampled documents")
-        written = next(writing, 0)  # every shard is queued on the workers now
-        # While they write: this thread imports the plotting libraries, then the plot is drawn on a thread
-        # that must not import (see `load_plotting`); leaving the `with` joins it before the temporary
-        # directory goes.
-        load_plotting()
-        png = background.submit(summary_png, dict(summary))
-        written += sum(writing)
+        # closing: an interrupt outside the map still stops the workers before the temporary directory goes
+        with contextlib.closing(engine.imap(fn, items, "writing sampled documents")) as writing:
+            written = next(writing, 0)  # every shard is queued on the workers now
+            # While they write: this thread imports the plotting libraries, then the plot is drawn on a
+            # thread that must not import (see `load_plotting`); leaving the outer `with` joins it before
+            # the temporary directory goes.
+            load_plotting()
+            png = background.submit(summary_png, dict(summary))
+            written += sum(writing)
         with ParquetShardWriter(tmp / "data", rows_per_shard=config.rows_per_file) as writer:
             for b in range(n_buckets):
                 pieces = sorted((buckets_dir / f"bucket-{b:05d}").glob("*.arrow"))
