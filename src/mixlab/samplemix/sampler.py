@@ -81,12 +81,12 @@ def expected_rates(
     """
     p, lengths = _check_pool(p, lengths, budget)
     top = p.max(initial=0.0)
-    if top > 0:
-        p = p / top  # r is invariant to the scale of p; this keeps tiny (subnormal) weights from overflowing
-    mass = float(p @ lengths)
+    # r is invariant to the scale of p; scaling by the largest keeps tiny (subnormal) weights from overflowing
+    scaled = p / top if top > 0 else p
+    mass = float(scaled @ lengths)
     if mass <= 0:
         raise BadInput("no document can be drawn: every weight (or every document length) is zero")
-    rates = p * (budget / mass)
+    rates = scaled * (budget / mass)
     if max_repeats is None or rates.max(initial=0.0) <= max_repeats:
         return rates
     if max_repeats < 1:
@@ -100,21 +100,27 @@ def expected_rates(
             f"at most {capacity:.0f} tokens with {max_repeats} copies each"
         )
     # Water-filling: f(s) = Σ len·min(s·p, R) is concave, increasing and piecewise linear. From s = T/M,
-    # solving the current linear piece for T never overshoots s*, and the capped set only grows, so the
-    # iteration reaches the exact s* once the capped set stops changing (a handful of passes in practice).
-    scale = budget / mass
+    # solving the current linear piece for T never overshoots s*, so a document over the cap stays over it and
+    # the capped set only grows; the iteration reaches the exact s* once it stops changing (a handful of
+    # rounds in practice). Each round rescales the free documents' weights by their own maximum: once the
+    # large ones are capped, the rest can be so small (subnormal) that s itself would overflow.
+    capped = np.zeros(p.shape, dtype=bool)
     for _ in range(1000):
-        capped = p * scale >= max_repeats
-        free = ~capped
-        free_mass = float(p[free] @ lengths[free])  # summed directly: mass − capped mass cancels badly
-        capped_tokens = max_repeats * float(lengths[capped].sum())
-        if free_mass <= 0:
+        q = np.where(capped, 0.0, p)  # the free documents' weights (p = 0 stays 0)
+        top = q.max()
+        if top <= 0:
+            rates = np.zeros_like(p)
             break
-        new_scale = (budget - capped_tokens) / free_mass
-        if new_scale <= scale * (1 + 1e-15):
+        q /= top
+        free_mass = float(q @ lengths)
+        remaining = max(budget - max_repeats * float(lengths @ capped), 0.0)
+        rates = q * (remaining / free_mass) if free_mass > 0 else np.where(q > 0, float(max_repeats), 0.0)
+        over = rates >= max_repeats
+        if not over.any():
             break
-        scale = new_scale
-    return np.minimum(p * scale, float(max_repeats))
+        capped |= over
+    rates[capped] = float(max_repeats)
+    return rates
 
 
 def budgeted_counts(
