@@ -34,11 +34,18 @@ import torch.nn.functional as F
 from mixlab.atomic import atomic_path, write_json
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture, write_mixture_json
-from mixlab.progress import log, track, warn
+from mixlab.progress import log, track
 from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
 from mixlab.proxy.model import autocast, build_model, configure_torch, resolve_device, resolve_precision
 from mixlab.proxy.schedule import lr_multiplier
-from mixlab.proxy.train import TrainConfig, batch_to_device, evaluate, make_optimizer, train_run
+from mixlab.proxy.train import (
+    TrainConfig,
+    batch_to_device,
+    evaluate,
+    load_checkpoint,
+    make_optimizer,
+    train_run,
+)
 
 
 def floor_simplex(weights: np.ndarray, min_weight: float) -> np.ndarray:
@@ -167,7 +174,7 @@ def run_doremi(
             "data": {"vocab_size": streams.vocab_size, "tokens": streams.info},
         }
         first, seconds_before = 0, 0.0
-        state = _load_proxy_checkpoint(out / PROXY_CHECKPOINT, key)
+        state = load_checkpoint(out / PROXY_CHECKPOINT, {"key": key}, what="proxy")
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -256,20 +263,6 @@ def run_doremi(
     write_json(out / "doremi.json", meta)
     (out / PROXY_CHECKPOINT).unlink(missing_ok=True)
     return DoReMiResult(mixture, trajectory_arr, meta)
-
-
-def _load_proxy_checkpoint(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a checkpoint we cannot read is restarted, not trusted
-        warn(f"{path}: unreadable checkpoint ({exc}); restarting the proxy")
-        return None
-    if state.get("key") != key:
-        warn(f"{path}: checkpoint of different settings; restarting the proxy")
-        return None
-    return state
 
 
 def _token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -179,16 +179,18 @@ def train_step(
     return loss.item()
 
 
-def _load_checkpoint(path: Path, config: TrainConfig, weights: list[float]) -> dict[str, Any] | None:
+def load_checkpoint(path: Path, expected: dict[str, Any], what: str = "run") -> dict[str, Any] | None:
+    """A training checkpoint whose entries match `expected` (the settings it was saved under); None, with a
+    warning, when it is missing, unreadable or of other settings: the `what` then restarts."""
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # a checkpoint we cannot read is restarted, not trusted
-        warn(f"{path}: unreadable checkpoint ({exc}); restarting the run")
+        warn(f"{path}: unreadable checkpoint ({exc}); restarting the {what}")
         return None
-    if state.get("config") != config.to_dict() or state.get("weights") != weights:
-        warn(f"{path}: checkpoint of different settings or mixture; restarting the run")
+    if any(state.get(name) != value for name, value in expected.items()):
+        warn(f"{path}: checkpoint of different settings; restarting the {what}")
         return None
     return state
 
@@ -255,7 +257,8 @@ def train_run(
         }
         eval_at = set(config.eval_steps())
         step, history, train_seconds, wall_before, resumed_from = 0, [], 0.0, 0.0, None
-        state = _load_checkpoint(out / CHECKPOINT, config, weights) if out is not None else None
+        expected = {"config": config.to_dict(), "weights": weights}
+        state = load_checkpoint(out / CHECKPOINT, expected) if out is not None else None
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
