@@ -1016,3 +1016,22 @@ def test_good_corpus_passes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["total"]["documents"] == 20
+
+
+# --- issue 12: laws ---------------------------------------------------------------------------------------
+
+
+def test_fit_with_every_step_zero_names_runs_csv_and_step(tmp_path: Path) -> None:
+    """One evaluation per run, all at step 0: BiMix has no tuple with step > 0 to fit."""
+    d = _sweep(tmp_path)
+    runs = d / "runs.csv"
+    lines = runs.read_text().splitlines()
+    header = lines[0].split(",")
+    first = [line.split(",") for line in lines[1:] if line.split(",")[header.index("step")] == "500"]
+    for cells in first:
+        cells[header.index("step")] = "0"
+    runs.write_text("\n".join([lines[0], *(",".join(c) for c in first)]) + "\n")
+    before = tree(tmp_path)
+    result = run_mixlab("fit", *fit_args(d, tmp_path))
+    assert_one_line_cause(result, str(runs), "'step'")
+    assert tree(tmp_path) == before

@@ -238,3 +238,105 @@ def test_zero_share_test_run_is_counted_not_scored():
     d1 = result.metrics["domains"]["d1"]
     assert d1["n_undefined"] == 6 and d1["n_points"] == 6  # run6 has no d1: BiMix predicts an infinite loss
     json.dumps(result.metrics, allow_nan=False)
+
+
+# --- swarms as real ones are: pure-domain runs and runs with a share of 0 of some domain ---------------------
+
+SWARM_STEPS = STEPS[::4]  # 5 evaluation steps
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Observations:
+    """8 Dirichlet runs, the 3 pure-domain runs and 2 runs without one domain; a run that never trained on a
+    domain still has a measured loss there (1.5x the domain's worst loss), as in real sweeps."""
+    props = np.vstack([dirichlet_mixtures(8, 3, seed=4), np.eye(3), [[0.5, 0.5, 0.0], [0.3, 0.0, 0.7]]])
+    data = synthetic_bimix(props, SWARM_STEPS, **TRUE, noise=0.002, seed=5)
+    zero = props[data.point_run] == 0
+    worst = np.nanmax(np.where(zero, np.nan, data.losses), axis=0)
+    data.losses[zero] = np.broadcast_to(1.5 * worst, zero.shape)[zero]
+    return data
+
+
+def _zero_pairs(data: Observations, runs: list[str]) -> list[int]:
+    """Hand count: per eval domain, the runs among `runs` with a share of 0 of it."""
+    rows = [data.runs.index(r) for r in runs]
+    return [int((data.proportions[rows, j] == 0).sum()) for j in range(3)]
+
+
+def test_extrapolate_leaves_out_and_counts_a_runs_zero_share_domains(swarm):
+    m = evaluate_law(lambda: get_law("bimix"), swarm, "extrapolate", holdout_last=1).metrics
+    zero = _zero_pairs(swarm, list(swarm.runs))  # [3, 3, 3]: the two pure runs without it + one partial run
+    assert [m["domains"][d]["n_undefined"] for d in swarm.eval_domains] == zero  # one held-out step per run
+    assert [m["domains"][d]["n_points"] for d in swarm.eval_domains] == [13 - z for z in zero]
+    assert m["domains_left_out"] == dict(zip(swarm.eval_domains, zero, strict=True))
+    assert m["summary"]["rel_error_pct"]["worst"] < 1.0  # the rest extrapolates as on a clean sweep
+    json.dumps(m, allow_nan=False)
+
+
+@pytest.mark.parametrize("name", ["bimix", "powerlaw", "dml", "regmix"])
+@pytest.mark.parametrize("protocol", ["extrapolate", "unseen", "kfold"])
+def test_every_law_and_protocol_on_a_swarm_with_pure_and_zero_share_runs(swarm, name, protocol):
+    test = ["run0", "run1", "run8", "run11", "run12"]  # two Dirichlet runs, one pure run, both partial runs
+    kw = {"unseen": {"test_runs": test}, "kfold": {"folds": 4}, "extrapolate": {"holdout_last": 2}}[protocol]
+    make = (lambda: get_law(name, restarts=1)) if name == "dml" else (lambda: get_law(name))
+    result = evaluate_law(make, swarm, protocol, **kw)
+    m = result.metrics
+    json.dumps(m, allow_nan=False)
+    law = make()
+    if protocol == "extrapolate" and law.fixed_step:
+        assert m["applicable"] is False
+        return
+    predicted = test if protocol == "unseen" else list(swarm.runs)
+    per_point = 2 if protocol == "extrapolate" else len(SWARM_STEPS)
+    undefined_at_zero = name in ("bimix", "powerlaw")
+    expected = [z * per_point if undefined_at_zero else 0 for z in _zero_pairs(swarm, predicted)]
+    assert [m["domains"][d]["n_undefined"] for d in swarm.eval_domains] == expected
+    assert [m["domains"][d]["n_points"] + m["domains"][d]["n_undefined"] for d in swarm.eval_domains] == [
+        len(predicted) * per_point
+    ] * 3
+    scored = result.predictions[np.isfinite(result.predictions["predicted"])]
+    assert (scored["predicted"] > 0).all() and (scored["share"] > 0).all() | (not undefined_at_zero)
+    for key in ("rel_error_pct", "r2_log", "rmse"):
+        assert all(np.isfinite(v) for v in m["summary"][key].values())
+    if name == "bimix":  # the law is true on the runs that have the domain: small errors there
+        assert m["summary"]["rel_error_pct"]["worst"] < 1.0
+
+
+def test_unseen_with_training_runs_that_all_lack_a_domain_scores_the_others(swarm):
+    train = ["run8", "run11"]  # pure web and the run without books: no books at all
+    m = evaluate_law(lambda: get_law("bimix"), swarm, "unseen", test_runs=["run0", "run1"], train_runs=train)
+    d2 = m.metrics["domains"]["d2"]
+    assert d2["n_points"] == 0 and d2["n_undefined"] == 2 * len(SWARM_STEPS)
+    assert m.metrics["domains_left_out"] == {"d2": 1}
+    assert m.metrics["domains"]["d0"]["n_points"] == 2 * len(SWARM_STEPS)
+    with pytest.raises(BadInput, match="domain 'd2' has 0 usable tuples .*; 10 had share 0"):
+        get_law("bimix").fit(swarm.select_runs(train))  # `fit` itself still refuses
+
+
+# --- BiMix with α < 0 and the bounds of the fit ----------------------------------------------------------
+
+
+def test_bimix_recovers_negative_alpha_at_tiny_shares():
+    """α = −0.5 with shares down to 1e-6: log C = log L + α·log r reaches log L + 0.5·13.8."""
+    props = dirichlet_mixtures(20, 2, seed=5, floor=0.0)
+    props[0], props[1] = [1e-6, 1 - 1e-6], [1e-4, 1 - 1e-4]
+    data = synthetic_bimix(
+        props, STEPS[::2], alpha=[-0.5, 0.1], B=[30.0, 30.0], beta=[0.5, 0.5], C=[2.0, 2.0], noise=0.0
+    )
+    law = BiMixLaw().fit(data)
+    np.testing.assert_allclose(law.alpha, [-0.5, 0.1], atol=1e-6)
+    np.testing.assert_allclose(law.C, [2.0, 2.0], rtol=1e-5)
+    assert law.fit_report["at_bound"] == {} and law.fit_report["domains"]["d0"]["at_bound"] == []
+
+
+def test_bimix_fit_ending_on_a_bound_says_so():
+    """True α = −3 lies below the α bound (−2): the fit must stop there and report it."""
+    props = dirichlet_mixtures(12, 2, seed=6)
+    data = synthetic_bimix(
+        props, STEPS[::2], alpha=[-3.0, 0.1], B=[30.0, 30.0], beta=[0.5, 0.5], C=[2.0, 2.0], noise=0.0
+    )
+    law = BiMixLaw().fit(data)
+    assert law.alpha[0] == pytest.approx(-2.0)
+    assert "alpha" in law.fit_report["domains"]["d0"]["at_bound"]
+    assert list(law.fit_report["at_bound"]) == ["d0"]
+    assert law_from_dict(json.loads(json.dumps(law.to_dict()))).fit_report["at_bound"] == {"d0": ["alpha"]}

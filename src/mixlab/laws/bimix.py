@@ -12,6 +12,7 @@ unseen-mixture R² 0.99917 / 0.99916 / 0.99918, max |α − α_true| 1.3e-4 / 1.
 0.0050 / 0.0050 / 0.0054 (log / relative / absolute). Log is the default because it is scale-free across
 domains (absolute residuals let the large early losses dominate) and matches the R²-on-log-loss metric.
 Tuples with r_i = 0 (loss undefined under the law) and steps ≤ 0 are excluded and counted in `fit_report`.
+A coefficient that ends on its bound is listed per domain in `fit_report` (`at_bound`).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def fit_bimix_domain(
     y = logl + alpha0 * logr
     late = float(np.exp(y[s == s.max()].mean()))
     early = float(np.exp(y[s == s.min()].mean()))
-    upper = float(logl.max() + alpha0 * max(0.0, -logr.min()) + 5.0)
+    # log C = log L + α·log r over the points: with α < 0 it exceeds log L by up to |α|·(−log r_min)
+    upper = float(logl.max() + abs(alpha0) * max(0.0, -logr.min()) + 5.0)
     lo = np.array([ALPHA_BOUNDS[0], LOG_FLOOR, BETA_BOUNDS[0], LOG_FLOOR])
     hi = np.array([ALPHA_BOUNDS[1], upper, BETA_BOUNDS[1], upper])
 
@@ -125,6 +127,7 @@ def fit_bimix_domain(
     theta = fixed.copy()
     theta[free] = res.x
     a, b, beta, c = (float(v) for v in theta)
+    on_bound = free & (np.isclose(theta, lo, rtol=0, atol=1e-6) | np.isclose(theta, hi, rtol=0, atol=1e-6))
     big_b = float(np.exp(b) * s_ref**beta) if steps_free else 0.0
     pred = bimix_loss(r, s, a, big_b, beta, float(np.exp(c)))
     return {
@@ -138,7 +141,9 @@ def fit_bimix_domain(
             "starts": len(starts),
             "alpha_identified": bool(alpha_free),
             "steps_identified": bool(steps_free),
-            "alpha_at_bound": bool(alpha_free and (np.isclose(a, lo[0]) or np.isclose(a, hi[0]))),
+            "at_bound": [
+                name for name, hit in zip(("alpha", "B", "beta", "C"), on_bound, strict=True) if hit
+            ],
         },
     }
 
@@ -183,22 +188,34 @@ class BiMixLaw(Law):
         super().__init__(residual=residual)
         self.residual = residual
 
+    def _tuples(self, obs: Observations, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masks [n_points] of eval domain j's usable tuples, those with share 0, those with step ≤ 0."""
+        y, r, s = obs.losses[:, j], obs.point_proportions[:, obs.eval_index[j]], obs.steps
+        seen = np.isfinite(y)
+        return seen & (r > 0) & (s > 0), seen & (r <= 0), seen & (r > 0) & (s <= 0)
+
+    def unfittable_domains(self, obs: Observations) -> dict[str, str]:
+        out = {}
+        for j, domain in enumerate(obs.eval_domains):
+            use, zero_share, bad_step = self._tuples(obs, j)
+            if use.sum() < 2:
+                out[domain] = (
+                    f"{int(use.sum())} usable tuples (need ≥ 2 with share > 0 and field 'step' > 0; "
+                    f"{int(zero_share.sum())} had share 0, {int(bad_step.sum())} had step ≤ 0)"
+                )
+        return out
+
     def _fit(self, obs: Observations) -> None:
-        r_all = obs.point_proportions[:, obs.eval_index]
+        unfittable = self.unfittable_domains(obs)
+        if unfittable:
+            domain, why = next(iter(unfittable.items()))
+            raise BadInput(f"{obs.source}: bimix: domain '{domain}' has {why}")
         coef = {k: np.zeros(len(obs.eval_domains)) for k in ("alpha", "B", "beta", "C")}
         report = {}
         for j, domain in enumerate(obs.eval_domains):
-            y, r, s = obs.losses[:, j], r_all[:, j], obs.steps
-            seen = np.isfinite(y)
-            zero_share = seen & (r <= 0)
-            bad_step = seen & (r > 0) & (s <= 0)
-            use = seen & (r > 0) & (s > 0)
-            if use.sum() < 2:
-                raise BadInput(
-                    f"bimix: domain '{domain}' has {int(use.sum())} usable tuples (need ≥ 2 with r > 0 and step > 0; "
-                    f"{int(zero_share.sum())} had r = 0)"
-                )
-            fit = fit_bimix_domain(r[use], s[use], y[use], self.residual)
+            use, zero_share, bad_step = self._tuples(obs, j)
+            y, s = obs.losses[use, j], obs.steps[use]
+            fit = fit_bimix_domain(obs.point_proportions[use, obs.eval_index[j]], s, y, self.residual)
             for k in coef:
                 coef[k][j] = fit[k]
             report[domain] = {
@@ -207,7 +224,8 @@ class BiMixLaw(Law):
                 "excluded_nonpositive_step": int(bad_step.sum()),
             }
         self.alpha, self.B, self.beta, self.C = coef["alpha"], coef["B"], coef["beta"], coef["C"]
-        self.fit_report = {"residual": self.residual, "domains": report}
+        at_bound = {d: rep["at_bound"] for d, rep in report.items() if rep["at_bound"]}
+        self.fit_report = {"residual": self.residual, "domains": report, "at_bound": at_bound}
 
     def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
         idx = [self.domains.index(d) for d in self.eval_domains]

@@ -9,8 +9,11 @@ Metrics per eval domain over the predicted points: relative error % (mean |y −
 over each test run's points (averaged over runs with ≥ 2 points), RMSE (nats), n_points, and Spearman ρ
 between observed and predicted loss across test runs at each run's final predicted step (≥ 3 runs).
 Summaries: mean / worst / best over domains ("worst" = largest error, smallest R² or ρ). Points where
-the law's prediction is undefined (BiMix or the power law at a share of 0: infinite loss) are left out of
-the metrics and counted per domain as `n_undefined`.
+the law's prediction is undefined (BiMix or the power law at a share of 0: an infinite loss, or 0 for
+α < 0; any prediction that is not a finite positive loss) are left out of
+the metrics and counted per domain as `n_undefined`; so are the points of a domain a fit had to leave out
+(`Law.unfittable_domains`: e.g. BiMix in a run with a share of 0 of that domain, or training runs that all
+have a share of 0), with the number of fits that left each domain out in `domains_left_out`.
 """
 
 from __future__ import annotations
@@ -81,12 +84,13 @@ def evaluate_law(
         if not 2 <= folds <= len(obs.runs):
             raise BadInput(f"--folds must be between 2 and the number of runs ({len(obs.runs)}), got {folds}")
         order = np.random.default_rng(seed).permutation(len(obs.runs))
-        parts, details = [], {"skipped_points": 0}
+        parts, details = [], {"skipped_points": 0, "domains_left_out": {}}
         for k, idx in enumerate(track(np.array_split(order, folds), folds, f"{law.name} kfold")):
             test = [obs.runs[i] for i in idx]
             frame, d = _fit_predict(make_law, obs, [r for r in obs.runs if r not in test], test, fold=k)
             parts.append(frame)
             details["skipped_points"] += d["skipped_points"]
+            _count_left_out(details["domains_left_out"], d["domains_left_out"])
         predictions = pd.concat(parts, ignore_index=True)
         header.update(folds=folds, seed=seed)
     else:
@@ -102,7 +106,7 @@ def _extrapolate(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     if holdout_last < 1:
         raise BadInput(f"--holdout-last must be ≥ 1, got {holdout_last}")
-    parts, skipped = [], []
+    parts, skipped, left_out = [], [], {}
     for k, run in enumerate(track(obs.runs, len(obs.runs), "extrapolate per run")):
         in_run = obs.point_run == k
         run_steps = np.unique(obs.steps[in_run])
@@ -110,13 +114,29 @@ def _extrapolate(
             skipped.append(run)
             continue
         cutoff = run_steps[-holdout_last]
-        law = make_law().fit(obs.select_points(in_run & (obs.steps < cutoff)))
+        law, unfit = _fit_fittable(make_law, obs.select_points(in_run & (obs.steps < cutoff)))
+        _count_left_out(left_out, dict.fromkeys(unfit, 1))
         parts.append(_predict_points(law, obs, in_run & (obs.steps >= cutoff), fold=k))
     if not parts:
         raise BadInput(
             f"extrapolate: no run has ≥ {holdout_last + 3} evaluation steps (need 3 to fit + {holdout_last} held out)"
         )
-    return pd.concat(parts, ignore_index=True), {"skipped_runs": skipped, "skipped_points": 0}
+    details = {"skipped_runs": skipped, "skipped_points": 0, "domains_left_out": left_out}
+    return pd.concat(parts, ignore_index=True), details
+
+
+def _fit_fittable(make_law: Callable[[], Law], train: Observations) -> tuple[Law | None, list[str]]:
+    """A law fitted on the eval domains of `train` it can fit (None when it can fit none), and the others."""
+    law = make_law()
+    unfit = [d for d in train.eval_domains if d in law.unfittable_domains(train)]
+    if len(unfit) == len(train.eval_domains):
+        return None, unfit
+    return law.fit(train.select_eval_domains([d for d in train.eval_domains if d not in unfit])), unfit
+
+
+def _count_left_out(counts: dict[str, int], more: dict[str, int]) -> None:
+    for d, n in more.items():
+        counts[d] = counts.get(d, 0) + n
 
 
 def _fit_predict(
@@ -124,24 +144,28 @@ def _fit_predict(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     if not train:
         raise BadInput("no training runs left (every run is a test run)")
-    law = make_law().fit(obs.select_runs(train))
+    law, unfit = _fit_fittable(make_law, obs.select_runs(train))
     mask = np.isin(obs.point_run, [obs.runs.index(r) for r in test])
     skipped = 0
-    if law.fixed_step:
+    if law is not None and law.fixed_step:
         fitted = np.isclose(obs.steps[:, None], law.fitted_steps[None, :]).any(axis=1)
         skipped = int((mask & ~fitted).sum())
         mask &= fitted
-    return _predict_points(law, obs, mask, fold), {"skipped_points": skipped}
+    details = {"skipped_points": skipped, "domains_left_out": dict.fromkeys(unfit, 1)}
+    return _predict_points(law, obs, mask, fold), details
 
 
-def _predict_points(law: Law, obs: Observations, mask: np.ndarray, fold: int) -> pd.DataFrame:
+def _predict_points(law: Law | None, obs: Observations, mask: np.ndarray, fold: int) -> pd.DataFrame:
+    """One row per observed (point, eval domain) of `mask`; NaN predicted for domains `law` was not fitted on."""
     r = obs.point_proportions[mask]
-    pred = law.predict(r, obs.steps[mask])
-    eval_cols = [obs.domains.index(d) for d in law.eval_domains]
+    pred = np.full((r.shape[0], len(obs.eval_domains)), np.nan)
+    if law is not None:
+        pred[:, [obs.eval_domains.index(d) for d in law.eval_domains]] = law.predict(r, obs.steps[mask])
+    eval_cols = obs.eval_index
     rows = []
     for p, point in enumerate(np.flatnonzero(mask)):
-        for j, d in enumerate(law.eval_domains):
-            y = obs.losses[point, obs.eval_domains.index(d)]
+        for j, d in enumerate(obs.eval_domains):
+            y = obs.losses[point, j]
             if np.isfinite(y):
                 run = obs.runs[obs.point_run[point]]
                 rows.append((run, obs.steps[point], d, r[p, eval_cols[j]], y, pred[p, j], fold))
@@ -173,7 +197,8 @@ def compute_metrics(
         sub = predictions[predictions["domain"] == d]
         if sub.empty:
             continue
-        defined = np.isfinite(sub["predicted"].to_numpy())
+        predicted = sub["predicted"].to_numpy()
+        defined = np.isfinite(predicted) & (predicted > 0)
         n_undefined = int((~defined).sum())
         sub = sub[defined]
         if sub.empty:

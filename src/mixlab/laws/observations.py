@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ class Observations:
     steps:         [n_points] training step of each point (> 0 for the bivariate law)
     tokens:        [n_points] training tokens seen at the point, NaN when unknown
     losses:        [n_points, e] validation loss in nats; NaN where a domain was not evaluated
+    source:        where the observations came from (the runs file), for error messages
     Points are sorted by run, then step.
     """
 
@@ -45,6 +46,7 @@ class Observations:
     steps: np.ndarray
     tokens: np.ndarray
     losses: np.ndarray
+    source: str = "observations"
 
     @property
     def n_points(self) -> int:
@@ -85,6 +87,14 @@ class Observations:
             self.steps[mask],
             self.tokens[mask],
             self.losses[mask],
+            self.source,
+        )
+
+    def select_eval_domains(self, names: Sequence[str]) -> Observations:
+        """Only the losses of the eval domains named (kept in `eval_domains` order); every point stays."""
+        keep = [j for j, d in enumerate(self.eval_domains) if d in set(names)]
+        return replace(
+            self, eval_domains=tuple(self.eval_domains[j] for j in keep), losses=self.losses[:, keep]
         )
 
     def select_runs(self, names: Sequence[str]) -> Observations:
@@ -115,6 +125,7 @@ class Observations:
             np.concatenate(steps),
             np.concatenate(tokens),
             np.concatenate(losses),
+            self.source,
         )
 
     def to_frame(self) -> pd.DataFrame:
@@ -213,9 +224,12 @@ def read_runs(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def build_observations(
-    mixtures: Sequence[Mixture], runs: pd.DataFrame, mixtures_where: str = "mixtures"
+    mixtures: Sequence[Mixture],
+    runs: pd.DataFrame,
+    mixtures_where: str = "mixtures",
+    source: str = "observations",
 ) -> Observations:
-    """Join validated runs (from `read_runs`) with their mixtures.
+    """Join validated runs (from `read_runs`) with their mixtures; `source` names the runs file.
 
     Every run must have a mixture of the same name; every loss domain must be a mixture domain.
     """
@@ -230,8 +244,9 @@ def build_observations(
                 f"{runs['where'].iloc[i]}: domain '{domain}' is not a column of {mixtures_where} "
                 f"(domains: {', '.join(domains)})"
             )
-    eval_domains = tuple(d for d in domains if d in set(runs["domain"]))
-    run_names = tuple(m.name for m in mixtures if m.name in set(runs["run"]))
+    seen_domains, seen_runs = set(runs["domain"]), set(runs["run"])  # built once: the sweep may be large
+    eval_domains = tuple(d for d in domains if d in seen_domains)
+    run_names = tuple(m.name for m in mixtures if m.name in seen_runs)
     run_pos = {r: k for k, r in enumerate(run_names)}
     points = runs[["run", "step"]].drop_duplicates()
     points = points.assign(k=points["run"].map(run_pos)).sort_values(["k", "step"], kind="stable")
@@ -256,6 +271,7 @@ def build_observations(
         points["step"].to_numpy(dtype=float),
         tokens,
         losses,
+        source,
     )
 
 
@@ -263,7 +279,9 @@ def load_observations(
     mixtures_path: str | os.PathLike[str], runs_path: str | os.PathLike[str]
 ) -> Observations:
     """`mixtures.csv` + `runs.csv` (or parquet) → validated Observations."""
-    return build_observations(read_mixtures(mixtures_path), read_runs(runs_path), str(mixtures_path))
+    return build_observations(
+        read_mixtures(mixtures_path), read_runs(runs_path), str(mixtures_path), str(runs_path)
+    )
 
 
 def write_runs(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:

@@ -36,6 +36,19 @@ class PowerLaw(FixedStepLaw):
     def __init__(self, step: float | None = None, min_runs: int | None = None) -> None:
         super().__init__(step, min_runs)
 
+    def unfittable_domains(self, obs: Observations) -> dict[str, str]:
+        """Domains with fewer than 2 distinct positive shares at a step evaluated on ≥ `min_runs` runs."""
+        out = {}
+        for j, domain in enumerate(obs.eval_domains):
+            share = obs.point_proportions[:, obs.eval_index[j]]
+            for step in obs.distinct_steps:
+                at = np.isclose(obs.steps, step) & np.isfinite(obs.losses[:, j])
+                distinct = np.unique(share[at & (share > 0)]).size
+                if at.sum() >= self.min_runs and distinct < 2:
+                    out[domain] = f"{distinct} distinct positive shares at step {step:g} (need ≥ 2)"
+                    break
+        return out
+
     def _fit_one(self, r: np.ndarray, y: np.ndarray, j: int, obs: Observations) -> Any:
         share = r[:, obs.eval_index[j]]
         ok = share > 0
