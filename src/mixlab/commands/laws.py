@@ -357,6 +357,12 @@ def optimize(
         )
     prior = next((law.proportions_matrix([r])[0] for r in refs if r.name == "natural"), None)
     opt = optimize_law(law, steps, lo, hi, w, prior, seed=seed, n_samples=samples, top_k=top_k)
+    if opt.details.get("inactive_filled"):
+        filled = ", ".join(doms[i] for i in opt.details["inactive_filled"])
+        warn(
+            f"{filled}: loss not falling with the share (or no validation loss), yet above the minimum share: "
+            "the other domains are at their caps"
+        )
     weights_vec = w if w is not None else np.ones(len(law.eval_domains))
 
     def predicted(r: np.ndarray, fitted: Law = law) -> np.ndarray:
