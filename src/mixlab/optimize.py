@@ -47,15 +47,14 @@ def simplex_bounds(
     names = domains or [str(i) for i in range(m)]
     lo = np.broadcast_to(np.asarray(min_weight, dtype=float), (m,)).copy()
     hi = np.ones(m)
-    if np.any(lo < 0) or np.any(lo > 1):
-        raise BadInput(
-            f"--min-weight must be in [0, 1] (domain '{names[int(np.argmax((lo < 0) | (lo > 1)))]}')"
-        )
+    outside = ~((lo >= 0) & (lo <= 1))  # NaN is outside
+    if outside.any():
+        raise BadInput(f"--min-weight must be in [0, 1] (domain '{names[int(np.argmax(outside))]}')")
     if available_tokens is not None:
-        if not target_tokens or target_tokens <= 0:
-            raise BadInput("--available needs a positive --target-tokens")
-        if max_epochs <= 0:
-            raise BadInput(f"--max-epochs must be positive, got {max_epochs}")
+        if target_tokens is None or not (np.isfinite(target_tokens) and target_tokens > 0):
+            raise BadInput("--available needs a positive, finite --target-tokens")
+        if not (np.isfinite(max_epochs) and max_epochs > 0):
+            raise BadInput(f"--max-epochs must be positive and finite, got {max_epochs}")
         available_tokens = np.asarray(available_tokens, dtype=float)
         hi = np.minimum(1.0, max_epochs * available_tokens / float(target_tokens))
     bad = np.flatnonzero(lo > hi + 1e-12)
@@ -364,6 +363,8 @@ def optimize_law(
     for SLSQP (default uniform). Dispatch: laws with `separable_power` (bimix, powerlaw) → KKT;
     `coefficients_at` (dml) → SLSQP; otherwise (regmix) → simulation.
     """
+    if not (np.isfinite(step) and step > 0):
+        raise BadInput(f"step must be a positive, finite number, got {step}")
     m, e = len(law.domains), len(law.eval_domains)
     w = np.ones(e) if domain_weights is None else np.asarray(domain_weights, float)
     if w.shape != (e,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
