@@ -1035,3 +1035,97 @@ def test_fit_with_every_step_zero_names_runs_csv_and_step(tmp_path: Path) -> Non
     result = run_mixlab("fit", *fit_args(d, tmp_path))
     assert_one_line_cause(result, str(runs), "'step'")
     assert tree(tmp_path) == before
+
+
+# --- issue 12: optimize and law options -------------------------------------------------------------------
+# Every float/int option of fit, evaluate, predict, optimize, import and the global options: NaN, inf,
+# negative, zero where meaningless, integers too large. Each must exit 2 naming its flag, before any work.
+
+
+def _fit(tmp, *extra):
+    return ["fit", *fit_args(_sweep(tmp), tmp), *extra]
+
+
+def _optimize(tmp, *extra):
+    return ["optimize", *optimize_args(_sweep(tmp), tmp, *extra)]
+
+
+def _tokens(tmp, *extra):
+    d = _sweep(tmp)
+    return ["optimize", *optimize_args(d, tmp, "--available", str(d / "tokens.json"), *extra)]
+
+
+def _predict(tmp, steps):
+    d = _sweep(tmp)
+    return ["predict", str(d / "law.json"), "-m", str(d / "mixtures.csv"), "--steps", steps, "--out",
+            str(tmp / "out" / "p.csv")]  # fmt: skip
+
+
+def _import(tmp, *extra):
+    d = _sweep(tmp)
+    return ["import", "regmix", str(d / "mixtures.csv"), str(d / "mixtures.csv"), "--out", str(tmp / "out"),
+            *extra]  # fmt: skip
+
+
+ISSUE12_OPTION_CASES = {
+    "optimize-min-weight-nan": (lambda t: _optimize(t, "--min-weight", "nan"), ["--min-weight", "nan"]),
+    "optimize-min-weight-inf": (lambda t: _optimize(t, "--min-weight", "inf"), ["--min-weight"]),
+    "optimize-min-weight-negative": (lambda t: _optimize(t, "--min-weight", "-0.1"), ["--min-weight"]),
+    "optimize-target-tokens-nan": (lambda t: _tokens(t, "--target-tokens", "nan"), ["--target-tokens", "nan"]),
+    "optimize-target-tokens-inf": (lambda t: _tokens(t, "--target-tokens", "inf"), ["--target-tokens"]),
+    "optimize-target-tokens-zero": (lambda t: _tokens(t, "--target-tokens", "0"), ["--target-tokens"]),
+    "optimize-max-epochs-nan": (lambda t: _tokens(t, "--target-tokens", "1e9", "--max-epochs", "nan"), ["--max-epochs"]),
+    "optimize-max-epochs-inf": (lambda t: _tokens(t, "--target-tokens", "1e9", "--max-epochs", "inf"), ["--max-epochs"]),
+    "optimize-max-epochs-negative": (lambda t: _tokens(t, "--target-tokens", "1e9", "--max-epochs", "-1"), ["--max-epochs"]),
+    "optimize-samples-zero": (lambda t: _optimize(t, "--samples", "0"), ["--samples"]),
+    "optimize-samples-huge": (lambda t: _optimize(t, "--samples", str(2**63)), ["--samples"]),
+    "optimize-top-k-zero": (lambda t: _optimize(t, "--top-k", "0"), ["--top-k"]),
+    "optimize-top-k-over-samples": (lambda t: _optimize(t, "--samples", "50", "--top-k", "100"), ["--top-k", "--samples"]),
+    "optimize-bootstrap-negative": (lambda t: _optimize(t, "--bootstrap", "-1"), ["--bootstrap"]),
+    "fit-bootstrap-huge": (lambda t: _fit(t, "--bootstrap", str(10**12)), ["--bootstrap"]),
+    "fit-step-nan": (lambda t: _fit(t, "--law", "powerlaw", "--step", "nan"), ["--step", "nan"]),
+    "fit-step-negative": (lambda t: _fit(t, "--law", "powerlaw", "--step", "-1"), ["--step"]),
+    "predict-steps-nan": (lambda t: _predict(t, "1000,nan"), ["--steps", "nan"]),
+    "predict-steps-inf": (lambda t: _predict(t, "inf"), ["--steps"]),
+    "import-step-nan": (lambda t: _import(t, "--step", "nan"), ["--step", "nan"]),
+    "import-step-zero": (lambda t: _import(t, "--step", "0"), ["--step"]),
+    "global-seed-negative": (lambda t: ["--seed", "-1", *_fit(t, "--bootstrap", "2")], ["--seed", "-1"]),
+    "global-seed-huge": (lambda t: ["--seed", str(2**64), *_fit(t)], ["--seed"]),
+    "global-workers-zero": (lambda t: ["--workers", "0", *_fit(t)], ["--workers", "0"]),
+    "global-workers-negative": (lambda t: ["--workers", "-1", *_fit(t)], ["--workers"]),
+    "global-workers-huge": (lambda t: ["--workers", str(2**70), *_fit(t)], ["--workers"]),
+} | {
+    f"optimize-steps-{v}": (lambda t, v=v: _optimize(t)[:2] + ["--steps", v] + _optimize(t)[4:], ["--steps", v])
+    for v in ("0", "-100", "nan", "inf")
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def issue12_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    def run(item: tuple[str, tuple[Callable[[Path], list[str]], list[str]]]) -> Outcome:
+        case_id, (build, names) = item
+        out = Outcome(names=names)
+        try:
+            tmp = tmp_path_factory.mktemp(case_id)
+            argv = build(tmp)
+            out.before = tree(tmp)
+            out.result = run_mixlab("--quiet", *argv, cwd=tmp)
+            out.after = tree(tmp)
+        except Exception as exc:  # reported by the case's own test
+            out.error = exc
+        return out
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(ISSUE12_OPTION_CASES, pool.map(run, ISSUE12_OPTION_CASES.items()), strict=True))
+
+
+@pytest.mark.parametrize("case_id", sorted(ISSUE12_OPTION_CASES))
+def test_issue12_law_option_exits_2_naming_the_flag(
+    case_id: str, issue12_outcomes: dict[str, Outcome]
+) -> None:
+    out = issue12_outcomes[case_id]
+    if out.error is not None:
+        raise out.error
+    assert "Traceback" not in out.result.stderr, out.result.stderr
+    assert_one_line_cause(out.result, *out.names)
+    assert sorted(set(out.after.items()) ^ set(out.before.items())) == []

@@ -112,3 +112,23 @@ def test_cli_errors_exit_2_without_output(sweep, tmp_path, args, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_optimize_gives_the_remainder_to_a_domain_without_validation_loss(sweep, tmp_path):
+    """books is a training domain without validation loss; web and code are capped at 0.2 (issue 12)."""
+    runs = sweep / "runs.csv"
+    lines = [ln for ln in runs.read_text().splitlines() if not ln.endswith(",books") and ",books," not in ln]
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "tokens.json").write_text(json.dumps({"web": 2e8, "code": 2e8, "books": 6e9}))
+    runner = CliRunner()
+    res = runner.invoke(app, ["--quiet", "fit", "-m", str(sweep / "mixtures.csv"), "-r", str(tmp_path / "runs.csv"),
+                              "--out", str(tmp_path / "law.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "law.json").read_text())["eval_domains"] == ["web", "code"]
+    res = runner.invoke(app, ["--quiet", "optimize", str(tmp_path / "law.json"), "--steps", "20000",
+                              "--available", str(tmp_path / "tokens.json"), "--target-tokens", "1e9",
+                              "--out", str(tmp_path / "opt.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    opt = read_mixture_json(tmp_path / "opt.json")
+    assert [opt.weights[d] for d in ("web", "code", "books")] == pytest.approx([0.2, 0.2, 0.6])
+    assert opt.meta["details"]["inactive_filled"] == [2]

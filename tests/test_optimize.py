@@ -162,3 +162,82 @@ def test_optimize_law_on_a_fitted_bimix_recovers_the_true_optimum():
         assert r.sum() == pytest.approx(1.0) and np.all(r >= 0.05 - 1e-9)
         with pytest.raises(BadInput, match="fixed-step"):
             optimize_law(fixed, 20_000.0, np.zeros(3), np.ones(3))
+
+
+# --- inactive domains take what capped active domains cannot (issue 12) ----------------------------------
+
+
+def full_objective(r: np.ndarray, alpha: np.ndarray, k: np.ndarray) -> np.ndarray:
+    return np.sum(k * np.maximum(r, 1e-300) ** (-alpha), axis=-1)
+
+
+def test_domain_without_validation_loss_takes_the_remainder_of_capped_domains():
+    """The issue's example: books has no validation loss (K = 0), web and code are capped at 0.2."""
+    alpha, k = np.array([0.08, 0.15, 0.0]), np.array([2.0, 2.5, 0.0])
+    result = optimize_power(alpha, k, np.zeros(3), np.array([0.2, 0.2, 1.0]))
+    np.testing.assert_allclose(result.r, [0.2, 0.2, 0.6], atol=1e-12)
+    assert result.details["inactive_filled"] == [2]
+    assert result.objective == pytest.approx(result.details["slsqp_objective"], rel=1e-9)
+
+
+def test_indifferent_domains_share_the_remainder_in_proportion_to_the_prior_within_caps():
+    alpha, k = np.array([0.1, 0.0, -0.3, 0.2]), np.array([2.0, 3.0, 0.0, 0.0])  # 1: α = 0, 2-3: no loss
+    prior = np.array([0.4, 0.1, 0.2, 0.3])
+    r = power_bounded_kkt(alpha, k, np.zeros(4), np.array([0.4, 1.0, 1.0, 1.0]), prior)
+    np.testing.assert_allclose(r, [0.4, 0.1, 0.2, 0.3], atol=1e-12)  # 0.6 split 1 : 2 : 3
+    r = power_bounded_kkt(alpha, k, np.array([0, 0, 0, 0.05]), np.array([0.4, 1.0, 1.0, 0.25]), prior)
+    np.testing.assert_allclose(r, [0.4, 0.35 / 3, 0.7 / 3, 0.25], atol=1e-12)  # the cap of 3 binds
+    uniform = power_bounded_kkt(alpha, k, np.zeros(4), np.array([0.4, 1.0, 1.0, 1.0]))
+    np.testing.assert_allclose(uniform, [0.4, 0.2, 0.2, 0.2], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "k", "hi"),
+    [
+        ([0.1, -0.5, -1.5], [2.0, 1.0, 3.0], [0.2, 1.0, 1.0]),  # concave + convex rising terms
+        ([0.1, -0.4, -0.7], [2.0, 1.0, 1.5], [0.3, 0.45, 1.0]),  # two concave ones: a vertex, a cap binds
+        ([0.2, 0.0, -1.2], [1.0, 0.0, 2.0], [0.3, 0.25, 1.0]),  # the indifferent domain fills first
+    ],
+)
+def test_rising_domains_take_the_rest_at_least_cost_like_a_brute_force_grid(alpha, k, hi):
+    alpha, k, hi = np.array(alpha), np.array(k), np.array(hi)
+    r = power_bounded_kkt(alpha, k, np.zeros(3), hi)
+    assert r.sum() == pytest.approx(1.0) and np.all(r <= hi + 1e-12)
+    grid = grid_argmin(lambda x: full_objective(x, alpha, k), hi=hi)
+    assert full_objective(r, alpha, k) <= full_objective(grid, alpha, k) + 1e-9
+    if k[1] == 0:
+        assert r[1] == pytest.approx(0.25)  # a free domain is full before a costly one takes anything
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.just(0.0), st.floats(-1.5, -0.05), st.floats(0.02, 1.0)),  # α: 0, rising, falling
+            st.one_of(st.just(0.0), st.floats(0.5, 5.0)),  # K = 0: no validation loss
+            st.floats(0.0, 0.1),
+            st.one_of(st.floats(0.1, 0.4), st.just(1.0)),  # caps that bind
+        ),
+        min_size=2, max_size=6,
+    ),
+    st.integers(0, 2**32 - 1),
+)  # fmt: skip
+def test_bounded_kkt_with_inactive_domains_and_binding_caps_beats_slsqp(rows, seed):
+    alpha, k, lo, hi = (np.array(c) for c in zip(*rows, strict=True))
+    active = (alpha > 0) & (k > 0)
+    if lo.sum() > 1 or hi.sum() < 1 or not active.any():
+        return
+    r = power_bounded_kkt(alpha, k, lo, hi)
+    assert np.all(r >= lo - 1e-12) and np.all(r <= hi + 1e-12) and r.sum() == pytest.approx(1.0)
+    if np.any(
+        r[~active] > lo[~active] + 1e-9
+    ):  # an inactive domain above its floor: the active ones are full
+        np.testing.assert_allclose(r[active], hi[active], atol=1e-9)
+    rng = np.random.default_rng(seed)
+    m = len(rows)
+    slsqp = minimize_on_simplex(
+        lambda x: float(full_objective(x, alpha, k)),
+        lambda x: alpha * -k * np.maximum(x, 1e-12) ** (-alpha - 1),
+        np.maximum(lo, 1e-9), hi, [np.full(m, 1 / m), *rng.dirichlet(np.ones(m), size=4)],
+    )  # fmt: skip
+    assert full_objective(r, alpha, k) <= full_objective(slsqp, alpha, k) + 1e-7

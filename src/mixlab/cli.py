@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from mixlab.commands import common
+from mixlab.commands.options import MAX_SEED, MAX_WORKERS, integer
 from mixlab.errors import BadInput, MixlabError
 
 app = typer.Typer(
@@ -33,11 +34,19 @@ def _global_options(
     engine: Annotated[
         str, typer.Option(help="Executor of corpus passes: local (process pool) or ray.")
     ] = "local",
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores, at most 8).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (default: cores, at most 8).", callback=integer(1, MAX_WORKERS)),
+    ] = None,
     ray_address: Annotated[
         str | None, typer.Option(help="Join an existing Ray cluster, e.g. 'auto' or 'HOST:6379'.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for every random choice; same seed, same output.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed for every random choice; same seed, same output.", callback=integer(0, MAX_SEED)
+        ),
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or chatter.")] = False,
 ) -> None:
     if quiet:

@@ -6,7 +6,9 @@ Caps: hi_i = min(1, max_epochs · available_i / target_tokens) — a domain cann
 - closed form (no bound binds, every weighted α_i > 0): r_i(λ) = (α_i·w_i·K_i/λ)^{1/(1+α_i)} with Σ r_i(λ) = 1
   found by a 1-D monotone root find on log λ;
 - bounded KKT: the same with r_i(λ) clamped to [lo_i, hi_i] (exact for this separable convex problem);
-  domains with α_i ≤ 0 (or no weight) gain nothing from a larger share and sit at their lower bound;
+  domains with α_i ≤ 0 (or no weight) gain nothing from a larger share and sit at their lower bound, unless
+  the others' caps leave a remainder: then it goes to them, to those the objective ignores first (in
+  proportion to the prior mixture, default uniform), to those whose loss rises with their share last;
 - SLSQP on the same objective, used as a cross-check and for non-separable laws (DML, with restarts).
 RegMix has no gradient: Dirichlet simulation around a prior mixture and top-k averaging (Liu et al. 2024).
 """
@@ -45,15 +47,14 @@ def simplex_bounds(
     names = domains or [str(i) for i in range(m)]
     lo = np.broadcast_to(np.asarray(min_weight, dtype=float), (m,)).copy()
     hi = np.ones(m)
-    if np.any(lo < 0) or np.any(lo > 1):
-        raise BadInput(
-            f"--min-weight must be in [0, 1] (domain '{names[int(np.argmax((lo < 0) | (lo > 1)))]}')"
-        )
+    outside = ~((lo >= 0) & (lo <= 1))  # NaN is outside
+    if outside.any():
+        raise BadInput(f"--min-weight must be in [0, 1] (domain '{names[int(np.argmax(outside))]}')")
     if available_tokens is not None:
-        if not target_tokens or target_tokens <= 0:
-            raise BadInput("--available needs a positive --target-tokens")
-        if max_epochs <= 0:
-            raise BadInput(f"--max-epochs must be positive, got {max_epochs}")
+        if target_tokens is None or not (np.isfinite(target_tokens) and target_tokens > 0):
+            raise BadInput("--available needs a positive, finite --target-tokens")
+        if not (np.isfinite(max_epochs) and max_epochs > 0):
+            raise BadInput(f"--max-epochs must be positive and finite, got {max_epochs}")
         available_tokens = np.asarray(available_tokens, dtype=float)
         hi = np.minimum(1.0, max_epochs * available_tokens / float(target_tokens))
     bad = np.flatnonzero(lo > hi + 1e-12)
@@ -103,19 +104,43 @@ def power_closed_form(alpha: np.ndarray, weighted_k: np.ndarray) -> np.ndarray:
 
 
 def power_bounded_kkt(
-    alpha: np.ndarray, weighted_k: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    alpha: np.ndarray,
+    weighted_k: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    prior: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Bounded optimum of Σ K_i r_i^{−α_i}: r_i(λ) clamped to [lo_i, hi_i]; α_i ≤ 0 or K_i ≤ 0 → lo_i."""
+    """Bounded optimum of Σ K_i r_i^{−α_i} on the simplex (K_i ≥ 0, the domain weights folded in).
+
+    Active domains (α_i > 0 and K_i > 0: the objective falls with their share) take r_i(λ) clamped to
+    [lo_i, hi_i]; the others stay at their lower bound — unless the active caps cannot absorb the rest. Moving
+    share from an inactive domain to an active one below its cap always lowers the objective, so then every
+    active domain sits at its cap and the remainder goes to the inactive ones: first to those the objective
+    does not depend on (K_i = 0 — no validation loss or weight 0 — or α_i = 0), in proportion to `prior`
+    (default uniform) within their bounds, the objective being indifferent among them; only when those are
+    full too, to the domains whose loss rises with their share (α_i < 0), minimising their Σ K_i r_i^{|α_i|}.
+    """
     alpha, weighted_k = np.asarray(alpha, float), np.asarray(weighted_k, float)
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    prior = np.full(lo.size, 1.0 / lo.size) if prior is None else np.asarray(prior, float)
     active = (alpha > 0) & (weighted_k > 0)
-    r = lo.astype(float).copy()
-    target = 1.0 - lo[~active].sum()
     if not active.any():
         raise BadInput("no domain's loss falls with its share (every α ≤ 0 or weight 0): nothing to optimise")
+    r = lo.copy()
+    target = 1.0 - lo[~active].sum()
     if hi[active].sum() < target - 1e-12:
-        raise BadInput(
-            "the domains whose loss falls with their share cannot take the rest of the mixture under their caps"
-        )
+        r[active] = hi[active]
+        flat = ~active & ((alpha == 0) | (weighted_k <= 0))
+        rising = ~active & ~flat
+        rest = 1.0 - hi[active].sum() - lo[rising].sum()
+        if hi[flat].sum() >= rest - 1e-12:
+            r[flat] = _fill_in_proportion(prior[flat], lo[flat], hi[flat], rest)
+        else:
+            r[flat] = hi[flat]
+            r[rising] = _min_rising_power(
+                -alpha[rising], weighted_k[rising], lo[rising], hi[rising], 1.0 - r[~rising].sum()
+            )
+        return r
     a, log_ak = alpha[active], np.log(alpha[active] * weighted_k[active])
     lo_a, hi_a = lo[active], hi[active]
 
@@ -127,6 +152,63 @@ def power_bounded_kkt(
     else:
         r[active] = np.clip(_kkt_shares(_solve_lambda(total, target), a, log_ak), lo_a, hi_a)
     return r
+
+
+def _fill_in_proportion(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: float) -> np.ndarray:
+    """clip(t·p, lo, hi) summing to `total` (lo.sum() ≤ total ≤ hi.sum()); domains with p_i = 0 are filled
+    (uniformly, the same way) only once the others are at their caps."""
+    p = np.where(np.isfinite(p) & (p > 0), p, 0.0)
+    pos = p > 0
+    if not pos.any():
+        return _fill_in_proportion(np.ones(p.size), lo, hi, total)
+    if hi[pos].sum() + lo[~pos].sum() < total:
+        r = hi.copy()
+        r[~pos] = _fill_in_proportion(np.ones(int((~pos).sum())), lo[~pos], hi[~pos], total - hi[pos].sum())
+        return r
+
+    def filled(t: float) -> float:
+        return float(np.clip(t * p, lo, hi).sum())
+
+    t_max = float((hi[pos] / p[pos]).max())
+    if filled(0.0) >= total:
+        return lo.copy()
+    t = brentq(lambda t: filled(t) - total, 0.0, t_max, xtol=1e-15, rtol=1e-14)
+    return np.clip(t * p, lo, hi)
+
+
+def _min_rising_power(
+    gamma: np.ndarray, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: float
+) -> np.ndarray:
+    """argmin Σ k_i r_i^{γ_i} (γ_i, k_i > 0) s.t. Σ r_i = total, lo ≤ r ≤ hi.
+
+    Convex terms (γ ≥ 1) are solved by SLSQP; concave ones (γ < 1) have their minimum at a vertex of the
+    polytope (every coordinate but one at a bound), which are enumerated for up to 10 domains and also serve
+    as SLSQP starts. The lowest objective found wins."""
+
+    def fun(r: np.ndarray) -> float:
+        return float(np.sum(k * np.maximum(r, 0.0) ** gamma))
+
+    def grad(r: np.ndarray) -> np.ndarray:
+        return k * gamma * np.maximum(r, 1e-12) ** (gamma - 1.0)
+
+    n = lo.size
+    candidates = [_fill_in_proportion(np.ones(n), lo, hi, total)]
+    if n <= 10:
+        for j in range(n):
+            others = np.delete(np.arange(n), j)
+            for mask in range(2 ** (n - 1)):
+                at_hi = np.array([(mask >> b) & 1 for b in range(n - 1)], dtype=bool)
+                v = np.empty(n)
+                v[others] = np.where(at_hi, hi[others], lo[others])
+                v[j] = total - v[others].sum()
+                if lo[j] - 1e-12 <= v[j] <= hi[j] + 1e-12:
+                    candidates.append(np.clip(v, lo, hi))
+    best_vertex = min(candidates, key=fun)
+    scaled = minimize_on_simplex(
+        lambda x: fun(x * total), lambda x: grad(x * total) * total, lo / total, hi / total,
+        [candidates[0] / total, best_vertex / total],
+    )  # fmt: skip
+    return min([scaled * total, *candidates], key=fun)
 
 
 def minimize_on_simplex(
@@ -164,10 +246,17 @@ def _project(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def optimize_power(
-    alpha: np.ndarray, weighted_k: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    alpha: np.ndarray,
+    weighted_k: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    prior: np.ndarray | None = None,
 ) -> OptimumResult:
     """Separable power law Σ K_i r_i^{−α_i}: closed form if it applies and respects the bounds, else
-    bounded KKT; both are cross-checked against SLSQP (`details["slsqp_max_abs_diff"]`)."""
+    bounded KKT (`prior` breaks ties among domains the objective is indifferent to, see
+    `power_bounded_kkt`); both are cross-checked against SLSQP (`details["slsqp_max_abs_diff"]`,
+    `details["slsqp_objective"]`). `details["inactive_filled"]`: domains whose loss does not fall with
+    their share but which take more than their lower bound, because the others are at their caps."""
     alpha, weighted_k = np.asarray(alpha, float), np.asarray(weighted_k, float)
 
     def fun(r: np.ndarray) -> float:
@@ -182,16 +271,18 @@ def optimize_power(
         if np.all(closed >= lo - 1e-12) and np.all(closed <= hi + 1e-12):
             method, r = "closed-form-kkt", closed
     if r is None:
-        r = power_bounded_kkt(alpha, weighted_k, lo, hi)
+        r = power_bounded_kkt(alpha, weighted_k, lo, hi, prior)
     # independent check: SLSQP from the uniform mixture, not from the KKT answer
     slsqp = minimize_on_simplex(fun, grad, np.maximum(lo, 1e-9), hi, [np.full(r.size, 1.0 / r.size)])
     binding = {
         "lower": np.flatnonzero(np.isclose(r, lo) & (lo > 0)).tolist(),
         "upper": np.flatnonzero(np.isclose(r, hi) & (hi < 1)).tolist(),
     }
+    inactive = ~((alpha > 0) & (weighted_k > 0))
     return OptimumResult(
         r, fun(r), method,
-        {"slsqp_max_abs_diff": float(np.abs(slsqp - r).max()), "slsqp_objective": fun(slsqp), "binding": binding},
+        {"slsqp_max_abs_diff": float(np.abs(slsqp - r).max()), "slsqp_objective": fun(slsqp), "binding": binding,
+         "inactive_filled": np.flatnonzero(inactive & (r > lo + 1e-12)).tolist()},
     )  # fmt: skip
 
 
@@ -272,6 +363,8 @@ def optimize_law(
     for SLSQP (default uniform). Dispatch: laws with `separable_power` (bimix, powerlaw) → KKT;
     `coefficients_at` (dml) → SLSQP; otherwise (regmix) → simulation.
     """
+    if not (np.isfinite(step) and step > 0):
+        raise BadInput(f"step must be a positive, finite number, got {step}")
     m, e = len(law.domains), len(law.eval_domains)
     w = np.ones(e) if domain_weights is None else np.asarray(domain_weights, float)
     if w.shape != (e,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
@@ -282,7 +375,7 @@ def optimize_law(
         alpha_e, k_e = law.separable_power(step)
         alpha, weighted_k = np.zeros(m), np.zeros(m)
         alpha[cols], weighted_k[cols] = alpha_e, w * k_e
-        return optimize_power(alpha, weighted_k, lo, hi)
+        return optimize_power(alpha, weighted_k, lo, hi, prior)
     if hasattr(law, "coefficients_at"):
         c, k, t = law.coefficients_at(step)
         return optimize_dml(c, k, t, w, lo, hi, _project(prior, lo, hi), seed=seed)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mixlab.atomic import atomic_dir, read_json, write_json, write_text
 from mixlab.commands.common import out_console, settings
+from mixlab.commands.options import check_number, integer, number
 from mixlab.errors import BadInput
 from mixlab.mixture import (
     EXPORT_FORMATS,
@@ -42,8 +43,16 @@ HyperOpt = Annotated[
     typer.Option("--hyper", help="Law hyper-parameter KEY=VALUE (repeatable), e.g. residual=relative."),
 ]
 StepOpt = Annotated[
-    float | None, typer.Option("--step", help="Fixed-step laws (dml, regmix, powerlaw): fit only this step.")
+    float | None,
+    typer.Option(
+        "--step", help="Fixed-step laws (dml, regmix, powerlaw): fit only this step.", callback=number()
+    ),
 ]
+BootstrapOpt = Annotated[
+    int, typer.Option(help="Resample runs N times for intervals (0 = off).", callback=integer(0, 10_000))
+]
+# The simulation holds samples × domains floats: 10 M samples of 13 domains are ~1 GB.
+MAX_SAMPLES = 10_000_000
 
 
 def _parse_hyper(items: list[str] | None, step: float | None, law: str) -> dict[str, Any]:
@@ -111,9 +120,9 @@ def _steps(text: str) -> list[float]:
         steps = [float(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise BadInput(f"--steps '{text}': expected numbers separated by commas") from None
-    if not steps or any(not np.isfinite(s) or s <= 0 for s in steps):
+    if not steps:
         raise BadInput(f"--steps '{text}': expected positive numbers")
-    return steps
+    return [check_number(s, "--steps") for s in steps]
 
 
 def fit(
@@ -124,9 +133,7 @@ def fit(
     law: LawOpt = "bimix",
     hyper: HyperOpt = None,
     step: StepOpt = None,
-    bootstrap: Annotated[
-        int, typer.Option(help="Resample runs N times for coefficient intervals (0 = off).")
-    ] = 0,
+    bootstrap: BootstrapOpt = 0,
 ) -> None:
     """Fit a mixing law to proxy-run observations and save it as JSON.
 
@@ -298,7 +305,9 @@ def predict(
 def optimize(
     ctx: typer.Context,
     law_path: Annotated[Path, typer.Argument(metavar="LAW_JSON", help="A law.json written by `mixlab fit`.")],
-    steps: Annotated[float, typer.Option("--steps", help="Target step count s* of the large run.")],
+    steps: Annotated[
+        float, typer.Option("--steps", help="Target step count s* of the large run.", callback=number())
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write mixture.json.")],
     min_weight: Annotated[
         str, typer.Option(help="Minimum share: a number for all domains or a JSON {domain: share}.")
@@ -311,25 +320,28 @@ def optimize(
         typer.Option(help="Tokens per domain: JSON {domain: tokens} or `corpus stats --json` output."),
     ] = None,
     target_tokens: Annotated[
-        float | None, typer.Option(help="Tokens the large run trains on (for the caps).")
+        float | None, typer.Option(help="Tokens the large run trains on (for the caps).", callback=number())
     ] = None,
     max_epochs: Annotated[
-        float, typer.Option(help="Repetition cap: r_i·T_target ≤ max_epochs·available_i.")
+        float,
+        typer.Option(help="Repetition cap: r_i·T_target ≤ max_epochs·available_i.", callback=number()),
     ] = 1.0,
     reference: Annotated[
         Path | None, typer.Option(help="mixtures.csv of reference mixtures (natural, entropy) to compare.")
     ] = None,
-    bootstrap: Annotated[
-        int, typer.Option(help="Refit on N run-resamples for intervals (needs --mixtures/--runs).")
-    ] = 0,
+    bootstrap: BootstrapOpt = 0,
     mixtures: Annotated[
         Path | None, typer.Option("--mixtures", "-m", help="mixtures.csv the law was fitted on (bootstrap).")
     ] = None,
     runs: Annotated[
         Path | None, typer.Option("--runs", "-r", help="runs.csv the law was fitted on (bootstrap).")
     ] = None,
-    samples: Annotated[int, typer.Option(help="regmix: simulated mixtures.")] = 100_000,
-    top_k: Annotated[int, typer.Option(help="regmix: best simulated mixtures averaged.")] = 100,
+    samples: Annotated[
+        int, typer.Option(help="regmix: simulated mixtures.", callback=integer(1, MAX_SAMPLES))
+    ] = 100_000,
+    top_k: Annotated[
+        int, typer.Option(help="regmix: best simulated mixtures averaged.", callback=integer(1, MAX_SAMPLES))
+    ] = 100,
     name: Annotated[str, typer.Option(help="Name of the optimal mixture.")] = "optimum",
 ) -> None:
     """Optimal domain proportions at a target step under minimum shares and repetition caps.
@@ -340,11 +352,13 @@ def optimize(
     from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals, percentile_interval
     from mixlab.optimize import optimize_law, simplex_bounds
 
+    if top_k > samples:
+        raise BadInput(f"--top-k {top_k} exceeds --samples {samples}")
     law = load_law(law_path)
     seed = settings(ctx).seed
     doms = law.domains
     try:
-        lo_arg: Any = float(min_weight)
+        lo_arg: Any = check_number(float(min_weight), "--min-weight", strict=False)
     except ValueError:
         lo_arg = _per_domain(Path(min_weight), "--min-weight", doms, 0.0)
     tokens = _per_domain(available, "--available", doms, None) if available else None
@@ -357,6 +371,12 @@ def optimize(
         )
     prior = next((law.proportions_matrix([r])[0] for r in refs if r.name == "natural"), None)
     opt = optimize_law(law, steps, lo, hi, w, prior, seed=seed, n_samples=samples, top_k=top_k)
+    if opt.details.get("inactive_filled"):
+        filled = ", ".join(doms[i] for i in opt.details["inactive_filled"])
+        warn(
+            f"{filled}: loss not falling with the share (or no validation loss), yet above the minimum share: "
+            "the other domains are at their caps"
+        )
     weights_vec = w if w is not None else np.ones(len(law.eval_domains))
 
     def predicted(r: np.ndarray, fitted: Law = law) -> np.ndarray:
@@ -497,7 +517,8 @@ PatternOpt = Annotated[
     typer.Option(help="Metric column per domain, e.g. 'eval/{domain}/CE loss' (default: shared affixes)."),
 ]
 ImportStepOpt = Annotated[
-    float, typer.Option(help="Step of the single evaluation per run (if no `step` column).")
+    float,
+    typer.Option(help="Step of the single evaluation per run (if no `step` column).", callback=number()),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for mixtures.csv and runs.csv.")]
 

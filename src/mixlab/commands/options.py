@@ -1,0 +1,61 @@
+"""Checks of numeric CLI options, run by typer while it parses the command line: a NaN, an infinity, a zero
+or a negative where it means nothing, or an integer too large for what it multiplies, exits 2 with one line
+naming the flag, before any work is done or any file written.
+
+    samples: Annotated[int, typer.Option(callback=integer(1, MAX_SAMPLES))] = 100_000
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from mixlab.errors import BadInput
+
+Callback = Callable[[typer.CallbackParam, Any], Any]
+
+
+def flag_name(param: typer.CallbackParam) -> str:
+    return max(param.opts, key=len) if param.opts else str(param.name)
+
+
+def check_number(value: float, flag: str, minimum: float = 0.0, strict: bool = True) -> float:
+    """`value` if it is finite and above `minimum` (or at it, `strict=False`); else BadInput naming `flag`."""
+    ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        bound = f"> {minimum:g}" if strict else f"≥ {minimum:g}"
+        raise BadInput(f"{flag} must be a finite number {bound}, got {value:g}")
+    return value
+
+
+def check_integer(value: int, flag: str, minimum: int, maximum: int) -> int:
+    if not minimum <= value <= maximum:
+        raise BadInput(f"{flag} must be an integer in [{minimum}, {maximum}], got {value}")
+    return value
+
+
+def number(minimum: float = 0.0, strict: bool = True) -> Callback:
+    """Callback: a finite float > minimum (≥ with `strict=False`); None (option not given) passes."""
+
+    def callback(param: typer.CallbackParam, value: float | None) -> float | None:
+        return value if value is None else check_number(value, flag_name(param), minimum, strict)
+
+    return callback
+
+
+def integer(minimum: int, maximum: int) -> Callback:
+    """Callback: an integer in [minimum, maximum]; None (option not given) passes."""
+
+    def callback(param: typer.CallbackParam, value: int | None) -> int | None:
+        return value if value is None else check_integer(value, flag_name(param), minimum, maximum)
+
+    return callback
+
+
+# Seeds go to numpy, torch and LightGBM; 32 bits is what all of them take as given.
+MAX_SEED = 2**32 - 1
+# Workers are processes (or Ray tasks) of one machine's pool; more than this is a typo, not a machine.
+MAX_WORKERS = 1024
