@@ -1129,3 +1129,197 @@ def test_issue12_law_option_exits_2_naming_the_flag(
     assert "Traceback" not in out.result.stderr, out.result.stderr
     assert_one_line_cause(out.result, *out.names)
     assert sorted(set(out.after.items()) ^ set(out.before.items())) == []
+
+
+# --- issue 12: corpus and samplemix inputs ---------------------------------------------------------------
+# Each was accepted (exit 0) or crashed (exit 1) before: symlinks, files a directory corpus skipped, scores
+# that disagree with their shard layout, overflowing budgets, options out of range.
+
+
+def _corpus_with(tmp: Path, add: Callable[[Path], Path]) -> tuple[list[str], list[str]]:
+    corpus = _good(tmp)
+    culprit = add(corpus)
+    return stats_args(corpus, tmp), [str(culprit)]
+
+
+def _link(path: Path, target: str) -> Path:
+    path.symlink_to(target)
+    return path
+
+
+def _file(path: Path, blob: bytes) -> Path:
+    path.write_bytes(blob)
+    return path
+
+
+_ONE_DOC = b'{"text": "one more document"}\n'
+CORPUS_LAYOUT_12 = {
+    "domain-dir-self-symlink": lambda c: _link(c / "web", "web"),
+    "domain-dir-broken-symlink": lambda c: _link(c / "web", "nowhere"),
+    "shard-broken-symlink": lambda c: _link(c / "code" / "gone.jsonl", "gone-for-good.jsonl"),
+    "subdir-symlink-loop": lambda c: _link(c / "code" / "again", ".."),
+    "txt-gz-beside-jsonl": lambda c: _file(c / "code" / "extra.txt.gz", gzip.compress(b"a document")),
+    "json-beside-jsonl": lambda c: _file(c / "code" / "extra.json", b'[{"text": "a document"}]'),
+    "unknown-extension": lambda c: _file(c / "prose" / "notes.csv", b"a,b\n"),
+    "shard-at-corpus-root": lambda c: _file(c / "stray.jsonl", _ONE_DOC),
+}
+
+
+def _manifest_with(tmp: Path, name: str, blob: bytes) -> tuple[list[str], list[str]]:
+    """The manifest path refuses what the directory path refuses: one rule (`shard_files`)."""
+    corpus = _good(tmp)
+    (corpus / "code" / name).write_bytes(blob)
+    manifest = tmp / "corpus.toml"
+    manifest.write_text("[domains]\ncode = 'corpus/code'\nprose = 'corpus/prose/*.jsonl'\n")
+    return stats_args(manifest, tmp), [str(manifest), "domains.code", name, "unsupported"]
+
+
+def _scores_edit(tmp: Path, column: str, values: Callable[[int], pa.Array]) -> tuple[Path, Path]:
+    """The good scores with one column replaced, its shard layout (schema metadata) kept."""
+    corpus, scores = _scored(tmp)
+    table = pq.read_table(scores)
+    table = table.set_column(table.schema.get_field_index(column), column, values(table.num_rows))
+    pq.write_table(table.replace_schema_metadata(pq.read_schema(scores).metadata), scores)
+    return corpus, scores
+
+
+def sample_scores_domain_not_layout(tmp):
+    corpus, scores = _scores_edit(tmp, "domain", lambda n: pa.array(["code"] * n))
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1000"), [str(scores), "'domain'", "prose"]
+
+
+def sample_scores_fractional_tokens(tmp):
+    corpus, scores = _scores_edit(tmp, "tokens", lambda n: pa.array([1.5] * n))
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1000"), [str(scores), "row 0", "'tokens'"]
+
+
+def sample_scores_overflowing_tokens(tmp):
+    corpus, scores = _scores_edit(tmp, "tokens", lambda n: pa.array([2**62] * n, pa.int64()))
+    return sample_args(corpus, scores, tmp, "--budget-tokens", "1000"), [str(scores), "'tokens'"]
+
+
+def _sample_option(*extra: str, names: list[str]):
+    def build(tmp):
+        corpus, scores = _scored(tmp)
+        return sample_args(corpus, scores, tmp, *extra), names
+
+    return build
+
+
+def _score_option(*extra: str, names: list[str]):
+    return lambda tmp: (score_args(_good(tmp), tmp, *extra), names)
+
+
+def _entropy_option(*extra: str, names: list[str]):
+    return lambda tmp: (entropy_args(_good(tmp), tmp, *extra), names)
+
+
+ISSUE12_CASES = [
+    *(
+        Case(f"corpus-{name}", "corpus stats", functools.partial(_corpus_with, add=add))
+        for name, add in CORPUS_LAYOUT_12.items()
+    ),  # fmt: skip
+    Case("manifest-dir-txt-gz", "corpus stats", lambda t: _manifest_with(t, "x.txt.gz", gzip.compress(b"x"))),
+    Case("manifest-dir-json", "corpus stats", lambda t: _manifest_with(t, "x.json", b"{}")),
+    Case(
+        "entropy-domain-dir-self-symlink",
+        "entropy",
+        lambda t: (
+            entropy_args(Path(_corpus_with(t, CORPUS_LAYOUT_12["domain-dir-self-symlink"])[0][0]), t),
+            ["web", "symbolic link"],
+        ),
+    ),  # fmt: skip
+    Case("sample-scores-domain-not-layout", "sample", sample_scores_domain_not_layout),
+    Case("sample-scores-fractional-tokens", "sample", sample_scores_fractional_tokens),
+    Case("sample-scores-overflowing-tokens", "sample", sample_scores_overflowing_tokens),
+    *(
+        Case(f"sample-budget-{v}", "sample", _sample_option("--budget-tokens", v, names=["--budget-tokens"]))
+        for v in ("1e25", "1e19", "nan", "inf", "0")
+    ),  # fmt: skip
+    *(
+        Case(
+            f"sample-max-repeats-{v}",
+            "sample",
+            _sample_option(
+                "--budget-tokens",
+                "1000",
+                "--max-repeats",
+                v,
+                "--min-share",
+                "code=0.1",
+                names=[f"--max-repeats {v}"],
+            ),
+        )
+        for v in ("0", "-2")
+    ),  # fmt: skip
+    *(
+        Case(
+            f"sample-alpha-{v}",
+            "sample",
+            _sample_option("--budget-tokens", "1000", "--alpha", v, names=["--alpha"]),
+        )
+        for v in ("nan", "inf", "-0.1")
+    ),  # fmt: skip
+    Case(
+        "sample-min-share-nan",
+        "sample",
+        _sample_option("--budget-tokens", "1000", "--min-share", "code=nan", names=["--min-share code=nan"]),
+    ),
+    *(
+        Case(f"score-{flag[2:]}-{v}", "score", _score_option(flag, v, names=[f"{flag} {v}"]))
+        for flag, v in (
+            ("--clusters", "0"),
+            ("--annotate-n", "0"),
+            ("--annotate-n", "-5"),
+            ("--alpha", "nan"),
+            ("--normalisation", "zscore"),
+        )
+    ),  # fmt: skip
+    *(
+        Case(
+            f"entropy-checkpoint-every-{v}",
+            "entropy",
+            _entropy_option("--checkpoint-every", v, names=["--checkpoint-every"]),
+        )
+        for v in ("nan", "-1")
+    ),  # fmt: skip
+]
+
+
+def _ltree(root: Path) -> dict[str, int]:
+    """Like `tree`, without following symbolic links (some cases hold link loops)."""
+    return {p.relative_to(root).as_posix(): p.lstat().st_size for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in ISSUE12_CASES])
+def test_issue12_corpus_and_samplemix_inputs(case: Case, tmp_path: Path) -> None:
+    (tmp_path / "case").mkdir()
+    tmp = tmp_path / "case"
+    args, names = case.build(tmp)
+    before = _ltree(tmp)
+    result = run_mixlab(
+        "--quiet", *case.verb.split(), *args, cwd=tmp, env={"MIXLAB_CACHE": str(tmp_path / "c")}
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert_one_line_cause(result, *names)
+    assert sorted(set(_ltree(tmp).items()) ^ set(before.items())) == []
+
+
+@pytest.mark.parametrize(
+    "name, blob, documents",
+    [(".hidden.jsonl", _ONE_DOC, 20), ("empty.jsonl", b"", 20), ("sub/more.jsonl", _ONE_DOC, 21)],
+)
+def test_issue12_what_a_directory_corpus_reads(
+    name: str, blob: bytes, documents: int, tmp_path: Path
+) -> None:
+    """The other side of the rule: hidden names are not part of the corpus, an empty shard has no documents,
+    a sub-directory (also a symlinked one) is read."""
+    corpus = _good(tmp_path)
+    (corpus / "code" / name).parent.mkdir(exist_ok=True)
+    (corpus / "code" / name).write_bytes(blob)
+    (corpus / "linked").symlink_to(corpus / "prose", target_is_directory=True)
+    result = run_mixlab("--quiet", "corpus", "stats", *stats_args(corpus, tmp_path))
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["domains"]["linked"]["documents"] == stats["domains"]["prose"]["documents"] == 10
+    assert stats["domains"]["code"]["documents"] == documents - 10

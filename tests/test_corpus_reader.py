@@ -212,9 +212,13 @@ def test_missing_path_and_empty_domains(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="no domain sub-directories"):
         Corpus.open(tmp_path / "empty")
     (tmp_path / "empty" / "web").mkdir()
-    (tmp_path / "empty" / "web" / "README.md").write_text("not a shard")
+    (tmp_path / "empty" / "web" / ".gitkeep").write_text("hidden: not part of the corpus")
     with pytest.raises(BadInput, match=r"empty/web: empty domain"):
         Corpus.open(tmp_path / "empty")
+    (tmp_path / "empty" / "web" / "README.md").write_text("not a shard")  # refused, not skipped (issue 12)
+    with pytest.raises(BadInput, match=r"empty/web/README\.md: unsupported file type"):
+        Corpus.open(tmp_path / "empty")
+    (tmp_path / "empty" / "web" / "README.md").unlink()
     (tmp_path / "empty" / "web" / "a.jsonl").write_text("")
     with pytest.raises(BadInput, match="empty domain"):
         Corpus.open(tmp_path / "empty")

@@ -523,6 +523,8 @@ def profile_corpus(
     ):
         if value is not None and value < 1:
             raise BadInput(f"{name} {value}: must be positive")
+    if not checkpoint_every_s >= 0:  # also NaN, which would never save
+        raise BadInput(f"--checkpoint-every {checkpoint_every_s}: must be a number of seconds ≥ 0")
     emb = None
     if "vne" in measures:
         emb = get_embedder(embedder) if isinstance(embedder, str) else embedder

@@ -53,7 +53,6 @@ def entropy(
         typer.Option(
             help="Save the counts of the shards done to OUT.work/ every this many seconds (less often if saving"
             " would take over 5% of the pass); a rerun with the same corpus and settings resumes there.",
-            min=0,
         ),
     ] = 60.0,
 ) -> None:

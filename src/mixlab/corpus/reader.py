@@ -42,6 +42,49 @@ def shard_format(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def _check_link(path: Path) -> None:
+    """Refuse a symbolic link that leads nowhere (dangling, or a loop such as `web -> web`)."""
+    if path.is_symlink() and not path.exists():
+        raise BadInput(f"{path}: broken or self-referencing symbolic link ({os.readlink(path)})")
+
+
+def shard_files(path: Path) -> list[Path]:
+    """The shards a corpus path stands for: a shard file itself, or every shard below a directory.
+
+    The one rule of directory corpora and manifests: symbolic links are followed; names starting with "."
+    (hidden files and directories) are not part of the corpus; every other entry must be a shard
+    (`SUFFIXES`) - an unsupported file, a broken link, a link loop or a special file raises BadInput.
+    Empty (0-byte) shards are read as shards without documents.
+    """
+    _check_link(path)
+    if path.is_file():
+        if shard_format(path) is None:
+            raise BadInput(f"{path}: unsupported file type (a shard is {', '.join(SUFFIXES)})")
+        return [path]
+    if not path.is_dir():
+        raise BadInput(f"{path}: not a regular file or directory")
+    files: list[Path] = []
+    ancestors = {os.path.realpath(path)}
+
+    def walk(directory: Path) -> None:
+        for entry in sorted(directory.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            _check_link(entry)
+            if entry.is_dir():
+                real = os.path.realpath(entry)
+                if real in ancestors:
+                    raise BadInput(f"{entry}: symbolic link loop (leads back to {real})")
+                ancestors.add(real)
+                walk(entry)
+                ancestors.discard(real)
+            else:
+                files.extend(shard_files(entry))
+
+    walk(path)
+    return files
+
+
 @dataclass(frozen=True)
 class Shard:
     """One file of one domain. `name` is its path relative to the corpus root (used in ids)."""
@@ -121,14 +164,19 @@ class Corpus:
                 raise BadInput(f"{path}: not a corpus directory or a .toml/.yaml manifest")
             return cls._from_manifest(path, text_field)
         domains: dict[str, tuple[Shard, ...]] = {}
-        for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-            files = sorted(
-                f for f in sub.rglob("*") if f.is_file() and shard_format(f) and not f.name.startswith(".")
-            )
-            domains[sub.name] = tuple(
-                Shard(sub.name, str(f), f.relative_to(path).as_posix(), shard_format(f), text_field)
-                for f in files
-            )
+        for entry in sorted(path.iterdir()):
+            if entry.name.startswith((".", "_")):
+                continue
+            _check_link(entry)
+            if entry.is_dir():
+                domains[entry.name] = tuple(
+                    Shard(entry.name, str(f), f.relative_to(path).as_posix(), shard_format(f), text_field)
+                    for f in shard_files(entry)
+                )
+            elif shard_format(entry):
+                raise BadInput(
+                    f"{entry}: a shard at the corpus root belongs to no domain (move it into CORPUS/<domain>/)"
+                )
         if not domains:
             raise BadInput(f"{path}: no domain sub-directories (expected CORPUS/<domain>/*.jsonl|parquet)")
         corpus = cls(str(path), domains)
@@ -167,13 +215,10 @@ class Corpus:
                 if not matched:
                     raise BadInput(f"{path}: domains.{domain}: '{pattern}' matches no file")
                 for m in matched:
-                    mp = Path(m)
-                    if mp.is_dir():
-                        files.extend(sorted(f for f in mp.rglob("*") if f.is_file() and shard_format(f)))
-                    elif shard_format(mp):
-                        files.append(mp)
-                    else:
-                        raise BadInput(f"{path}: domains.{domain}: {m}: unsupported file type")
+                    try:
+                        files.extend(shard_files(Path(m)))
+                    except BadInput as exc:
+                        raise BadInput(f"{path}: domains.{domain}: {exc}") from None
             seen: dict[str, Shard] = {}
             for f in files:
                 rel = os.path.relpath(f, root).replace(os.sep, "/")
@@ -380,5 +425,6 @@ __all__ = [
     "iter_texts",
     "open_corpus",
     "read_shard",
+    "shard_files",
     "shard_format",
 ]

@@ -55,7 +55,7 @@ from mixlab.samplemix.quality import (
     get_annotator,
 )
 from mixlab.samplemix.quality.rubric import RUBRIC_VERSION
-from mixlab.samplemix.sampler import domain_counts, sampling_weights
+from mixlab.samplemix.sampler import MAX_TOKENS, check_weight_options, domain_counts, sampling_weights
 
 SCORE_COLUMNS = (
     "doc_id",
@@ -90,6 +90,17 @@ class ScoreConfig:
     batch_size: int = 2048
     skip_bad_rows: bool = False
     annotator_options: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise BadInput naming the option that is out of range (before any work is done)."""
+        check_weight_options(self.alpha, self.normalisation)
+        for name, value, least in (
+            ("--annotate-n", self.annotate_n, 1),
+            ("--clusters", self.clusters, 1),
+            ("batch_size", self.batch_size, 1),
+        ):
+            if value is not None and value < least:
+                raise BadInput(f"{name} {value}: must be at least {least}")
 
     def embed_key(self) -> dict[str, Any]:
         """What the embed pass's files depend on."""
@@ -282,6 +293,7 @@ def score_corpus(
     Returns the run report (also `WORK/quality_report.json`): documents, clusters, annotation counts, the
     held-out metrics of both heads (ACC, MAE, MSE, close accuracy) and mean quality per domain.
     """
+    config.check()
     corpus = Corpus.open(corpus_path)
     engine = engine or LocalEngine(1)
     out = Path(out)
@@ -506,6 +518,13 @@ def read_scores(path: str | os.PathLike[str]) -> tuple[pa.Table, list[dict[str, 
             raise BadInput(
                 f"{path}: row {int(bad[0])}: field '{name}' is {values[bad[0]]} (must be finite, ≥ 0)"
             )
+    tokens = table.column("tokens").to_numpy(zero_copy_only=False).astype(np.float64)
+    fractional = np.flatnonzero(tokens != np.floor(tokens))
+    if fractional.size:
+        row = int(fractional[0])
+        raise BadInput(f"{path}: row {row}: field 'tokens' is {tokens[row]} (must be a whole number)")
+    if tokens.sum() > MAX_TOKENS:
+        raise BadInput(f"{path}: field 'tokens' sums to {tokens.sum():.3g}, more than 2^60")
     layout = None
     if schema.metadata and SHARDS_METADATA_KEY in schema.metadata:
         layout = json.loads(schema.metadata[SHARDS_METADATA_KEY])
@@ -557,6 +576,39 @@ def _write_buckets(item: tuple[int, Shard, np.ndarray, pa.Array], tmp: str, n_bu
     return sum(len(c["id"]) for c in rows.values())
 
 
+def _shard_items(corpus: Corpus, table: pa.Table, layout, scores_path, corpus_path) -> list[tuple]:
+    """(index, shard, first row, rows, the shard's ids) per entry of the scores' shard layout, after checking
+    that the layout names shards of this corpus, covers every row, and agrees with the `domain` column."""
+    if layout is None:
+        raise BadInput(f"{scores_path}: no shard layout in its metadata (write it with `mixlab score`)")
+    covered = sum(int(entry["documents"]) for entry in layout)
+    if covered != table.num_rows:
+        raise BadInput(f"{scores_path}: shard layout covers {covered} rows, the file has {table.num_rows}")
+    by_name = {(s.domain, s.name): s for s in corpus.shards()}
+    ids, domain = table.column("doc_id"), table.column("domain")
+    items = []
+    start = 0
+    for index, entry in enumerate(layout):
+        shard = by_name.get((entry["domain"], entry["name"]))
+        if shard is None:
+            raise BadInput(
+                f"{scores_path}: shard {entry['domain']}/{entry['name']} is not in corpus {corpus_path}"
+            )
+        n = int(entry["documents"])
+        rows = domain.slice(start, n).to_numpy(zero_copy_only=False)
+        wrong = np.flatnonzero(rows != shard.domain)
+        if wrong.size:
+            raise BadInput(
+                f"{scores_path}: row {start + int(wrong[0])}: field 'domain' is '{rows[wrong[0]]}', but the"
+                f" shard layout puts the row in {shard.domain}/{shard.name}"
+            )
+        # a compact copy of the shard's ids: a slice would pickle the whole column
+        shard_ids = pa.concat_arrays(ids.slice(start, n).chunks or [pa.array([], pa.string())])
+        items.append((index, shard, start, n, shard_ids))
+        start += n
+    return items
+
+
 def sample_corpus(
     corpus_path: str | os.PathLike[str],
     scores_path: str | os.PathLike[str],
@@ -572,6 +624,7 @@ def sample_corpus(
     corpus = Corpus.open(corpus_path)
     engine = engine or LocalEngine(1)
     table, layout = read_scores(scores_path)
+    shard_rows = _shard_items(corpus, table, layout, scores_path, corpus_path)
     # ids and domains stay Arrow arrays (no Python string per document); domains in order of appearance
     domain_col = table.column("domain").combine_chunks().dictionary_encode()
     domains = domain_col.dictionary.to_pylist()
@@ -595,27 +648,7 @@ def sample_corpus(
         config.min_share,
         config.max_share,
     )
-    shards = corpus.shards()
-    if layout is None:
-        raise BadInput(f"{scores_path}: no shard layout in its metadata (write it with `mixlab score`)")
-    by_name = {(s.domain, s.name): s for s in shards}
-    items = []
-    covered = sum(int(entry["documents"]) for entry in layout)
-    if covered != table.num_rows:
-        raise BadInput(f"{scores_path}: shard layout covers {covered} rows, the file has {table.num_rows}")
-    ids = table.column("doc_id")
-    start = 0
-    for index, entry in enumerate(layout):
-        shard = by_name.get((entry["domain"], entry["name"]))
-        if shard is None:
-            raise BadInput(
-                f"{scores_path}: shard {entry['domain']}/{entry['name']} is not in corpus {corpus_path}"
-            )
-        n = int(entry["documents"])
-        # a compact copy of the shard's ids: a slice would pickle the whole column
-        shard_ids = pa.concat_arrays(ids.slice(start, n).chunks or [pa.array([], pa.string())])
-        items.append((index, shard, counts[start : start + n], shard_ids))
-        start += n
+    items = [(index, shard, counts[start : start + n], ids) for index, shard, start, n, ids in shard_rows]
 
     realised = int(counts @ tokens)
     mean_bytes_per_token = 4.0
@@ -669,7 +702,7 @@ def _summary(config, domains, codes, tokens, counts, budgets, realised) -> dict[
     m = len(domains)
     pool = np.bincount(codes, weights=tokens, minlength=m)
     sample = np.bincount(codes, weights=tokens * counts, minlength=m)
-    hist = np.bincount(counts)
+    copies, documents = np.unique(counts, return_counts=True)  # not bincount: its size is the largest count
     return {
         "budget_tokens": float(config.budget_tokens),
         "realised_tokens": realised,
@@ -697,7 +730,9 @@ def _summary(config, domains, codes, tokens, counts, budgets, realised) -> dict[
             }
             for j, d in enumerate(domains)
         },
-        "repeats_histogram": {str(c): int(n) for c, n in enumerate(hist) if n},
+        "repeats_histogram": {
+            str(c): int(n) for c, n in zip(copies.tolist(), documents.tolist(), strict=True)
+        },
     }
 
 

@@ -23,6 +23,9 @@ import numpy as np
 from mixlab.errors import BadInput
 
 NORMALISATIONS = ("minmax", "rank")
+# Counts and token totals are int64: with budget and pool each under 2^60 tokens, Σ c·len (at most the budget
+# plus one copy of the pool from rounding up) stays far from 2^63.
+MAX_TOKENS = 2**60
 
 
 def normalise(x: np.ndarray, method: str = "minmax") -> np.ndarray:
@@ -48,26 +51,41 @@ def normalise(x: np.ndarray, method: str = "minmax") -> np.ndarray:
     raise BadInput(f"--normalisation {method}: expected one of {', '.join(NORMALISATIONS)}")
 
 
+def check_weight_options(alpha: float, normalisation: str) -> None:
+    """Raise BadInput unless α is in [0, 1] and the normalisation is one of `NORMALISATIONS`."""
+    if not 0.0 <= alpha <= 1.0:
+        raise BadInput(f"--alpha {alpha}: must be in [0, 1] (0 = quality only, 1 = diversity only)")
+    if normalisation not in NORMALISATIONS:
+        raise BadInput(f"--normalisation {normalisation}: expected one of {', '.join(NORMALISATIONS)}")
+
+
 def sampling_weights(
     quality: np.ndarray, diversity: np.ndarray, alpha: float = 0.8, normalisation: str = "minmax"
 ) -> np.ndarray:
     """p(x) = α·norm(d(x)) + (1 − α)·norm(q(x)); quality, diversity [n] in any units → p [n] in [0, 1]."""
-    if not 0.0 <= alpha <= 1.0:
-        raise BadInput(f"--alpha {alpha}: must be in [0, 1] (0 = quality only, 1 = diversity only)")
+    check_weight_options(alpha, normalisation)
     return alpha * normalise(diversity, normalisation) + (1.0 - alpha) * normalise(quality, normalisation)
 
 
-def _check_pool(p: np.ndarray, lengths: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray]:
+def _check_pool(
+    p: np.ndarray, lengths: np.ndarray, budget: float, max_repeats: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(p, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.float64)
     if p.shape != lengths.shape or p.ndim != 1:
         raise BadInput(f"weights {p.shape} and lengths {lengths.shape} must be 1-D of the same length")
     if not np.all(np.isfinite(p)) or (p.size and p.min() < 0):
         raise BadInput("sampling weights must be finite and non-negative")
-    if lengths.size and lengths.min() < 0:
-        raise BadInput("document lengths (tokens) must be non-negative")
+    if lengths.size and (lengths.min() < 0 or not np.all(np.isfinite(lengths))):
+        raise BadInput("document lengths (tokens) must be finite and non-negative")
+    if lengths.sum() > MAX_TOKENS:
+        raise BadInput(f"the pool holds {lengths.sum():.3g} tokens, more than the 2^60 counts can carry")
     if not np.isfinite(budget) or budget <= 0:
         raise BadInput(f"--budget-tokens {budget}: must be a positive number of tokens")
+    if budget > MAX_TOKENS:
+        raise BadInput(f"--budget-tokens {budget:.3g}: more than 2^60 ({MAX_TOKENS:.3g}) tokens")
+    if max_repeats is not None and max_repeats < 1:
+        raise BadInput(f"--max-repeats {max_repeats}: must be at least 1")
     return p, lengths
 
 
@@ -79,7 +97,7 @@ def expected_rates(
     Without a cap r = T·p/Σ p·len. With a cap R the scale s of r = min(s·p, R) solves the piecewise-linear
     equation Σ len·min(s·p, R) = T (water-filling; exact up to float rounding).
     """
-    p, lengths = _check_pool(p, lengths, budget)
+    p, lengths = _check_pool(p, lengths, budget, max_repeats)
     top = p.max(initial=0.0)
     # r is invariant to the scale of p; scaling by the largest keeps tiny (subnormal) weights from overflowing
     scaled = p / top if top > 0 else p
@@ -89,8 +107,6 @@ def expected_rates(
     rates = scaled * (budget / mass)
     if max_repeats is None or rates.max(initial=0.0) <= max_repeats:
         return rates
-    if max_repeats < 1:
-        raise BadInput(f"--max-repeats {max_repeats}: must be at least 1")
     drawable = p > 0
     capacity = float(max_repeats * lengths[drawable].sum())
     if capacity < budget * (1 - 1e-12):
@@ -140,6 +156,11 @@ def budgeted_counts(
 
 def round_counts(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Probabilistic rounding of expected copies [n]: ⌊r⌋ + Bernoulli(r − ⌊r⌋), int64 [n]."""
+    if rates.size and not rates.max() < MAX_TOKENS:  # also NaN: the int64 cast below would wrap around
+        raise BadInput(
+            f"{rates.max():.3g} expected copies of one document: more than int64 counts carry (a document"
+            " of 0 tokens with a non-zero weight?)"
+        )
     whole = np.floor(rates)
     counts = whole.astype(np.int64)
     counts += rng.random(rates.shape[0]) < (rates - whole)
@@ -207,7 +228,7 @@ def domain_counts(
     clamped (`clamp_shares`, capped further by what `max_repeats` allows). Inside each domain the counts
     come from `budgeted_counts` on that domain's documents.
     """
-    p, lengths = _check_pool(p, lengths, budget)
+    p, lengths = _check_pool(p, lengths, budget, max_repeats)
     codes = np.asarray(domain_codes, dtype=np.int64)
     m = len(domains)
     mass_by_domain = np.bincount(codes, weights=p * lengths, minlength=m)
@@ -254,8 +275,10 @@ def domain_counts(
 
 
 __all__ = [
+    "MAX_TOKENS",
     "NORMALISATIONS",
     "budgeted_counts",
+    "check_weight_options",
     "clamp_shares",
     "domain_counts",
     "expected_rates",

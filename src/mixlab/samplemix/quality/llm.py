@@ -94,11 +94,13 @@ class LLMAnnotator:
     ) -> None:
         if not url or not model:
             raise BadInput("--quality llm needs --llm-url (e.g. http://host:8000/v1) and --llm-model")
+        if concurrency < 1:
+            raise BadInput(f"--llm-concurrency {concurrency}: must be at least 1")
         url = url.rstrip("/")
         self.endpoint = url if url.endswith("/chat/completions") else f"{url}/chat/completions"
         self.model = model
         self.key_env = key_env
-        self.concurrency = max(1, concurrency)
+        self.concurrency = concurrency
         self.max_retries = max_retries
         self.backoff = backoff
         self.timeout = timeout
