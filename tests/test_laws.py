@@ -340,3 +340,14 @@ def test_bimix_fit_ending_on_a_bound_says_so():
     assert "alpha" in law.fit_report["domains"]["d0"]["at_bound"]
     assert list(law.fit_report["at_bound"]) == ["d0"]
     assert law_from_dict(json.loads(json.dumps(law.to_dict()))).fit_report["at_bound"] == {"d0": ["alpha"]}
+
+
+def test_powerlaw_fit_report_counts_the_zero_share_points_it_cannot_predict(swarm):
+    law = get_law("powerlaw").fit(swarm)
+    report = law.fit_report["domains"]
+    zero = _zero_pairs(swarm, list(swarm.runs))
+    assert [report[d]["n_undefined"] for d in swarm.eval_domains] == [z * len(SWARM_STEPS) for z in zero]
+    assert [report[d]["n_points"] for d in swarm.eval_domains] == [
+        (len(swarm.runs) - z) * len(SWARM_STEPS) for z in zero
+    ]
+    json.dumps(law.to_dict(), allow_nan=False)  # was inf (rmse_log) / -inf (r2_log): law.json unwritable

@@ -132,3 +132,20 @@ def test_optimize_gives_the_remainder_to_a_domain_without_validation_loss(sweep,
     opt = read_mixture_json(tmp_path / "opt.json")
     assert [opt.weights[d] for d in ("web", "code", "books")] == pytest.approx([0.2, 0.2, 0.6])
     assert opt.meta["details"]["inactive_filled"] == [2]
+
+
+def test_fit_warns_when_a_coefficient_ends_on_its_bound(tmp_path):
+    """True α = −3 of web lies below BiMix's α bound (−2): `fit` must say so, not only write it in law.json."""
+    obs = synthetic_bimix(
+        dirichlet_mixtures(12, 2, seed=6), np.linspace(500, 5000, 10), [-3.0, 0.1], [30.0, 30.0], [0.5, 0.5],
+        [2.0, 2.0], noise=0.0, domains=("web", "code"),
+    )  # fmt: skip
+    write_mixtures(tmp_path / "mixtures.csv", obs.mixtures(), obs.domains)
+    write_runs(tmp_path / "runs.csv", obs.to_frame())
+    res = run_cli(
+        "fit", "-m", str(tmp_path / "mixtures.csv"), "-r", str(tmp_path / "runs.csv"), "--out",
+        str(tmp_path / "law.json"),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "web: the fit ended on the bound of alpha" in res.stderr
+    assert "code: the fit ended" not in res.stderr

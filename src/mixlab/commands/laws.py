@@ -187,6 +187,14 @@ def fit(
             log(
                 f"{d}: {rep['excluded_zero_share']} tuples with share 0 excluded (loss undefined under BiMix)"
             )
+        if rep.get("at_bound"):
+            warn(
+                f"{d}: the fit ended on the bound of {', '.join(rep['at_bound'])}; treat these coefficients as unreliable"
+            )
+        if rep.get("n_undefined"):
+            log(
+                f"{d}: {rep['n_undefined']} points with share 0 have no prediction under {law} (left out of the residuals)"
+            )
 
 
 def evaluate(

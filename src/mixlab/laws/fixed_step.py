@@ -85,8 +85,13 @@ class FixedStepLaw(Law):
         out = {}
         for j, d in enumerate(obs.eval_domains):
             y = obs.losses[mask, j]
-            ok = np.isfinite(y)
-            out[d] = residual_report(y[ok], pred[ok, j])
+            measured = np.isfinite(y)
+            # A power law predicts inf (or 0) at a zero share: such points have no residual; count them.
+            defined = measured & np.isfinite(pred[:, j]) & (pred[:, j] > 0)
+            out[d] = {
+                **residual_report(y[defined], pred[defined, j]),
+                "n_undefined": int((measured & ~defined).sum()),
+            }
         return {"domains": out}
 
     def _fit_one(self, r: np.ndarray, y: np.ndarray, j: int, obs: Observations) -> Any:
