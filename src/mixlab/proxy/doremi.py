@@ -119,6 +119,23 @@ def per_domain_means(values: torch.Tensor, domains: np.ndarray, k: int) -> tuple
     return means, counts > 0
 
 
+def clipped_excess_by_domain(
+    proxy_losses: np.ndarray, reference_losses: np.ndarray, domains: np.ndarray, k: int
+) -> np.ndarray:
+    """λ [k]: per domain, the mean over its tokens in the batch of max(ℓ_proxy − ℓ_reference, 0); 0 where absent.
+
+    proxy_losses, reference_losses: per-token losses (nats) [batch, seq_len]; domains: each sequence's [batch].
+    The clip is per token, as in the paper: a domain whose proxy is worse on some tokens and better on others
+    still counts the tokens where it is worse.
+    """
+    excess = np.maximum(
+        np.asarray(proxy_losses, dtype=float) - np.asarray(reference_losses, dtype=float), 0.0
+    )
+    sums = np.bincount(domains, weights=excess.sum(axis=1), minlength=k)
+    tokens = np.bincount(domains, minlength=k) * excess.shape[1]
+    return sums / np.maximum(tokens, 1)
+
+
 PROXY_CHECKPOINT = "proxy.checkpoint.pt"
 
 
@@ -189,17 +206,18 @@ def run_doremi(
             inputs, targets = batch_to_device(batch, device)
             with torch.no_grad(), autocast(device, precision):
                 ref_logits = ref_model(input_ids=inputs, use_cache=False).logits
-            ref_loss = _token_losses(ref_logits, targets).mean(dim=1)
+            ref_tokens = _token_losses(ref_logits, targets)
             with autocast(device, precision):
                 logits = model(input_ids=inputs, use_cache=False).logits
-            seq_loss = _token_losses(logits, targets).mean(dim=1)
-            excess = torch.clamp(seq_loss.detach() - ref_loss, min=0)
-            excess_by_domain, present = per_domain_means(excess, batch_domains, k)
+            token_losses = _token_losses(logits, targets)
+            excess = clipped_excess_by_domain(
+                token_losses.detach().cpu().numpy(), ref_tokens.cpu().numpy(), batch_domains, k
+            )
             alpha = exponentiated_gradient_step(
-                alpha, excess_by_domain.cpu().numpy(), doremi.step_size, doremi.smoothing, doremi.min_weight
+                alpha, excess, doremi.step_size, doremi.smoothing, doremi.min_weight
             )
             trajectory.append(alpha)
-            loss_by_domain, _ = per_domain_means(seq_loss, batch_domains, k)
+            loss_by_domain, present = per_domain_means(token_losses.mean(dim=1), batch_domains, k)
             weights_t = torch.from_numpy(np.where(present, alpha, 0.0)).to(device, loss_by_domain.dtype)
             objective = (weights_t * loss_by_domain).sum() / weights_t.sum()
             for group in optimizer.param_groups:
