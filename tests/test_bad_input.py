@@ -1323,3 +1323,86 @@ def test_issue12_what_a_directory_corpus_reads(
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["domains"]["linked"]["documents"] == stats["domains"]["prose"]["documents"] == 10
     assert stats["domains"]["code"]["documents"] == documents - 10
+
+
+# --- issue 12: proxy options ------------------------------------------------------------------------------
+# Every numeric option of `sweep` and `doremi` is checked before torch loads or the corpus is read: exit 2, the
+# flag named, nothing written. Integer options given nan/inf are refused by the option parser (exit 2, flag
+# named, its own multi-line usage box), checked separately below.
+
+
+def _issue12_sweep(flag: str, value: str) -> Callable[[Path], tuple[list[str], list[str]]]:
+    def build(tmp: Path) -> tuple[list[str], list[str]]:
+        args, _ = sweep_args(tmp, "name,code,prose\nm1,0.5,0.5\n", flag, value)
+        return args, [f"{flag} {value}"]
+
+    return build
+
+
+def _issue12_doremi(flag: str, value: str) -> Callable[[Path], tuple[list[str], list[str]]]:
+    def build(tmp: Path) -> tuple[list[str], list[str]]:
+        args = [str(_good(tmp)), "--out", str(tmp / "out" / "doremi"), "--tokenizer", "gpt2"]
+        return [*args, "--tokens-per-run", "4096", flag, value], [flag, value]
+
+    return build
+
+
+_ISSUE12_INT_OPTIONS = ("--tokens-per-run", "--evals", "--seq-len", "--batch-size", "--val-tokens")
+_ISSUE12_BAD_VALUES = {
+    **{(o, v): v for o in _ISSUE12_INT_OPTIONS for v in ("0", "-3")},
+    ("--warmup", "-1"): "-1",
+    ("--threads", "0"): "0",
+    ("--threads", "-2"): "-2",
+    ("--max-tokens-per-domain", "0"): "0",
+    ("--max-tokens-per-domain", "-5"): "-5",
+    **{("--lr", v): v for v in ("nan", "inf", "-inf", "0", "-0.001")},
+}
+_ISSUE12_DOREMI_VALUES = {
+    **{("--step-size", v): v for v in ("nan", "inf", "0", "-1")},
+    **{("--smoothing", v): v for v in ("nan", "inf", "-0.1", "1.5")},
+    **{("--min-weight", v): v for v in ("nan", "inf", "-0.01", "0.6")},  # 0.6 x 2 domains exceeds 1
+    ("--tokens-per-run", "0"): "0",
+    ("--lr", "nan"): "nan",
+    ("--val-tokens", "-1"): "-1",
+}
+ISSUE12_PROXY_CASES = [
+    *(Case(f"issue12-sweep{o}={v}", "sweep", _issue12_sweep(o, v)) for (o, v) in _ISSUE12_BAD_VALUES),
+    *(Case(f"issue12-doremi{o}={v}", "doremi", _issue12_doremi(o, v)) for (o, v) in _ISSUE12_DOREMI_VALUES),
+]
+CASES += ISSUE12_PROXY_CASES  # the module's `outcomes` fixture runs them with the others
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in ISSUE12_PROXY_CASES])
+def test_issue12_proxy_options_exit_2_naming_the_flag(case: Case, outcomes: dict[str, Outcome]) -> None:
+    test_bad_input_exits_2_with_one_line_cause_and_no_output(case, outcomes)
+
+
+def test_issue12_sweep_tokens_per_run_zero_is_refused_before_any_work(tmp_path: Path) -> None:
+    """The flag the user typed (not the library's `tokens`), before the cache or the corpus is touched, from
+    settings whose module loads without torch."""
+    import sys
+
+    from mixcli import mixlab_env
+
+    args, _ = sweep_args(tmp_path, "name,code,prose\nm1,0.5,0.5\n", "--tokens-per-run", "0")
+    before = tree(tmp_path)
+    result = run_mixlab(
+        "--quiet", "sweep", *args, cwd=tmp_path, env={"MIXLAB_CACHE": str(tmp_path / "cache")}
+    )
+    line = assert_one_line_cause(result, "--tokens-per-run 0")
+    assert "--tokens " not in line
+    assert tree(tmp_path) == before  # not even the cache directory
+    check = "import sys, mixlab.proxy.config; sys.exit('torch' in sys.modules)"
+    light = subprocess.run([sys.executable, "-c", check], env=mixlab_env(), capture_output=True, text=True)
+    assert light.returncode == 0, f"mixlab.proxy.config imports torch {light.stderr}"
+
+
+@pytest.mark.parametrize("flag", ["--tokens-per-run", "--evals", "--threads", "--val-tokens"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_issue12_integer_options_refuse_nan_and_inf(flag: str, value: str, tmp_path: Path) -> None:
+    args, _ = sweep_args(tmp_path, "name,code,prose\nm1,0.5,0.5\n", flag, value)
+    before = tree(tmp_path)
+    result = run_mixlab("--quiet", "sweep", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert flag in result.stderr and "Traceback" not in result.stderr
+    assert tree(tmp_path) == before

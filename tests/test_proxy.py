@@ -22,6 +22,7 @@ from mixlab.corpus import Corpus, load_tokenizer
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture, write_mixtures
 from mixlab.proxy import MixtureSampler, TrainConfig, prepare_streams, run_sweep
+from mixlab.proxy.precision import CpuFeatures, native_bf16
 from mixlab.proxy.schedule import lr_multiplier
 from proxy_helpers import demo_slice
 
@@ -155,6 +156,13 @@ def test_sweep_writes_valid_runs_csv_with_falling_losses(env, sweep_dir):
     assert meta["status"] == "done" and meta["parameters"] > 100_000
     assert meta["tokens_per_second"] > 0 and meta["epochs"]["code"] > meta["epochs"]["wiki"] > 0
     assert not (out / "runs" / "code-heavy" / "checkpoint.pt").exists()
+    # --precision auto records what the hardware decided and why
+    cpu = CpuFeatures.of_this_machine()
+    if native_bf16(cpu.flags, cpu.torch_native_bf16):
+        assert meta["precision"] in ("fp32", "bf16") and "probe:" in meta["precision_reason"]
+    else:
+        assert meta["precision"] == "fp32"
+        assert meta["precision_reason"] == "cpu lacks avx512_bf16/amx: bf16 would be emulated"
     # different mixtures, different losses: code-heavy is better on code
     final = {r.name: r.losses for r in results}
     assert final["code-heavy"]["code"] < final["wiki-heavy"]["code"]

@@ -18,7 +18,13 @@ from mixlab.errors import BadInput
 from mixlab.mixture import read_mixture_json, read_mixtures
 from mixlab.proxy import TrainConfig, prepare_streams
 from mixlab.proxy.candidates import random_mixtures
-from mixlab.proxy.doremi import DoReMiConfig, exponentiated_gradient_step, floor_simplex, run_doremi
+from mixlab.proxy.doremi import (
+    DoReMiConfig,
+    clipped_excess_by_domain,
+    exponentiated_gradient_step,
+    floor_simplex,
+    run_doremi,
+)
 from proxy_helpers import demo_slice
 
 
@@ -85,6 +91,20 @@ def test_exponentiated_gradient_hand_computed():
     np.testing.assert_allclose(out, [0.75, 0.25])
     smoothed = exponentiated_gradient_step(np.array([0.5, 0.5]), np.array([np.log(3.0), 0.0]), 1.0, 0.2, 0.0)
     np.testing.assert_allclose(smoothed, [0.8 * 0.75 + 0.1, 0.8 * 0.25 + 0.1])
+
+
+def test_doremi_excess_is_clipped_per_token_hand_computed():
+    """The paper's λ_i: mean over domain i's tokens of max(ℓ_proxy − ℓ_ref, 0), not the clip of the means."""
+    proxy = np.array([[2.0, 2.0, 1.0, 1.0], [3.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    reference = np.array([[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 1.0, 2.0], [2.0, 2.0, 2.0, 2.0]])
+    domains = np.array([0, 1, 0])
+    # domain 0: tokens of rows 0 and 2, clipped excess [1, 1, 0, 0] and [0, 0, 0, 0] -> 2 / 8
+    # domain 1: row 1, clipped excess [2, 0, 0, 0] -> 2 / 4 (its sequence means differ by 0.25, clip of means 0.25)
+    # domain 2: absent -> 0
+    np.testing.assert_allclose(clipped_excess_by_domain(proxy, reference, domains, 3), [0.25, 0.5, 0.0])
+    # the issue's example: the clip of the sequence means would give 0.0
+    one = clipped_excess_by_domain(np.array([[2.0, 2.0, 1.0, 1.0]]), np.array([[1.0, 1.0, 2.0, 2.0]]), [0], 1)
+    np.testing.assert_allclose(one, [0.5])
 
 
 def test_doremi_upweights_an_artificially_hard_domain(corpus_dir, tmp_path):

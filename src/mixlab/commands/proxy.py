@@ -31,7 +31,13 @@ ScheduleOpt = Annotated[
 ]
 WarmupOpt = Annotated[int | None, typer.Option(help="Warm-up steps (default: 5% for cosine, 0 otherwise).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda when present), cpu, cuda, cuda:N.")]
-PrecisionOpt = Annotated[str, typer.Option(help="auto (bf16 autocast where measured faster), fp32, bf16.")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto (bf16 autocast where the GPU supports it, or the CPU has native bf16 and a probe "
+        "measures it faster; else fp32), fp32, bf16. The choice and its reason go into meta.json."
+    ),
+]
 ThreadsOpt = Annotated[
     int | None, typer.Option(help="CPU threads (default min(2, cores); fixed for reproducibility).")
 ]
@@ -43,7 +49,8 @@ MaxTokensOpt = Annotated[
 
 
 def _train_config(ctx: typer.Context, **kw: object):
-    from mixlab.proxy import TrainConfig
+    """The run settings, checked before torch loads or the corpus is read."""
+    from mixlab.proxy.config import TrainConfig
 
     return TrainConfig(seed=settings(ctx).seed, **kw)
 
@@ -77,7 +84,7 @@ def sweep(
 
     Example: mixlab --seed 0 sweep demo_corpus --mixtures mixtures.csv --out sweep --tokens-per-run 500000
     """
-    from mixlab.proxy import run_sweep
+    from mixlab.proxy.config import check_stream_options
 
     config = _train_config(
         ctx,
@@ -93,6 +100,9 @@ def sweep(
         precision=precision,
         threads=threads,
     )
+    check_stream_options(val_tokens, max_tokens_per_domain)
+    from mixlab.proxy import run_sweep
+
     with engine(ctx) as eng:
         results = run_sweep(
             corpus,
@@ -226,8 +236,7 @@ def doremi(
     """
     from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture
     from mixlab.mixture import Mixture, read_mixtures
-    from mixlab.proxy import prepare_streams
-    from mixlab.proxy.doremi import DoReMiConfig, run_doremi
+    from mixlab.proxy.config import DoReMiConfig, check_stream_options
 
     knobs = DoReMiConfig(step_size=step_size, smoothing=smoothing, min_weight=min_weight)
     config = _train_config(
@@ -244,7 +253,12 @@ def doremi(
         precision=precision,
         threads=threads,
     )
+    check_stream_options(val_tokens, max_tokens_per_domain)
     c = Corpus.open(corpus)
+    knobs.check_domains(len(c.domains))
+    from mixlab.proxy import prepare_streams
+    from mixlab.proxy.doremi import run_doremi
+
     tok = load_tokenizer(tokenizer, corpus=c)
     with engine(ctx) as eng:
         if reference == "uniform":

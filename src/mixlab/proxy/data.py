@@ -28,6 +28,7 @@ from mixlab.corpus import Corpus, Shard, Tokenizer, cache_dir, read_shard
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
 from mixlab.progress import status, warn
+from mixlab.proxy.config import check_stream_options
 
 STREAMS_VERSION = 1
 _COPY_CHUNK = 1 << 24  # tokens copied at a time when splitting (bounded memory)
@@ -187,12 +188,7 @@ def prepare_streams(
     split_seed: seed of the choice of validation documents (part of the cache key).
     Returns a `Streams` handle; files live in `cache_dir("streams", key)`.
     """
-    if val_tokens < 1:
-        raise BadInput(f"--val-tokens {val_tokens}: must be positive")
-    if max_tokens_per_domain is not None and max_tokens_per_domain < 2 * val_tokens:
-        raise BadInput(
-            f"--max-tokens-per-domain {max_tokens_per_domain}: must be at least twice --val-tokens ({val_tokens})"
-        )
+    check_stream_options(val_tokens, max_tokens_per_domain)
     key = streams_key(corpus, tokenizer, val_tokens, max_tokens_per_domain, split_seed)
     path = cache_dir("streams") / key
     if (path / "streams.json").is_file():

@@ -35,8 +35,9 @@ from mixlab.atomic import atomic_path, write_json
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture, write_mixture_json
 from mixlab.progress import log, track
+from mixlab.proxy.config import DoReMiConfig
 from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
-from mixlab.proxy.model import autocast, build_model, configure_torch, resolve_device, resolve_precision
+from mixlab.proxy.model import autocast, build_model, configure_torch, resolve_device
 from mixlab.proxy.schedule import lr_multiplier
 from mixlab.proxy.train import (
     TrainConfig,
@@ -44,6 +45,7 @@ from mixlab.proxy.train import (
     evaluate,
     load_checkpoint,
     make_optimizer,
+    run_precision,
     train_run,
 )
 
@@ -84,23 +86,6 @@ def exponentiated_gradient_step(
     return floor_simplex(w, min_weight)
 
 
-@dataclass(frozen=True)
-class DoReMiConfig:
-    """Knobs of the DoReMi weight updates (see the module docstring)."""
-
-    step_size: float = 1.0
-    smoothing: float = 1e-3
-    min_weight: float = 0.005
-
-    def __post_init__(self) -> None:
-        if self.step_size <= 0:
-            raise BadInput(f"--step-size {self.step_size}: must be positive")
-        if not 0 <= self.smoothing <= 1:
-            raise BadInput(f"--smoothing {self.smoothing}: must be in [0, 1]")
-        if self.min_weight < 0:
-            raise BadInput(f"--min-weight {self.min_weight}: must be non-negative")
-
-
 @dataclass
 class DoReMiResult:
     """The time-averaged mixture, the weight trajectory [steps + 1, k] (row 0 = initial) and meta."""
@@ -117,6 +102,23 @@ def per_domain_means(values: torch.Tensor, domains: np.ndarray, k: int) -> tuple
     counts = np.bincount(domains, minlength=k)
     means = sums / torch.from_numpy(np.maximum(counts, 1)).to(values.device, values.dtype)
     return means, counts > 0
+
+
+def clipped_excess_by_domain(
+    proxy_losses: np.ndarray, reference_losses: np.ndarray, domains: np.ndarray, k: int
+) -> np.ndarray:
+    """λ [k]: per domain, the mean over its tokens in the batch of max(ℓ_proxy − ℓ_reference, 0); 0 where absent.
+
+    proxy_losses, reference_losses: per-token losses (nats) [batch, seq_len]; domains: each sequence's [batch].
+    The clip is per token, as in the paper: a domain whose proxy is worse on some tokens and better on others
+    still counts the tokens where it is worse.
+    """
+    excess = np.maximum(
+        np.asarray(proxy_losses, dtype=float) - np.asarray(reference_losses, dtype=float), 0.0
+    )
+    sums = np.bincount(domains, weights=excess.sum(axis=1), minlength=k)
+    tokens = np.bincount(domains, minlength=k) * excess.shape[1]
+    return sums / np.maximum(tokens, 1)
 
 
 PROXY_CHECKPOINT = "proxy.checkpoint.pt"
@@ -149,18 +151,17 @@ def run_doremi(
     k = len(domains)
     reference = reference or Mixture.from_weights("uniform", dict.fromkeys(domains, 1.0))
     ref_weights = reference.vector(domains)
-    if doremi.min_weight * k > 1:
-        raise BadInput(f"--min-weight {doremi.min_weight}: times {k} domains exceeds 1")
+    doremi.check_domains(k)
     log(f"DoReMi: reference model on mixture '{reference.name}'")
     ref_run = train_run(streams, reference, config, out / "reference", keep_model=True)
     ref_model = ref_run.model
     ref_model.eval()
 
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
     previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
     configure_torch(config.seed + 1, config.threads, device)
     try:
+        precision = run_precision(config, streams.vocab_size, device)
         model = build_model(config.model, streams.vocab_size, config.seq_len).to(device)
         optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
         sampler = MixtureSampler(streams, ref_weights, config.seq_len, config.batch_size, config.seed + 1)
@@ -187,19 +188,20 @@ def run_doremi(
         for step in track(range(first, config.steps), config.steps - first, "DoReMi proxy"):
             batch, batch_domains = sampler.next_batch()
             inputs, targets = batch_to_device(batch, device)
-            with torch.no_grad(), autocast(device, precision):
+            with torch.no_grad(), autocast(device, precision.name):
                 ref_logits = ref_model(input_ids=inputs, use_cache=False).logits
-            ref_loss = _token_losses(ref_logits, targets).mean(dim=1)
-            with autocast(device, precision):
+            ref_tokens = _token_losses(ref_logits, targets)
+            with autocast(device, precision.name):
                 logits = model(input_ids=inputs, use_cache=False).logits
-            seq_loss = _token_losses(logits, targets).mean(dim=1)
-            excess = torch.clamp(seq_loss.detach() - ref_loss, min=0)
-            excess_by_domain, present = per_domain_means(excess, batch_domains, k)
+            token_losses = _token_losses(logits, targets)
+            excess = clipped_excess_by_domain(
+                token_losses.detach().cpu().numpy(), ref_tokens.cpu().numpy(), batch_domains, k
+            )
             alpha = exponentiated_gradient_step(
-                alpha, excess_by_domain.cpu().numpy(), doremi.step_size, doremi.smoothing, doremi.min_weight
+                alpha, excess, doremi.step_size, doremi.smoothing, doremi.min_weight
             )
             trajectory.append(alpha)
-            loss_by_domain, _ = per_domain_means(seq_loss, batch_domains, k)
+            loss_by_domain, present = per_domain_means(token_losses.mean(dim=1), batch_domains, k)
             weights_t = torch.from_numpy(np.where(present, alpha, 0.0)).to(device, loss_by_domain.dtype)
             objective = (weights_t * loss_by_domain).sum() / weights_t.sum()
             for group in optimizer.param_groups:
@@ -245,6 +247,8 @@ def run_doremi(
             "min_weight": doremi.min_weight,
         },
         "config": config.to_dict(),
+        "precision": precision.name,
+        "precision_reason": precision.reason,
         "steps": config.steps,
         "proxy_seconds": seconds,
         "reference_losses": ref_run.losses,

@@ -13,38 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from mixlab.errors import BadInput
-
-
-@dataclass(frozen=True)
-class Preset:
-    n_layer: int
-    n_embd: int
-    n_head: int
-    lr: float  # default peak learning rate for this size
-
-
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(2, 128, 4, 3e-3),
-    "small": Preset(4, 256, 4, 2e-3),
-    "medium": Preset(6, 512, 8, 1e-3),
-    "bimix-proxy": Preset(12, 768, 12, 6e-4),
-}
-
-# Measured by benchmarks/proxy_pipeline.py on the project's 2-core CPU: bf16 autocast trains the tiny
-# preset faster than fp32 (see the final report of issue 5), so "auto" picks bf16 on CPU as on GPUs.
-CPU_AUTOCAST_DEFAULT = "bf16"
-
-
-def preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise BadInput(f"--model {name}: unknown preset (expected one of {', '.join(PRESETS)})")
-    return PRESETS[name]
+from mixlab.proxy.config import preset
 
 
 def build_model(name: str, vocab_size: int, seq_len: int) -> GPT2LMHeadModel:
@@ -84,17 +58,6 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BadInput(f"--device {device}: CUDA is not available on this machine")
     return dev
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto` → bf16 on CPU (measured faster here) and on GPUs that support it, else fp32."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise BadInput(f"--precision {precision}: expected auto, fp32 or bf16")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return CPU_AUTOCAST_DEFAULT
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """One proxy run: train a small causal LM on a mixture, evaluating every domain's validation loss.
 
 nanoGPT-style loop: draw a batch from `MixtureSampler`, set the scheduled learning rate, forward (bf16
-autocast where it helps), mean token cross-entropy, backward, clip, AdamW step. At `evals` evenly spaced
+autocast where the hardware makes it faster, see `mixlab.proxy.precision`), mean token cross-entropy, backward, clip, AdamW step. At `evals` evenly spaced
 steps every domain's validation loss (mean token cross-entropy in nats, fp32) is computed on the fixed
 validation windows, a checkpoint (model, optimizer, sampler and RNG state, eval history) is written
 atomically, and `on_eval` is called. A run given `out_dir` resumes from its checkpoint and ends with
@@ -10,7 +10,6 @@ atomically, and `on_eval` is called. A run given `out_dir` resumes from its chec
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -23,85 +22,25 @@ import torch
 import torch.nn.functional as F
 
 from mixlab.atomic import atomic_path, write_json
+from mixlab.corpus import cache_dir
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture
 from mixlab.progress import new_progress, warn
+from mixlab.proxy.config import TrainConfig
 from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
 from mixlab.proxy.model import (
     autocast,
     build_model,
     configure_torch,
     count_parameters,
-    preset,
     resolve_device,
-    resolve_precision,
 )
-from mixlab.proxy.schedule import SCHEDULES, default_warmup, lr_multiplier
+from mixlab.proxy.precision import CACHE_FILE, Precision, resolve_precision
+from mixlab.proxy.schedule import lr_multiplier
 
 CHECKPOINT = "checkpoint.pt"
 META = "meta.json"
 MODEL = "model.pt"  # the trained weights of a finished run that was asked to keep its model
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of a proxy run (everything that changes its losses).
-
-    tokens: training tokens per run (steps = tokens // (batch_size * seq_len)).
-    lr: peak learning rate (None: the preset's). warmup: warm-up steps (None: schedule's default).
-    evals: evaluations at evenly spaced steps, the last at the final step.
-    precision: auto | fp32 | bf16 (autocast of the training forward pass; evaluation is always fp32).
-    threads: CPU threads (None: min(2, cores)); fixed so CPU results are reproducible.
-    """
-
-    model: str = "tiny"
-    tokens: int = 1_000_000
-    seq_len: int = 128
-    batch_size: int = 16
-    lr: float | None = None
-    schedule: str = "exp10"
-    warmup: int | None = None
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    evals: int = 20
-    eval_batch_size: int = 16
-    device: str = "auto"
-    precision: str = "auto"
-    seed: int = 0
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        preset(self.model)
-        if self.schedule not in SCHEDULES:
-            raise BadInput(f"--schedule {self.schedule}: expected one of {', '.join(SCHEDULES)}")
-        for name in ("tokens", "seq_len", "batch_size", "evals", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be positive")
-        if self.steps < 1:
-            raise BadInput(
-                f"--tokens-per-run {self.tokens}: less than one batch of "
-                f"{self.batch_size} x {self.seq_len} tokens"
-            )
-
-    @property
-    def steps(self) -> int:
-        return self.tokens // (self.batch_size * self.seq_len)
-
-    @property
-    def peak_lr(self) -> float:
-        return self.lr if self.lr is not None else preset(self.model).lr
-
-    @property
-    def warmup_steps(self) -> int:
-        return self.warmup if self.warmup is not None else default_warmup(self.schedule, self.steps)
-
-    def eval_steps(self) -> list[int]:
-        """Steps (completed updates) after which every domain is evaluated: evenly spaced, last = steps."""
-        points = np.round(np.linspace(self.steps / self.evals, self.steps, self.evals)).astype(int)
-        return sorted({max(1, int(s)) for s in points})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -179,6 +118,47 @@ def train_step(
     return loss.item()
 
 
+PROBE_STEPS = 3
+
+
+def probe_tokens_per_second(
+    config: TrainConfig, vocab_size: int, device: torch.device, steps: int = PROBE_STEPS
+) -> dict[str, float]:
+    """Training tokens/s of `config`'s model shape in fp32 and in bf16 (a warm-up step, then `steps` timed
+    ones each, on random tokens); torch's global RNG is left as it was."""
+    batch = np.random.default_rng(0).integers(0, vocab_size, size=(config.batch_size, config.seq_len + 1))
+    inputs, targets = batch_to_device(batch, device)
+    speeds = {}
+    with torch.random.fork_rng(devices=[]):
+        for precision in ("fp32", "bf16"):
+            model = build_model(config.model, vocab_size, config.seq_len).to(device)
+            optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
+            for timed in (False, True):
+                t0 = time.perf_counter()
+                for _ in range(steps if timed else 1):
+                    train_step(model, optimizer, inputs, targets, config.peak_lr, device, precision, 1.0)
+            speeds[precision] = steps * config.batch_size * config.seq_len / (time.perf_counter() - t0)
+    return speeds
+
+
+def run_precision(config: TrainConfig, vocab_size: int, device: torch.device) -> Precision:
+    """The precision runs of `config` train in on `device`; call after `configure_torch` (threads)."""
+    shape = {
+        "model": config.model,
+        "vocab_size": vocab_size,
+        "seq_len": config.seq_len,
+        "batch_size": config.batch_size,
+        "threads": torch.get_num_threads(),
+    }
+    return resolve_precision(
+        config.precision,
+        device,
+        shape,
+        lambda: probe_tokens_per_second(config, vocab_size, device),
+        cache_dir() / CACHE_FILE,
+    )
+
+
 def load_checkpoint(path: Path, expected: dict[str, Any], what: str = "run") -> dict[str, Any] | None:
     """A training checkpoint whose entries match `expected` (the settings it was saved under); None, with a
     warning, when it is missing, unreadable or of other settings: the `what` then restarts."""
@@ -240,7 +220,6 @@ def train_run(
         return RunResult(mixture.name, done["losses"], done["history"], done, steps_trained=0)
 
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
     previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
     threads = configure_torch(config.seed, config.threads, device)
     try:
@@ -250,6 +229,7 @@ def train_run(
             return RunResult(
                 mixture.name, done["losses"], done["history"], done, steps_trained=0, model=model
             )
+        precision = run_precision(config, streams.vocab_size, device)
         optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
         sampler = MixtureSampler(streams, np.array(weights), config.seq_len, config.batch_size, config.seed)
         windows = {
@@ -276,7 +256,7 @@ def train_run(
                 batch, _ = sampler.next_batch()
                 inputs, targets = batch_to_device(batch, device)
                 lr = config.peak_lr * lr_multiplier(step, config.steps, config.schedule, config.warmup_steps)
-                train_step(model, optimizer, inputs, targets, lr, device, precision, config.grad_clip)
+                train_step(model, optimizer, inputs, targets, lr, device, precision.name, config.grad_clip)
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 train_seconds += time.perf_counter() - t0
@@ -316,7 +296,8 @@ def train_run(
             "domains": streams.domains,
             "config": config.to_dict(),
             "device": str(device),
-            "precision": precision,
+            "precision": precision.name,
+            "precision_reason": precision.reason,
             "threads": threads,
             "parameters": count_parameters(model),
             "vocab_size": streams.vocab_size,

@@ -1,0 +1,169 @@
+"""Settings of proxy runs and DoReMi, checked when they are made, before any corpus pass or model: model
+presets, `TrainConfig`, `DoReMiConfig` and the token-stream options. Imports neither torch nor a tokenizer,
+so the CLI rejects a bad option at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mixlab.errors import BadInput
+from mixlab.proxy.schedule import SCHEDULES, default_warmup
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Preset:
+    n_layer: int
+    n_embd: int
+    n_head: int
+    lr: float  # default peak learning rate for this size
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(2, 128, 4, 3e-3),
+    "small": Preset(4, 256, 4, 2e-3),
+    "medium": Preset(6, 512, 8, 1e-3),
+    "bimix-proxy": Preset(12, 768, 12, 6e-4),
+}
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise BadInput(f"--model {name}: unknown preset (expected one of {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
+def check_int(flag: str, value: object, minimum: int) -> None:
+    """An integer >= `minimum` (not a bool, not a float), else BadInput naming `flag`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        need = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise BadInput(f"{flag} {value}: must be {need}")
+
+
+def check_float(flag: str, value: object, low: float, high: float = math.inf, *, low_open: bool) -> None:
+    """A finite number in (low, high] (`low_open`) or [low, high], else BadInput naming `flag`."""
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and value <= high
+    )
+    if not ok:
+        if math.isfinite(high):
+            need = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        else:
+            need = f"{'>' if low_open else '>='} {low:g}"
+        raise BadInput(f"{flag} {value}: must be a finite number {need}")
+
+
+def check_stream_options(val_tokens: int, max_tokens_per_domain: int | None) -> None:
+    """The options of `prepare_streams`: held-out tokens per domain and the cap on tokens read per domain."""
+    check_int("--val-tokens", val_tokens, 1)
+    if max_tokens_per_domain is not None:
+        check_int("--max-tokens-per-domain", max_tokens_per_domain, 1)
+        if max_tokens_per_domain < 2 * val_tokens:
+            raise BadInput(
+                f"--max-tokens-per-domain {max_tokens_per_domain}: must be at least twice "
+                f"--val-tokens ({val_tokens})"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a proxy run (everything that changes its losses).
+
+    tokens: training tokens per run (steps = tokens // (batch_size * seq_len)).
+    lr: peak learning rate (None: the preset's). warmup: warm-up steps (None: schedule's default).
+    evals: evaluations at evenly spaced steps, the last at the final step.
+    precision: auto | fp32 | bf16 (autocast of the training forward pass; evaluation is always fp32); auto is
+        decided by the hardware (`mixlab.proxy.precision`).
+    threads: CPU threads (None: min(2, cores)); fixed so CPU results are reproducible.
+    """
+
+    model: str = "tiny"
+    tokens: int = 1_000_000
+    seq_len: int = 128
+    batch_size: int = 16
+    lr: float | None = None
+    schedule: str = "exp10"
+    warmup: int | None = None
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    evals: int = 20
+    eval_batch_size: int = 16
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        preset(self.model)
+        if self.schedule not in SCHEDULES:
+            raise BadInput(f"--schedule {self.schedule}: expected one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise BadInput(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
+        check_int("--tokens-per-run", self.tokens, 1)
+        for name in ("seq_len", "batch_size", "evals", "eval_batch_size"):
+            check_int(f"--{name.replace('_', '-')}", getattr(self, name), 1)
+        if self.lr is not None:
+            check_float("--lr", self.lr, 0.0, low_open=True)
+        if self.warmup is not None:
+            check_int("--warmup", self.warmup, 0)
+        check_float("--weight-decay", self.weight_decay, 0.0, low_open=False)
+        check_float("--grad-clip", self.grad_clip, 0.0, low_open=False)
+        check_int("--seed", self.seed, 0)
+        if self.threads is not None:
+            check_int("--threads", self.threads, 1)
+        if self.steps < 1:
+            raise BadInput(
+                f"--tokens-per-run {self.tokens}: less than one batch of "
+                f"{self.batch_size} x {self.seq_len} tokens"
+            )
+
+    @property
+    def steps(self) -> int:
+        return self.tokens // (self.batch_size * self.seq_len)
+
+    @property
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else preset(self.model).lr
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.warmup if self.warmup is not None else default_warmup(self.schedule, self.steps)
+
+    def eval_steps(self) -> list[int]:
+        """Steps (completed updates) after which every domain is evaluated: evenly spaced, last = steps."""
+        points = np.round(np.linspace(self.steps / self.evals, self.steps, self.evals)).astype(int)
+        return sorted({max(1, int(s)) for s in points})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DoReMiConfig:
+    """Knobs of the DoReMi weight updates (see `mixlab.proxy.doremi`)."""
+
+    step_size: float = 1.0
+    smoothing: float = 1e-3
+    min_weight: float = 0.005
+
+    def __post_init__(self) -> None:
+        check_float("--step-size", self.step_size, 0.0, low_open=True)
+        check_float("--smoothing", self.smoothing, 0.0, 1.0, low_open=False)
+        check_float("--min-weight", self.min_weight, 0.0, 1.0, low_open=False)
+
+    def check_domains(self, k: int) -> None:
+        """The floor must leave room on the simplex of `k` domains."""
+        if self.min_weight * k > 1:
+            raise BadInput(f"--min-weight {self.min_weight}: times {k} domains exceeds 1")
