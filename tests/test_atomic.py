@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import mixlab
-from mixlab.atomic import atomic_dir, atomic_path, write_json
+from mixlab.files import atomic_dir, atomic_path, write_json
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_a_sigkilled_write_is_cleaned_up_by_the_next(tmp_path: Path, kind: str) 
     enter = "atomic_path(t) as tmp:\n    tmp.write_text('x')" if kind == "file" else "atomic_dir(t) as tmp:"
     code = (
         "import os, signal, sys\n"
-        "from mixlab.atomic import atomic_dir, atomic_path\n"
+        "from mixlab.files import atomic_dir, atomic_path\n"
         "t = sys.argv[1]\n"
         f"with {enter}\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"

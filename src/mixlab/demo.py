@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import typer
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, read_mixture_json, read_mixtures, write_mixture_json, write_mixtures
 from mixlab.progress import log, quiet, warn
 

@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mixlab.atomic import atomic_path
 from mixlab.corpus.reader import Corpus, ReadStats, Shard, read_shard
 from mixlab.corpus.tokenizer import Tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER, Embedder, get_embedder
@@ -52,6 +51,7 @@ from mixlab.entropy import (
     von_neumann_entropy_from_gram,
 )
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path
 from mixlab.mixture import Mixture
 from mixlab.progress import log
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from mixlab.atomic import read_json, write_json, write_text
 from mixlab.errors import BadInput
+from mixlab.files import read_json, write_json, write_text
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
-from mixlab.atomic import atomic_path
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path
 
 EOS = "<|endoftext|>"
 # The pre-tokenizer of byte-level BPE (GPT-2) splits text into pieces (' ?\p{L}+', ' ?\p{N}+', punctuation

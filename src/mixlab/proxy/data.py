@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from mixlab.atomic import atomic_dir
 from mixlab.corpus import Corpus, Shard, Tokenizer, cache_dir, read_shard
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
+from mixlab.files import atomic_dir
 from mixlab.progress import status, warn
 from mixlab.proxy.config import check_stream_options
 

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, write_mixture_json
 from mixlab.progress import log, track
 from mixlab.proxy.config import DoReMiConfig

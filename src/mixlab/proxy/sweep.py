@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.corpus import Corpus, Tokenizer, load_tokenizer
 from mixlab.engine import Engine
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, read_mixtures, write_mixtures
 from mixlab.progress import log
 from mixlab.proxy.data import Streams, prepare_streams
