@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -63,6 +64,11 @@ class Tokenizer:
     def __getstate__(self) -> dict[str, Any]:
         """Pickles (to worker processes) without the chunk cache and tiktoken encoder (rebuilt per process)."""
         return {**self.__dict__, "_chunk_counts": {}, "_tiktoken": None}
+
+    def fingerprint(self) -> str:
+        """Hex blake2b of the tokenizer's full definition (vocabulary, merges, normaliser): its identity in
+        the keys of caches and resumable work."""
+        return hashlib.blake2b(self.hf.to_str().encode(), digest_size=10).hexdigest()
 
     @property
     def vocab_size(self) -> int:

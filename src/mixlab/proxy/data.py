@@ -15,7 +15,6 @@ per epoch, and the epochs consumed per domain are tracked.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from mixlab.corpus import Corpus, Shard, Tokenizer, cache_dir, read_shard
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
-from mixlab.files import atomic_dir
+from mixlab.files import atomic_dir, fingerprint
 from mixlab.progress import status, warn
 from mixlab.proxy.config import check_stream_options
 
@@ -99,19 +98,17 @@ def streams_key(
     corpus: Corpus, tokenizer: Tokenizer, val_tokens: int, max_tokens_per_domain: int | None, split_seed: int
 ) -> str:
     """The cache key of a preparation: corpus fingerprint, tokenizer spec and content, split settings."""
-    h = hashlib.blake2b(digest_size=10)
     settings = {
         "version": STREAMS_VERSION,
         "corpus": corpus.fingerprint(),
         "domains": corpus.domains,
         "tokenizer": tokenizer.spec,
-        "tokenizer_hash": hashlib.blake2b(tokenizer.hf.to_str().encode(), digest_size=10).hexdigest(),
+        "tokenizer_hash": tokenizer.fingerprint(),
         "val_tokens": val_tokens,
         "max_tokens_per_domain": max_tokens_per_domain,
         "split_seed": split_seed,
     }
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    return h.hexdigest()
+    return fingerprint(settings)
 
 
 def _split_domain(
