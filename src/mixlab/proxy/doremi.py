@@ -62,7 +62,7 @@ def floor_simplex(weights: np.ndarray, min_weight: float) -> np.ndarray:
     if min_weight <= 0:
         return w
     if min_weight * k > 1 + 1e-12:
-        raise BadInput(f"--min-weight {min_weight}: times {k} domains exceeds 1")
+        raise BadInput(f"`min_weight` {min_weight}: times {k} domains exceeds 1")
     pinned = np.zeros(k, dtype=bool)
     while True:
         free_mass = 1.0 - min_weight * pinned.sum()
