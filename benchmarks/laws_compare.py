@@ -167,8 +167,8 @@ def main() -> None:
             m = evaluate_law(lambda r=residual: get_law("bimix", residual=r), obs, protocol, **kw).metrics
             row[protocol] = summary_row(m)
         law = get_law("bimix", residual=residual).fit(obs)
-        row["max_abs_alpha_error"] = float(np.abs(law.alpha - TRUE["alpha"]).max())
-        row["max_abs_beta_error"] = float(np.abs(law.beta - TRUE["beta"]).max())
+        row["max_abs_alpha_error"] = float(np.abs(law.alpha_ - TRUE["alpha"]).max())
+        row["max_abs_beta_error"] = float(np.abs(law.beta_ - TRUE["beta"]).max())
         residuals[residual] = row
     results["bimix_residual_space"] = residuals
 

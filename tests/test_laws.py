@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mixlab.errors import BadInput
+from mixlab.errors import BadInput, NotFittedError
 from mixlab.laws import LAWS, Observations, get_law, law_from_dict
 from mixlab.laws.bimix import BiMixLaw, bimix_loss
 from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals
 from mixlab.laws.dml import dml_loss
-from mixlab.laws.evaluate import compute_metrics, evaluate_law, r2_log, spearman
+from mixlab.laws.evaluate import compute_metrics, evaluate_law, spearman
+from mixlab.laws.metrics import r2_log
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
 
 TRUE = {"alpha": [0.08, 0.15, 0.05], "B": [30.0, 50.0, 20.0], "beta": [0.45, 0.6, 0.35], "C": [1.8, 2.2, 1.2]}
@@ -32,10 +34,10 @@ def test_bimix_loss_hand_computed():
 
 def test_bimix_recovers_alpha_beta_within_001(obs):
     law = BiMixLaw().fit(obs)
-    np.testing.assert_allclose(law.alpha, TRUE["alpha"], atol=0.01)
-    np.testing.assert_allclose(law.beta, TRUE["beta"], atol=0.01)
-    np.testing.assert_allclose(law.C, TRUE["C"], rtol=0.02)
-    for rep in law.fit_report["domains"].values():
+    np.testing.assert_allclose(law.alpha_, TRUE["alpha"], atol=0.01)
+    np.testing.assert_allclose(law.beta_, TRUE["beta"], atol=0.01)
+    np.testing.assert_allclose(law.C_, TRUE["C"], rtol=0.02)
+    for rep in law.fit_report_["domains"].values():
         assert rep["mean_rel_error_pct"] < 0.3  # the residuals are the 0.2 % noise
         assert rep["excluded_zero_share"] == 0
 
@@ -43,8 +45,8 @@ def test_bimix_recovers_alpha_beta_within_001(obs):
 @pytest.mark.parametrize("residual", ["relative", "absolute"])
 def test_bimix_other_residual_spaces_also_recover(obs, residual):
     law = BiMixLaw(residual=residual).fit(obs)
-    np.testing.assert_allclose(law.alpha, TRUE["alpha"], atol=0.01)
-    np.testing.assert_allclose(law.beta, TRUE["beta"], atol=0.01)
+    np.testing.assert_allclose(law.alpha_, TRUE["alpha"], atol=0.01)
+    np.testing.assert_allclose(law.beta_, TRUE["beta"], atol=0.01)
 
 
 def test_bimix_unseen_mixtures_r2_above_099(obs):
@@ -61,15 +63,15 @@ def test_bimix_excludes_and_counts_zero_shares():
     data = synthetic_bimix(props, STEPS, **TRUE, noise=0.002, seed=3)
     data.losses[data.point_run == 8, 1] = 9.0  # the r = 0 run's loss of domain d1 must not matter
     law = BiMixLaw().fit(data)
-    assert law.fit_report["domains"]["d1"]["excluded_zero_share"] == len(STEPS)
-    assert law.fit_report["domains"]["d0"]["excluded_zero_share"] == 0
-    np.testing.assert_allclose(law.alpha, TRUE["alpha"], atol=0.01)
+    assert law.fit_report_["domains"]["d1"]["excluded_zero_share"] == len(STEPS)
+    assert law.fit_report_["domains"]["d0"]["excluded_zero_share"] == 0
+    np.testing.assert_allclose(law.alpha_, TRUE["alpha"], atol=0.01)
 
 
 def test_bimix_single_mixture_fixes_alpha_and_extrapolates(obs):
     one = obs.select_runs(["run5"])
     law = BiMixLaw().fit(one.select_points(one.steps < STEPS[-1]))
-    assert not law.fit_report["domains"]["d0"]["alpha_identified"]
+    assert not law.fit_report_["domains"]["d0"]["alpha_identified"]
     pred = law.predict(one.proportions, STEPS[-1])[0]
     truth = bimix_loss(
         one.proportions[0], STEPS[-1], *(np.array(TRUE[k]) for k in ("alpha", "B", "beta", "C"))
@@ -86,6 +88,28 @@ def test_every_law_round_trips_through_json(obs, name):
     np.testing.assert_array_equal(law.predict(r, STEPS[-1]), again.predict(r, STEPS[-1]))
     assert again.params == law.params
     assert again.get_params() == law.get_params()
+
+
+@pytest.mark.parametrize("name", sorted(LAWS))
+def test_laws_follow_the_estimator_conventions(obs, name):
+    law = get_law(name)
+    assert list(law.get_params()) == [p for p in inspect.signature(LAWS[name]).parameters]
+    with pytest.raises(NotFittedError, match="not fitted"):
+        law.predict(dirichlet_mixtures(2, 3, seed=1), STEPS[-1])
+    assert not any(k.endswith("_") for k in vars(law))  # no learned state before fit
+    law.fit(obs.select_points(np.isin(obs.steps, STEPS[-3:])))
+    assert law.domains_ == obs.domains and law.eval_domains_ == obs.eval_domains and law.fit_report_
+    assert law.to_dict()["hyper"] == law.get_params()
+
+
+def test_law_hyper_parameters_are_checked_in_fit(obs):
+    law = BiMixLaw(residual="cubic")  # stored as given, like scikit-learn's estimators
+    assert law.get_params() == {"residual": "cubic"}
+    with pytest.raises(BadInput, match="residual must be one of"):
+        law.fit(obs)
+    assert (
+        get_law("regmix").get_params()["min_runs"] == 4
+    )  # the default is in the signature: law.json shows it
 
 
 @pytest.mark.parametrize("name", ["dml", "regmix", "powerlaw"])
@@ -324,9 +348,9 @@ def test_bimix_recovers_negative_alpha_at_tiny_shares():
         props, STEPS[::2], alpha=[-0.5, 0.1], B=[30.0, 30.0], beta=[0.5, 0.5], C=[2.0, 2.0], noise=0.0
     )
     law = BiMixLaw().fit(data)
-    np.testing.assert_allclose(law.alpha, [-0.5, 0.1], atol=1e-6)
-    np.testing.assert_allclose(law.C, [2.0, 2.0], rtol=1e-5)
-    assert law.fit_report["at_bound"] == {} and law.fit_report["domains"]["d0"]["at_bound"] == []
+    np.testing.assert_allclose(law.alpha_, [-0.5, 0.1], atol=1e-6)
+    np.testing.assert_allclose(law.C_, [2.0, 2.0], rtol=1e-5)
+    assert law.fit_report_["at_bound"] == {} and law.fit_report_["domains"]["d0"]["at_bound"] == []
 
 
 def test_bimix_fit_ending_on_a_bound_says_so():
@@ -336,15 +360,15 @@ def test_bimix_fit_ending_on_a_bound_says_so():
         props, STEPS[::2], alpha=[-3.0, 0.1], B=[30.0, 30.0], beta=[0.5, 0.5], C=[2.0, 2.0], noise=0.0
     )
     law = BiMixLaw().fit(data)
-    assert law.alpha[0] == pytest.approx(-2.0)
-    assert "alpha" in law.fit_report["domains"]["d0"]["at_bound"]
-    assert list(law.fit_report["at_bound"]) == ["d0"]
-    assert law_from_dict(json.loads(json.dumps(law.to_dict()))).fit_report["at_bound"] == {"d0": ["alpha"]}
+    assert law.alpha_[0] == pytest.approx(-2.0)
+    assert "alpha" in law.fit_report_["domains"]["d0"]["at_bound"]
+    assert list(law.fit_report_["at_bound"]) == ["d0"]
+    assert law_from_dict(json.loads(json.dumps(law.to_dict()))).fit_report_["at_bound"] == {"d0": ["alpha"]}
 
 
 def test_powerlaw_fit_report_counts_the_zero_share_points_it_cannot_predict(swarm):
     law = get_law("powerlaw").fit(swarm)
-    report = law.fit_report["domains"]
+    report = law.fit_report_["domains"]
     zero = _zero_pairs(swarm, list(swarm.runs))
     assert [report[d]["n_undefined"] for d in swarm.eval_domains] == [z * len(SWARM_STEPS) for z in zero]
     assert [report[d]["n_points"] for d in swarm.eval_domains] == [

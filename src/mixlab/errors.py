@@ -37,3 +37,7 @@ class BadInput(MixlabError):
         """The message with each `name` replaced by `rename(name)` (a CLI flag); unnamed ones lose the quotes."""
         rename = rename or {}
         return _PARAM.sub(lambda m: rename.get(m.group(1), m.group(1)), str(self))
+
+
+class NotFittedError(MixlabError, RuntimeError):
+    """An estimator was used before `fit` (or loading) gave it its learned state."""

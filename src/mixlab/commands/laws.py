@@ -157,7 +157,7 @@ def fit(
         }
     write_json(out, doc)
     table = Table(title=f"{law} fitted on {len(obs.runs)} runs, {obs.n_points} evaluation points → {out}")
-    report = fitted.fit_report.get("domains", {})
+    report = fitted.fit_report_.get("domains", {})
     coef = fitted.params if law == "bimix" else {}
     cols = [
         "domain",
@@ -169,7 +169,7 @@ def fit(
     ]
     for c in cols:
         table.add_column(c, justify="left" if c == "domain" else "right")
-    for d in fitted.eval_domains:
+    for d in fitted.eval_domains_:
         rep = report.get(d, {})
         row = [d, *(_fmt(coef[d][k]) for k in ("alpha", "beta", "B", "C"))] if coef else [d]
         row += [
@@ -296,14 +296,14 @@ def predict(
     for s in _steps(steps):
         pred = law.predict(mix, s)
         for m, row in zip(mix, pred, strict=True):
-            rows += [(m.name, s, np.nan, d, float(v)) for d, v in zip(law.eval_domains, row, strict=True)]
+            rows += [(m.name, s, np.nan, d, float(v)) for d, v in zip(law.eval_domains_, row, strict=True)]
     frame = pd.DataFrame(rows, columns=["run", "step", "tokens", "domain", "loss"])
     if out is not None:
         write_runs(out, frame)
         log(f"wrote {len(frame)} predictions to {out}")
         return
     table = Table(title=f"{law.name} predictions")
-    for c in ("mixture", "step", *law.eval_domains):
+    for c in ("mixture", "step", *law.eval_domains_):
         table.add_column(c, justify="left" if c == "mixture" else "right")
     for (name, s), g in frame.groupby(["run", "step"], sort=False):
         table.add_row(name, f"{s:g}", *(f"{v:.4f}" for v in g["loss"]))
@@ -364,14 +364,14 @@ def optimize(
         raise BadInput(f"--top-k {top_k} exceeds --samples {samples}")
     law = load_law(law_path)
     seed = settings(ctx).seed
-    doms = law.domains
+    doms = law.domains_
     try:
         lo_arg: Any = check_number(float(min_weight), "--min-weight", strict=False)
     except ValueError:
         lo_arg = _per_domain(Path(min_weight), "--min-weight", doms, 0.0)
     tokens = _per_domain(available, "--available", doms, None) if available else None
     lo, hi = simplex_bounds(len(doms), lo_arg, tokens, target_tokens, max_epochs, list(doms))
-    w = _per_domain(domain_weights, "--domain-weights", law.eval_domains, 1.0) if domain_weights else None
+    w = _per_domain(domain_weights, "--domain-weights", law.eval_domains_, 1.0) if domain_weights else None
     refs: list[Mixture] = list(read_mixtures(reference)) if reference else []
     if tokens is not None and tokens.sum() > 0 and not any(r.name == "natural" for r in refs):
         refs.insert(
@@ -385,7 +385,7 @@ def optimize(
             f"{filled}: loss not falling with the share (or no validation loss), yet above the minimum share: "
             "the other domains are at their caps"
         )
-    weights_vec = w if w is not None else np.ones(len(law.eval_domains))
+    weights_vec = w if w is not None else np.ones(len(law.eval_domains_))
 
     def predicted(r: np.ndarray, fitted: Law = law) -> np.ndarray:
         return fitted.predict(r[None, :], steps)[0]
@@ -398,7 +398,7 @@ def optimize(
         "objective": opt.objective,
         "details": opt.details,
         "bounds": {d: [float(a), float(b)] for d, a, b in zip(doms, lo, hi, strict=True)},
-        "predicted_loss": dict(zip(law.eval_domains, map(float, pred), strict=True)),
+        "predicted_loss": dict(zip(law.eval_domains_, map(float, pred), strict=True)),
         "references": {},
     }
     if tokens is not None and target_tokens:
@@ -413,14 +413,16 @@ def optimize(
         p = predicted(vec)
         meta["references"][ref.name] = {
             "weights": dict(zip(doms, map(float, vec), strict=True)),
-            "predicted_loss": dict(zip(law.eval_domains, map(float, p), strict=True)),
+            "predicted_loss": dict(zip(law.eval_domains_, map(float, p), strict=True)),
             "objective": float(p @ weights_vec),
         }
     if bootstrap:
         if mixtures is None or runs is None:
             raise BadInput("--bootstrap needs --mixtures and --runs (the observations the law was fitted on)")
         obs = load_observations(mixtures, runs)
-        laws, failed = bootstrap_laws(functools.partial(get_law, law.name, **law.hyper), obs, bootstrap, seed)
+        laws, failed = bootstrap_laws(
+            functools.partial(get_law, law.name, **law.get_params()), obs, bootstrap, seed
+        )
         optima, at_opt, at_ref = [], [], {k: [] for k in ref_vecs}
         for b in laws:
             optima.append(
@@ -437,10 +439,10 @@ def optimize(
                 zip(doms, _transpose(percentile_interval(np.array(optima))), strict=True)
             ),
             "predicted_loss": dict(
-                zip(law.eval_domains, _transpose(percentile_interval(np.array(at_opt))), strict=True)
+                zip(law.eval_domains_, _transpose(percentile_interval(np.array(at_opt))), strict=True)
             ),
             "reference_predicted_loss": {
-                k: dict(zip(law.eval_domains, _transpose(percentile_interval(np.array(v))), strict=True))
+                k: dict(zip(law.eval_domains_, _transpose(percentile_interval(np.array(v))), strict=True))
                 for k, v in at_ref.items()
             },
             "coefficients": coefficient_intervals(laws),
@@ -474,7 +476,7 @@ def _optimum_table(
     for c in cols:
         table.add_column(c, justify="left" if c == "domain" else "right")
     ci = meta.get("bootstrap", {}).get("optimal_weights", {})
-    for i, d in enumerate(law.domains):
+    for i, d in enumerate(law.domains_):
         share = f"{mixture.weights[d]:.4f}" + (f" [{ci[d]['lo']:.3f}, {ci[d]['hi']:.3f}]" if d in ci else "")
         row = [d, share, f"[{lo[i]:.3g}, {hi[i]:.3g}]", _fmt(meta["predicted_loss"].get(d))]
         for r in refs:

@@ -1,12 +1,14 @@
 """The interface every mixing law implements, and the registry that names them.
 
-A law is a scikit-learn-style estimator: hyper-parameters in `__init__`, learned state after `fit`.
+A law is a scikit-learn-style estimator: hyper-parameters stored unchanged by `__init__` (`get_params()`
+reads them back from the signature), checked in `fit`; learned state, set by `fit`, ends in `_`.
 `predict(mixtures, steps)` returns losses [n, e] for the e eval domains it was fitted on.
 Fixed-step laws (`fixed_step = True`) predict only at the steps they were fitted on.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,30 +17,29 @@ from typing import Any, ClassVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mixlab.errors import BadInput
+from mixlab.errors import BadInput, NotFittedError
 from mixlab.files import read_json
 from mixlab.laws.observations import Observations
 from mixlab.mixture import Mixture
 
 
 class Law:
-    """Base class. Subclasses set `name`, `fixed_step`, implement `_fit`, `_predict`, `_state`, `_load`."""
+    """Base class. Subclasses set `name`, `fixed_step`, implement `_fit`, `_predict`, `_state`, `_load`;
+    their `__init__` stores each keyword as the attribute of the same name."""
 
     name: ClassVar[str] = ""
     fixed_step: ClassVar[bool] = False
-    domains: tuple[str, ...]
-    eval_domains: tuple[str, ...]
-
-    def __init__(self, **hyper: Any) -> None:
-        self.hyper = dict(hyper)
-        self.fit_report: dict[str, Any] = {}
+    domains_: tuple[str, ...]
+    eval_domains_: tuple[str, ...]
+    fit_report_: dict[str, Any]
 
     # --- the estimator API ---------------------------------------------------------------------------
     def fit(self, obs: Observations) -> Law:
+        self.check_params()
         if obs.n_points == 0 or not obs.eval_domains:
             raise BadInput(f"{self.name}: no observations to fit")
-        self.domains = obs.domains
-        self.eval_domains = obs.eval_domains
+        self.domains_ = obs.domains
+        self.eval_domains_ = obs.eval_domains
         # least squares on [runs, coefficients] matrices: BLAS threads only contend (one DML domain of
         # RegMix's 512-run sweep: 3.9 s with OpenBLAS threads on 2 loaded cores, 0.46 s with one)
         with threadpool_limits(1, user_api="blas"):
@@ -48,9 +49,9 @@ class Law:
     def predict(
         self, mixtures: Sequence[Mixture] | np.ndarray, steps: float | Sequence[float] | np.ndarray
     ) -> np.ndarray:
-        """Predicted loss [n, e] of `mixtures` (Mixtures or [n, m] proportions in `self.domains` order)
+        """Predicted loss [n, e] of `mixtures` (Mixtures or [n, m] proportions in `self.domains_` order)
         at `steps` (a scalar or [n]; one mixture with [n] steps gives its curve)."""
-        self._check_fitted()
+        check_is_fitted(self)
         r = self.proportions_matrix(mixtures)
         s = np.atleast_1d(np.asarray(steps, dtype=float))
         if r.shape[0] == 1 and s.size > 1:
@@ -65,11 +66,20 @@ class Law:
     @property
     def params(self) -> dict[str, Any]:
         """Learned coefficients (JSON-ready)."""
-        self._check_fitted()
+        check_is_fitted(self)
         return self._state()
 
     def get_params(self) -> dict[str, Any]:
-        return dict(self.hyper)
+        """The `__init__` keywords as given (scikit-learn's rule: read back from the signature)."""
+        names = [
+            p.name
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        return {name: getattr(self, name) for name in names}
+
+    def check_params(self) -> None:
+        """Raise BadInput on a hyper-parameter no fit can use (`fit` calls it; `get_law` too, early)."""
 
     def unfittable_domains(self, obs: Observations) -> dict[str, str]:
         """Eval domains of `obs` this law cannot fit, each with the reason (e.g. too few points with a
@@ -82,22 +92,23 @@ class Law:
         return {}
 
     def to_dict(self) -> dict[str, Any]:
-        self._check_fitted()
+        check_is_fitted(self)
         return {
             "law": self.name,
-            "hyper": self.hyper,
-            "domains": list(self.domains),
-            "eval_domains": list(self.eval_domains),
+            "hyper": self.get_params(),
+            "domains": list(self.domains_),
+            "eval_domains": list(self.eval_domains_),
             "params": self._state(),
-            "fit_report": self.fit_report,
+            "fit_report": self.fit_report_,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Law:
         law = cls(**d.get("hyper", {}))
-        law.domains = tuple(d["domains"])
-        law.eval_domains = tuple(d["eval_domains"])
-        law.fit_report = d.get("fit_report", {})
+        law.check_params()
+        law.domains_ = tuple(d["domains"])
+        law.eval_domains_ = tuple(d["eval_domains"])
+        law.fit_report_ = d.get("fit_report", {})
         law._load(d["params"])
         return law
 
@@ -124,26 +135,22 @@ class Law:
     def proportions_matrix(self, mixtures: Sequence[Mixture] | np.ndarray) -> np.ndarray:
         if isinstance(mixtures, np.ndarray):
             r = np.atleast_2d(np.asarray(mixtures, dtype=float))
-            if r.shape[1] != len(self.domains):
+            if r.shape[1] != len(self.domains_):
                 raise BadInput(
-                    f"law '{self.name}': proportions have {r.shape[1]} columns, law has {len(self.domains)} domains"
+                    f"law '{self.name}': proportions have {r.shape[1]} columns, law has {len(self.domains_)} domains"
                 )
             return r
         rows = []
         for m in mixtures:
-            extra = [d for d, w in m.weights.items() if w > 0 and d not in self.domains]
+            extra = [d for d, w in m.weights.items() if w > 0 and d not in self.domains_]
             if extra:
                 raise BadInput(
-                    f"mixture '{m.name}': domain '{extra[0]}' was not among the law's domains ({', '.join(self.domains)})"
+                    f"mixture '{m.name}': domain '{extra[0]}' was not among the law's domains ({', '.join(self.domains_)})"
                 )
-            rows.append(m.vector(self.domains))
+            rows.append(m.vector(self.domains_))
         if not rows:
             raise BadInput(f"law '{self.name}': no mixtures to predict")
         return np.array(rows)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "eval_domains"):
-            raise RuntimeError(f"law '{self.name}' is not fitted")
 
     # --- subclass hooks ------------------------------------------------------------------------------
     def _fit(self, obs: Observations) -> None:
@@ -159,6 +166,12 @@ class Law:
         raise NotImplementedError
 
 
+def check_is_fitted(law: Law) -> None:
+    """Raise NotFittedError unless `law` was fitted (or loaded from a law file)."""
+    if not hasattr(law, "eval_domains_"):
+        raise NotFittedError(f"law '{law.name}' is not fitted")
+
+
 LAWS: dict[str, type[Law]] = {}
 
 
@@ -172,9 +185,11 @@ def get_law(name: str, **hyper: Any) -> Law:
     if name not in LAWS:
         raise BadInput(f"unknown law '{name}' (choose from {', '.join(sorted(LAWS))})")
     try:
-        return LAWS[name](**hyper)
+        law = LAWS[name](**hyper)
     except TypeError as exc:
         raise BadInput(f"law '{name}': bad hyper-parameter ({exc})") from None
+    law.check_params()
+    return law
 
 
 def law_from_dict(d: dict[str, Any], where: str = "law") -> Law:

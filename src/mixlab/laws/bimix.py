@@ -23,7 +23,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from mixlab.errors import BadInput
-from mixlab.laws.base import Law, register_law
+from mixlab.laws.base import Law, check_is_fitted, register_law
+from mixlab.laws.metrics import residual_report
 from mixlab.laws.observations import Observations
 
 RESIDUALS = ("log", "relative", "absolute")
@@ -148,20 +149,6 @@ def fit_bimix_domain(
     }
 
 
-def residual_report(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Fit residuals of observed y [n] vs predicted [n]: RMSE of log loss, relative errors %, R² on log."""
-    ly, lp = np.log(y), np.log(pred)
-    rel = np.abs(pred - y) / y * 100
-    ss_tot = float(((ly - ly.mean()) ** 2).sum())
-    return {
-        "n_points": int(y.size),
-        "rmse_log": float(np.sqrt(np.mean((lp - ly) ** 2))),
-        "mean_rel_error_pct": float(rel.mean()),
-        "max_rel_error_pct": float(rel.max()),
-        "r2_log": float(1 - ((ly - lp) ** 2).sum() / ss_tot) if ss_tot > 0 else None,
-    }
-
-
 def _pooled_slope(logr: np.ndarray, logl: np.ndarray, s: np.ndarray) -> float:
     """−slope of log L on log r pooled within steps (the α a straight log–log line gives)."""
     num = den = 0.0
@@ -183,10 +170,11 @@ class BiMixLaw(Law):
     fixed_step = False
 
     def __init__(self, residual: str = "log") -> None:
-        if residual not in RESIDUALS:
-            raise BadInput(f"bimix: residual must be one of {', '.join(RESIDUALS)} (got '{residual}')")
-        super().__init__(residual=residual)
         self.residual = residual
+
+    def check_params(self) -> None:
+        if self.residual not in RESIDUALS:
+            raise BadInput(f"bimix: residual must be one of {', '.join(RESIDUALS)} (got '{self.residual}')")
 
     def _tuples(self, obs: Observations, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks [n_points] of eval domain j's usable tuples, those with share 0, those with step ≤ 0."""
@@ -223,23 +211,23 @@ class BiMixLaw(Law):
                 "excluded_zero_share": int(zero_share.sum()),
                 "excluded_nonpositive_step": int(bad_step.sum()),
             }
-        self.alpha, self.B, self.beta, self.C = coef["alpha"], coef["B"], coef["beta"], coef["C"]
+        self.alpha_, self.B_, self.beta_, self.C_ = coef["alpha"], coef["B"], coef["beta"], coef["C"]
         at_bound = {d: rep["at_bound"] for d, rep in report.items() if rep["at_bound"]}
-        self.fit_report = {"residual": self.residual, "domains": report, "at_bound": at_bound}
+        self.fit_report_ = {"residual": self.residual, "domains": report, "at_bound": at_bound}
 
     def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
-        idx = [self.domains.index(d) for d in self.eval_domains]
-        return bimix_loss(r[:, idx], s[:, None], self.alpha, self.B, self.beta, self.C)
+        idx = [self.domains_.index(d) for d in self.eval_domains_]
+        return bimix_loss(r[:, idx], s[:, None], self.alpha_, self.B_, self.beta_, self.C_)
 
     def separable_power(self, step: float) -> tuple[np.ndarray, np.ndarray]:
         """(α [e], K [e]) with L_i = K_i · r_i^{−α_i} at `step`: K_i = B_i·s^{−β_i} + C_i."""
-        self._check_fitted()
-        return self.alpha.copy(), self.B * float(step) ** (-self.beta) + self.C
+        check_is_fitted(self)
+        return self.alpha_.copy(), self.B_ * float(step) ** (-self.beta_) + self.C_
 
     def coefficients(self) -> dict[str, float]:
         out = {}
         for k in ("alpha", "beta", "B", "C"):
-            for d, v in zip(self.eval_domains, getattr(self, k), strict=True):
+            for d, v in zip(self.eval_domains_, getattr(self, f"{k}_"), strict=True):
                 out[f"{k}[{d}]"] = float(v)
         return out
 
@@ -249,12 +237,12 @@ class BiMixLaw(Law):
             **{
                 d: {"alpha": float(a), "B": float(b), "beta": float(be), "C": float(c)}
                 for d, a, b, be, c in zip(
-                    self.eval_domains, self.alpha, self.B, self.beta, self.C, strict=True
+                    self.eval_domains_, self.alpha_, self.B_, self.beta_, self.C_, strict=True
                 )
             },
         }
 
     def _load(self, state: dict[str, Any]) -> None:
-        self.alpha, self.B, self.beta, self.C = (
-            np.array([float(state[d][k]) for d in self.eval_domains]) for k in ("alpha", "B", "beta", "C")
+        self.alpha_, self.B_, self.beta_, self.C_ = (
+            np.array([float(state[d][k]) for d in self.eval_domains_]) for k in ("alpha", "B", "beta", "C")
         )

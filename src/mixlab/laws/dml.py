@@ -82,28 +82,27 @@ class DataMixingLaw(FixedStepLaw):
     def __init__(
         self,
         step: float | None = None,
-        min_runs: int | None = None,
+        min_runs: int = 2,
         restarts: int = 4,
         huber_delta: float = 0.01,
         ridge: float = 1e-4,
         seed: int = 0,
     ) -> None:
-        super().__init__(step, min_runs, restarts=restarts, huber_delta=huber_delta, ridge=ridge, seed=seed)
-        self.restarts, self.huber_delta, self.ridge, self.seed = (
-            int(restarts),
-            float(huber_delta),
-            float(ridge),
-            int(seed),
-        )
+        super().__init__(step, min_runs)
+        self.restarts = restarts
+        self.huber_delta = huber_delta
+        self.ridge = ridge
+        self.seed = seed
 
     def _fit(self, obs: Observations) -> None:
-        self._rng = np.random.default_rng(self.seed)
+        # fit-time scratch of _fit_one: the random starts and each domain's previous step's solution
+        self._rng = np.random.default_rng(int(self.seed))
         self._warm: dict[int, np.ndarray] = {}
         super()._fit(obs)
 
     def _fit_one(self, r: np.ndarray, y: np.ndarray, j: int, obs: Observations) -> Any:
         c, k, t, _ = fit_dml_domain(
-            r, y, self._rng, self.restarts, self.huber_delta, self.ridge, self._warm.get(j)
+            r, y, self._rng, int(self.restarts), float(self.huber_delta), float(self.ridge), self._warm.get(j)
         )
         self._warm[j] = t
         return (c, k, t)
@@ -124,10 +123,10 @@ class DataMixingLaw(FixedStepLaw):
     def coefficients(self) -> dict[str, float]:
         out = {}
         for k, step in enumerate(self.steps_):
-            for d, (c, kk, t) in zip(self.eval_domains, self.models_[k], strict=True):
+            for d, (c, kk, t) in zip(self.eval_domains_, self.models_[k], strict=True):
                 out[f"c[{d}]@{step:g}"] = c
                 out[f"k[{d}]@{step:g}"] = kk
-                for src, v in zip(self.domains, t, strict=True):
+                for src, v in zip(self.domains_, t, strict=True):
                     out[f"t[{d},{src}]@{step:g}"] = float(v)
         return out
 
@@ -135,8 +134,8 @@ class DataMixingLaw(FixedStepLaw):
         return {
             "steps": [float(s) for s in self.steps_],
             "per_step": [
-                {d: {"c": c, "k": k, "t": dict(zip(self.domains, map(float, t), strict=True))}
-                 for d, (c, k, t) in zip(self.eval_domains, models, strict=True)}
+                {d: {"c": c, "k": k, "t": dict(zip(self.domains_, map(float, t), strict=True))}
+                 for d, (c, k, t) in zip(self.eval_domains_, models, strict=True)}
                 for models in self.models_
             ],
         }  # fmt: skip
@@ -144,7 +143,7 @@ class DataMixingLaw(FixedStepLaw):
     def _load(self, state: dict[str, Any]) -> None:
         self.steps_ = np.array(state["steps"], dtype=float)
         self.models_ = [
-            [(float(p[d]["c"]), float(p[d]["k"]), np.array([float(p[d]["t"][s]) for s in self.domains]))
-             for d in self.eval_domains]
+            [(float(p[d]["c"]), float(p[d]["k"]), np.array([float(p[d]["t"][s]) for s in self.domains_]))
+             for d in self.eval_domains_]
             for p in state["per_step"]
         ]  # fmt: skip

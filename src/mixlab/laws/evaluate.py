@@ -27,6 +27,7 @@ import pandas as pd
 
 from mixlab.errors import BadInput
 from mixlab.laws.base import Law
+from mixlab.laws.metrics import r2_log
 from mixlab.laws.observations import Observations
 from mixlab.progress import track
 
@@ -160,7 +161,7 @@ def _predict_points(law: Law | None, obs: Observations, mask: np.ndarray, fold: 
     r = obs.point_proportions[mask]
     pred = np.full((r.shape[0], len(obs.eval_domains)), np.nan)
     if law is not None:
-        pred[:, [obs.eval_domains.index(d) for d in law.eval_domains]] = law.predict(r, obs.steps[mask])
+        pred[:, [obs.eval_domains.index(d) for d in law.eval_domains_]] = law.predict(r, obs.steps[mask])
     eval_cols = obs.eval_index
     rows = []
     for p, point in enumerate(np.flatnonzero(mask)):
@@ -170,15 +171,6 @@ def _predict_points(law: Law | None, obs: Observations, mask: np.ndarray, fold: 
                 run = obs.runs[obs.point_run[point]]
                 rows.append((run, obs.steps[point], d, r[p, eval_cols[j]], y, pred[p, j], fold))
     return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
-
-
-def r2_log(observed: np.ndarray, predicted: np.ndarray) -> float | None:
-    """R² = 1 − SS_res/SS_tot on log loss; None with < 2 points or no variance."""
-    ly, lp = np.log(observed), np.log(predicted)
-    ss_tot = float(((ly - ly.mean()) ** 2).sum())
-    if ly.size < 2 or ss_tot <= 0:
-        return None
-    return float(1.0 - ((ly - lp) ** 2).sum() / ss_tot)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

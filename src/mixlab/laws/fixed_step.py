@@ -12,6 +12,7 @@ import numpy as np
 
 from mixlab.errors import BadInput
 from mixlab.laws.base import Law
+from mixlab.laws.metrics import residual_report
 from mixlab.laws.observations import Observations
 
 
@@ -19,12 +20,9 @@ class FixedStepLaw(Law):
     """Hyper-parameters: `step` (fit only this step; default every step with ≥ `min_runs` runs)."""
 
     fixed_step = True
-    min_runs_default = 2
 
-    def __init__(self, step: float | None = None, min_runs: int | None = None, **hyper: Any) -> None:
-        min_runs = self.min_runs_default if min_runs is None else int(min_runs)
-        super().__init__(step=step, min_runs=min_runs, **hyper)
-        self.step = None if step is None else float(step)
+    def __init__(self, step: float | None = None, min_runs: int = 2) -> None:
+        self.step = step
         self.min_runs = min_runs
 
     @property
@@ -32,12 +30,12 @@ class FixedStepLaw(Law):
         return self.steps_
 
     def _fit(self, obs: Observations) -> None:
-        candidates = obs.distinct_steps if self.step is None else np.array([self.step])
-        if self.step is not None and not np.any(np.isclose(obs.distinct_steps, self.step)):
+        step = None if self.step is None else float(self.step)
+        min_runs = int(self.min_runs)
+        candidates = obs.distinct_steps if step is None else np.array([step])
+        if step is not None and not np.any(np.isclose(obs.distinct_steps, step)):
             shown = ", ".join(f"{s:g}" for s in obs.distinct_steps[:12])
-            raise BadInput(
-                f"{self.name}: step {self.step:g} is not an evaluation step of the runs ({shown} ...)"
-            )
+            raise BadInput(f"{self.name}: step {step:g} is not an evaluation step of the runs ({shown} ...)")
         r_all = obs.point_proportions
         steps, models, skipped = [], [], []
         for step in candidates:
@@ -45,7 +43,7 @@ class FixedStepLaw(Law):
             per_domain = []
             for j in range(len(obs.eval_domains)):
                 sel = at & np.isfinite(obs.losses[:, j])
-                if sel.sum() < self.min_runs:
+                if sel.sum() < min_runs:
                     break
                 per_domain.append(self._fit_one(r_all[sel], obs.losses[sel, j], j, obs))
             else:
@@ -55,12 +53,12 @@ class FixedStepLaw(Law):
             skipped.append(float(step))
         if not steps:
             raise BadInput(
-                f"{self.name}: no step has ≥ {self.min_runs} runs evaluated on every domain "
+                f"{self.name}: no step has ≥ {min_runs} runs evaluated on every domain "
                 f"({len(obs.runs)} runs given)"
             )
         self.steps_ = np.array(steps)
         self.models_ = models  # [n_steps][e]
-        self.fit_report = {
+        self.fit_report_ = {
             "steps": steps,
             "skipped_steps": skipped,
             "n_runs": len(obs.runs),
@@ -68,18 +66,16 @@ class FixedStepLaw(Law):
         }
 
     def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
-        out = np.empty((r.shape[0], len(self.eval_domains)))
+        out = np.empty((r.shape[0], len(self.eval_domains_)))
         for step in np.unique(s):
             k = int(np.argmin(np.abs(self.steps_ - step)))
             rows = s == step
-            for j in range(len(self.eval_domains)):
+            for j in range(len(self.eval_domains_)):
                 out[rows, j] = self._predict_one(self.models_[k][j], r[rows], j)
         return out
 
     def _report(self, obs: Observations) -> dict[str, Any]:
         """Residuals on the training points, per domain (RMSE of log loss, mean relative error %)."""
-        from mixlab.laws.bimix import residual_report
-
         mask = np.isin(obs.steps, self.steps_)
         pred = self._predict(obs.point_proportions[mask], obs.steps[mask])
         out = {}

@@ -357,7 +357,7 @@ def optimize_law(
     n_samples: int = 100_000,
     top_k: int = 100,
 ) -> OptimumResult:
-    """Minimise Σ_j w_j·L_j(r, step) over the law's eval domains j, r on the simplex of `law.domains`.
+    """Minimise Σ_j w_j·L_j(r, step) over the law's eval domains j, r on the simplex of `law.domains_`.
 
     `domain_weights` [e] (default 1 each); `prior` [m] is the centre of RegMix's simulation and a start
     for SLSQP (default uniform). Dispatch: laws with `separable_power` (bimix, powerlaw) → KKT;
@@ -365,12 +365,12 @@ def optimize_law(
     """
     if not (np.isfinite(step) and step > 0):
         raise BadInput(f"step must be a positive, finite number, got {step}")
-    m, e = len(law.domains), len(law.eval_domains)
+    m, e = len(law.domains_), len(law.eval_domains_)
     w = np.ones(e) if domain_weights is None else np.asarray(domain_weights, float)
     if w.shape != (e,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
         raise BadInput("domain weights must be non-negative numbers, one per eval domain, not all zero")
     prior = np.full(m, 1.0 / m) if prior is None else np.asarray(prior, float)
-    cols = np.array([law.domains.index(d) for d in law.eval_domains])
+    cols = np.array([law.domains_.index(d) for d in law.eval_domains_])
     if hasattr(law, "separable_power"):
         alpha_e, k_e = law.separable_power(step)
         alpha, weighted_k = np.zeros(m), np.zeros(m)

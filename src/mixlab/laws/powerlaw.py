@@ -33,9 +33,6 @@ class PowerLaw(FixedStepLaw):
 
     name = "powerlaw"
 
-    def __init__(self, step: float | None = None, min_runs: int | None = None) -> None:
-        super().__init__(step, min_runs)
-
     def unfittable_domains(self, obs: Observations) -> dict[str, str]:
         """Domains with fewer than 2 distinct positive shares at a step evaluated on ≥ `min_runs` runs."""
         out = {}
@@ -44,7 +41,7 @@ class PowerLaw(FixedStepLaw):
             for step in obs.distinct_steps:
                 at = np.isclose(obs.steps, step) & np.isfinite(obs.losses[:, j])
                 distinct = np.unique(share[at & (share > 0)]).size
-                if at.sum() >= self.min_runs and distinct < 2:
+                if at.sum() >= int(self.min_runs) and distinct < 2:
                     out[domain] = f"{distinct} distinct positive shares at step {step:g} (need ≥ 2)"
                     break
         return out
@@ -62,7 +59,7 @@ class PowerLaw(FixedStepLaw):
     def _predict_one(self, model: Any, r: np.ndarray, j: int) -> np.ndarray:
         F, alpha = model
         with np.errstate(divide="ignore"):
-            return F * r[:, self.domains.index(self.eval_domains[j])] ** (-alpha)
+            return F * r[:, self.domains_.index(self.eval_domains_[j])] ** (-alpha)
 
     def separable_power(self, step: float) -> tuple[np.ndarray, np.ndarray]:
         """(α [e], F [e]) at a fitted step."""
@@ -72,7 +69,7 @@ class PowerLaw(FixedStepLaw):
     def coefficients(self) -> dict[str, float]:
         out = {}
         for k, step in enumerate(self.steps_):
-            for d, (F, alpha) in zip(self.eval_domains, self.models_[k], strict=True):
+            for d, (F, alpha) in zip(self.eval_domains_, self.models_[k], strict=True):
                 out[f"F[{d}]@{step:g}"] = F
                 out[f"alpha[{d}]@{step:g}"] = alpha
         return out
@@ -80,13 +77,13 @@ class PowerLaw(FixedStepLaw):
     def _state(self) -> dict[str, Any]:
         return {
             "steps": [float(s) for s in self.steps_],
-            "F": {d: [m[j][0] for m in self.models_] for j, d in enumerate(self.eval_domains)},
-            "alpha": {d: [m[j][1] for m in self.models_] for j, d in enumerate(self.eval_domains)},
+            "F": {d: [m[j][0] for m in self.models_] for j, d in enumerate(self.eval_domains_)},
+            "alpha": {d: [m[j][1] for m in self.models_] for j, d in enumerate(self.eval_domains_)},
         }
 
     def _load(self, state: dict[str, Any]) -> None:
         self.steps_ = np.array(state["steps"], dtype=float)
         self.models_ = [
-            [(float(state["F"][d][k]), float(state["alpha"][d][k])) for d in self.eval_domains]
+            [(float(state["F"][d][k]), float(state["alpha"][d][k])) for d in self.eval_domains_]
             for k in range(len(self.steps_))
         ]

@@ -23,30 +23,32 @@ class RegMixLaw(FixedStepLaw):
     learning_rate, min_data_in_leaf, seed."""
 
     name = "regmix"
-    min_runs_default = 4
 
     def __init__(
         self,
         step: float | None = None,
-        min_runs: int | None = None,
+        min_runs: int = 4,
         n_estimators: int = 100,
         num_leaves: int = 7,
         learning_rate: float = 0.1,
         min_data_in_leaf: int = 2,
         seed: int = 0,
     ) -> None:
-        super().__init__(
-            step, min_runs, n_estimators=n_estimators, num_leaves=num_leaves, learning_rate=learning_rate,
-            min_data_in_leaf=min_data_in_leaf, seed=seed,
-        )  # fmt: skip
-        self.n_estimators = int(n_estimators)
-        self.lgb_params = {
+        super().__init__(step, min_runs)
+        self.n_estimators = n_estimators
+        self.num_leaves = num_leaves
+        self.learning_rate = learning_rate
+        self.min_data_in_leaf = min_data_in_leaf
+        self.seed = seed
+
+    def _lgb_params(self) -> dict[str, Any]:
+        return {
             "objective": "regression",
-            "num_leaves": int(num_leaves),
-            "learning_rate": float(learning_rate),
-            "min_data_in_leaf": int(min_data_in_leaf),
+            "num_leaves": int(self.num_leaves),
+            "learning_rate": float(self.learning_rate),
+            "min_data_in_leaf": int(self.min_data_in_leaf),
             "min_sum_hessian_in_leaf": 0.0,
-            "seed": int(seed),
+            "seed": int(self.seed),
             "deterministic": True,
             "force_col_wise": True,
             "num_threads": 1,
@@ -57,7 +59,7 @@ class RegMixLaw(FixedStepLaw):
         import lightgbm as lgb  # imported on use: it pulls in scikit-learn (~1 s) for every CLI start
 
         data = lgb.Dataset(r, y, params={"min_data_in_bin": 1, "feature_pre_filter": False, "verbose": -1})
-        return lgb.train(self.lgb_params, data, num_boost_round=self.n_estimators)
+        return lgb.train(self._lgb_params(), data, num_boost_round=int(self.n_estimators))
 
     def _predict_one(self, model: Any, r: np.ndarray, j: int) -> np.ndarray:
         return model.predict(r, num_threads=1)
@@ -66,14 +68,14 @@ class RegMixLaw(FixedStepLaw):
         return {
             "steps": [float(s) for s in self.steps_],
             "models": [
-                {d: _pack(b) for d, b in zip(self.eval_domains, models, strict=True)}
+                {d: _pack(b) for d, b in zip(self.eval_domains_, models, strict=True)}
                 for models in self.models_
             ],
         }
 
     def _load(self, state: dict[str, Any]) -> None:
         self.steps_ = np.array(state["steps"], dtype=float)
-        self.models_ = [[_unpack(m[d]) for d in self.eval_domains] for m in state["models"]]
+        self.models_ = [[_unpack(m[d]) for d in self.eval_domains_] for m in state["models"]]
 
 
 def _pack(booster: Any) -> str:
