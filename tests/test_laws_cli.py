@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from mixlab.cli import app
 from mixlab.files import write_json
-from mixlab.laws import get_law, write_runs
+from mixlab.laws import get_law, load_law, load_observations, write_runs
+from mixlab.laws.optimize import optimize_mixture
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
 from mixlab.mixture import read_mixture_json, write_mixtures
 
@@ -95,6 +96,22 @@ def test_fit_evaluate_predict_optimize_export(sweep, tmp_path):
 
     res = runner.invoke(app, ["export", str(tmp_path / "opt.json"), "--format", "megatron"])
     assert res.exit_code == 0 and res.output.split()[1::2] == ["web", "code", "books"]
+
+
+def test_optimize_verb_writes_what_optimize_mixture_returns(sweep, tmp_path):
+    m, r = sweep / "mixtures.csv", sweep / "runs.csv"
+    res = CliRunner().invoke(app, ["--quiet", "optimize", str(sweep / "law_dml.json"), "--steps", "5000",
+                                   "--available", str(sweep / "tokens.json"), "--target-tokens", "1e9",
+                                   "--min-weight", "0.05", "--bootstrap", "3", "-m", str(m), "-r", str(r),
+                                   "--out", str(tmp_path / "opt.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    law = load_law(sweep / "law_dml.json")
+    mixture = optimize_mixture(
+        law, 5000.0, min_weight=0.05, available={"web": 6e8, "code": 1e8, "books": 6e8}, target_tokens=1e9,
+        bootstrap=3, observations=load_observations(m, r), available_source=str(sweep / "tokens.json"),
+    )  # fmt: skip
+    assert json.loads((tmp_path / "opt.json").read_text()) == json.loads(json.dumps(mixture.to_dict()))
+    assert list(mixture.meta["references"]) == ["natural"] and mixture.meta["bootstrap"]["level"] == 0.95
 
 
 @pytest.mark.parametrize(

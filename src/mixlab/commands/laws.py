@@ -140,7 +140,7 @@ def fit(
     Example: mixlab fit --mixtures mixtures.csv --runs runs.csv --law bimix --out law.json
     """
     from mixlab.laws import load_observations
-    from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals
+    from mixlab.laws.bootstrap import bootstrap_laws, bootstrap_summary
 
     make = _law_factory(ctx, law, _parse_hyper(hyper, step, law))
     obs = load_observations(mixtures, runs)
@@ -149,12 +149,7 @@ def fit(
     doc = fitted.to_dict()
     if bootstrap:
         laws, failed = bootstrap_laws(make, obs, bootstrap, settings(ctx).seed)
-        doc["bootstrap"] = {
-            "replicates": len(laws),
-            "failed": failed,
-            "level": 0.95,
-            "coefficients": coefficient_intervals(laws),
-        }
+        doc["bootstrap"] = bootstrap_summary(laws, failed)
     write_json(out, doc)
     table = Table(title=f"{law} fitted on {len(obs.runs)} runs, {obs.n_points} evaluation points → {out}")
     report = fitted.fit_report_.get("domains", {})
@@ -356,135 +351,71 @@ def optimize(
 
     Example: mixlab optimize law.json --steps 100000 --available stats.json --target-tokens 2e9 --max-epochs 4 --reference entropy/mixtures.csv --out mixture.json
     """
-    from mixlab.laws import get_law, load_law, load_observations
-    from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals, percentile_interval
-    from mixlab.laws.optimize import optimize_law, simplex_bounds
+    from mixlab.laws import load_law, load_observations
+    from mixlab.laws.optimize import optimize_mixture
 
-    if top_k > samples:
-        raise BadInput(f"--top-k {top_k} exceeds --samples {samples}")
     law = load_law(law_path)
-    seed = settings(ctx).seed
     doms = law.domains_
     try:
         lo_arg: Any = check_number(float(min_weight), "--min-weight", strict=False)
     except ValueError:
-        lo_arg = _per_domain(Path(min_weight), "--min-weight", doms, 0.0)
-    tokens = _per_domain(available, "--available", doms, None) if available else None
-    lo, hi = simplex_bounds(len(doms), lo_arg, tokens, target_tokens, max_epochs, list(doms))
+        lo_arg = dict(zip(doms, _per_domain(Path(min_weight), "--min-weight", doms, 0.0), strict=True))
+    tokens = (
+        dict(zip(doms, _per_domain(available, "--available", doms, None), strict=True)) if available else None
+    )
     w = _per_domain(domain_weights, "--domain-weights", law.eval_domains_, 1.0) if domain_weights else None
-    refs: list[Mixture] = list(read_mixtures(reference)) if reference else []
-    if tokens is not None and tokens.sum() > 0 and not any(r.name == "natural" for r in refs):
-        refs.insert(
-            0, Mixture.from_weights("natural", dict(zip(doms, tokens, strict=True)), where=str(available))
-        )
-    prior = next((law.proportions_matrix([r])[0] for r in refs if r.name == "natural"), None)
-    opt = optimize_law(law, steps, lo, hi, w, prior, seed=seed, n_samples=samples, top_k=top_k)
-    if opt.details.get("inactive_filled"):
-        filled = ", ".join(doms[i] for i in opt.details["inactive_filled"])
-        warn(
-            f"{filled}: loss not falling with the share (or no validation loss), yet above the minimum share: "
-            "the other domains are at their caps"
-        )
-    weights_vec = w if w is not None else np.ones(len(law.eval_domains_))
-
-    def predicted(r: np.ndarray, fitted: Law = law) -> np.ndarray:
-        return fitted.predict(r[None, :], steps)[0]
-
-    pred = predicted(opt.r)
-    meta: dict[str, Any] = {
-        "law": law.name,
-        "step": steps,
-        "method": opt.method,
-        "objective": opt.objective,
-        "details": opt.details,
-        "bounds": {d: [float(a), float(b)] for d, a, b in zip(doms, lo, hi, strict=True)},
-        "predicted_loss": dict(zip(law.eval_domains_, map(float, pred), strict=True)),
-        "references": {},
-    }
-    if tokens is not None and target_tokens:
-        meta["epochs"] = {
-            d: float(r * target_tokens / t) if t > 0 else 0.0
-            for d, r, t in zip(doms, opt.r, tokens, strict=True)
-        }
-    ref_vecs = {}
-    for ref in refs:
-        vec = law.proportions_matrix([ref])[0]
-        ref_vecs[ref.name] = vec
-        p = predicted(vec)
-        meta["references"][ref.name] = {
-            "weights": dict(zip(doms, map(float, vec), strict=True)),
-            "predicted_loss": dict(zip(law.eval_domains_, map(float, p), strict=True)),
-            "objective": float(p @ weights_vec),
-        }
+    obs = None
     if bootstrap:
         if mixtures is None or runs is None:
             raise BadInput("--bootstrap needs --mixtures and --runs (the observations the law was fitted on)")
         obs = load_observations(mixtures, runs)
-        laws, failed = bootstrap_laws(
-            functools.partial(get_law, law.name, **law.get_params()), obs, bootstrap, seed
-        )
-        optima, at_opt, at_ref = [], [], {k: [] for k in ref_vecs}
-        for b in laws:
-            optima.append(
-                optimize_law(b, steps, lo, hi, w, prior, seed=seed, n_samples=samples, top_k=top_k).r
-            )
-            at_opt.append(predicted(opt.r, b))
-            for k, vec in ref_vecs.items():
-                at_ref[k].append(predicted(vec, b))
-        meta["bootstrap"] = {
-            "replicates": len(laws),
-            "failed": failed,
-            "level": 0.95,
-            "optimal_weights": dict(
-                zip(doms, _transpose(percentile_interval(np.array(optima))), strict=True)
-            ),
-            "predicted_loss": dict(
-                zip(law.eval_domains_, _transpose(percentile_interval(np.array(at_opt))), strict=True)
-            ),
-            "reference_predicted_loss": {
-                k: dict(zip(law.eval_domains_, _transpose(percentile_interval(np.array(v))), strict=True))
-                for k, v in at_ref.items()
-            },
-            "coefficients": coefficient_intervals(laws),
-        }
-    mixture = Mixture(name, dict(zip(doms, map(float, opt.r), strict=True)), meta)
+    mixture = optimize_mixture(
+        law,
+        steps,
+        min_weight=lo_arg,
+        domain_weights=None if w is None else dict(zip(law.eval_domains_, w, strict=True)),
+        available=tokens,
+        target_tokens=target_tokens,
+        max_epochs=max_epochs,
+        references=read_mixtures(reference) if reference else (),
+        bootstrap=bootstrap,
+        observations=obs,
+        seed=settings(ctx).seed,
+        n_samples=samples,
+        top_k=top_k,
+        name=name,
+        available_source=str(available),
+    )
     write_mixture_json(out, mixture)
-    _optimum_table(law, mixture, lo, hi, refs, ref_vecs, out)
+    filled = mixture.meta["details"].get("inactive_filled")
+    if filled:
+        warn(
+            f"{', '.join(doms[i] for i in filled)}: loss not falling with the share (or no validation loss), "
+            "yet above the minimum share: the other domains are at their caps"
+        )
+    _optimum_table(law, mixture, out)
 
 
-def _transpose(interval: dict[str, Any]) -> list[dict[str, float]]:
-    return [
-        {"mean": m, "lo": a, "hi": b}
-        for m, a, b in zip(interval["mean"], interval["lo"], interval["hi"], strict=True)
-    ]
-
-
-def _optimum_table(
-    law: Law,
-    mixture: Mixture,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    refs: list[Mixture],
-    ref_vecs: dict[str, np.ndarray],
-    out: Path,
-) -> None:
+def _optimum_table(law: Law, mixture: Mixture, out: Path) -> None:
     meta = mixture.meta
+    refs = meta["references"]
     table = Table(title=f"{law.name} optimum at step {meta['step']:g} ({meta['method']}) → {out}")
     cols = ["domain", "share", "bounds", "pred. loss"]
     for r in refs:
-        cols += [f"{r.name} share", f"{r.name} loss"]
+        cols += [f"{r} share", f"{r} loss"]
     for c in cols:
         table.add_column(c, justify="left" if c == "domain" else "right")
     ci = meta.get("bootstrap", {}).get("optimal_weights", {})
-    for i, d in enumerate(law.domains_):
+    for d in law.domains_:
         share = f"{mixture.weights[d]:.4f}" + (f" [{ci[d]['lo']:.3f}, {ci[d]['hi']:.3f}]" if d in ci else "")
-        row = [d, share, f"[{lo[i]:.3g}, {hi[i]:.3g}]", _fmt(meta["predicted_loss"].get(d))]
-        for r in refs:
-            row += [f"{ref_vecs[r.name][i]:.4f}", _fmt(meta["references"][r.name]["predicted_loss"].get(d))]
+        lo, hi = meta["bounds"][d]
+        row = [d, share, f"[{lo:.3g}, {hi:.3g}]", _fmt(meta["predicted_loss"].get(d))]
+        for ref in refs.values():
+            row += [f"{ref['weights'][d]:.4f}", _fmt(ref["predicted_loss"].get(d))]
         table.add_row(*row)
     total = ["objective Σ w·L", "", "", _fmt(meta["objective"], 6)]
-    for r in refs:
-        total += ["", _fmt(meta["references"][r.name]["objective"], 6)]
+    for ref in refs.values():
+        total += ["", _fmt(ref["objective"], 6)]
     table.add_row(*total, style="bold")
     out_console.print(table)
 

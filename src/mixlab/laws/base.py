@@ -24,11 +24,14 @@ from mixlab.mixture import Mixture
 
 
 class Law:
-    """Base class. Subclasses set `name`, `fixed_step`, implement `_fit`, `_predict`, `_state`, `_load`;
-    their `__init__` stores each keyword as the attribute of the same name."""
+    """Base class. Subclasses set `name`, `fixed_step`, `solver`, implement `_fit`, `_predict`, `_state`,
+    `_load`; their `__init__` stores each keyword as the attribute of the same name."""
 
     name: ClassVar[str] = ""
     fixed_step: ClassVar[bool] = False
+    # how `laws.optimize` finds the optimum: "power" (the law has `separable_power(step)`), "dml" (it has
+    # `coefficients_at(step)`) or "simulation" (only `predict`)
+    solver: ClassVar[str] = "simulation"
     domains_: tuple[str, ...]
     eval_domains_: tuple[str, ...]
     fit_report_: dict[str, Any]

@@ -168,6 +168,7 @@ class BiMixLaw(Law):
 
     name = "bimix"
     fixed_step = False
+    solver = "power"
 
     def __init__(self, residual: str = "log") -> None:
         self.residual = residual

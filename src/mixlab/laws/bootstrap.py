@@ -2,13 +2,13 @@
 
 Each replicate resamples the runs with replacement (all evaluations of a picked run come along), refits
 the law with the same hyper-parameters and records what the caller asks for. Intervals are percentile
-intervals (default 95 %). Replicates whose fit fails (e.g. a resample with a single distinct mixture
+intervals at `LEVEL` (95 %). Replicates whose fit fails (e.g. a resample with a single distinct mixture
 leaves α unidentifiable for a fixed-step law) are counted and left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,8 @@ from mixlab.errors import BadInput
 from mixlab.laws.base import Law
 from mixlab.laws.observations import Observations
 from mixlab.progress import track
+
+LEVEL = 0.95  # of every interval in law.json and mixture.json
 
 
 def bootstrap_laws(
@@ -41,7 +43,7 @@ def bootstrap_laws(
     return laws, failed
 
 
-def percentile_interval(samples: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> dict[str, Any]:
     """{"mean", "lo", "hi"} over axis 0 of samples [N, ...] (lists for array-valued samples)."""
     q = (1 - level) / 2 * 100
     samples = np.asarray(samples, dtype=float)
@@ -52,8 +54,29 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> dict[str, A
     return {"mean": mean.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
 
 
-def coefficient_intervals(laws: list[Law], level: float = 0.95) -> dict[str, dict[str, float]]:
+def coefficient_intervals(laws: list[Law], level: float = LEVEL) -> dict[str, dict[str, float]]:
     """Percentile intervals of every named coefficient the replicates share."""
     coefs = [law.coefficients() for law in laws]
     names = [k for k in coefs[0] if all(k in c for c in coefs)]
     return {k: percentile_interval(np.array([c[k] for c in coefs]), level) for k in names}
+
+
+def named_intervals(names: Sequence[str], samples: Sequence[np.ndarray]) -> dict[str, dict[str, float]]:
+    """{name: {"mean", "lo", "hi"}} from replicates' vectors samples [N][len(names)]."""
+    interval = percentile_interval(np.array(samples))
+    return {
+        name: {"mean": m, "lo": a, "hi": b}
+        for name, m, a, b in zip(names, interval["mean"], interval["lo"], interval["hi"], strict=True)
+    }
+
+
+def bootstrap_summary(laws: list[Law], failed: int, **intervals: Any) -> dict[str, Any]:
+    """The `bootstrap` block of law.json and mixture.json: replicate counts, the level, the caller's
+    `intervals` (in their order), then every coefficient's interval."""
+    return {
+        "replicates": len(laws),
+        "failed": failed,
+        "level": LEVEL,
+        **intervals,
+        "coefficients": coefficient_intervals(laws),
+    }

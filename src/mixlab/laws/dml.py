@@ -78,6 +78,7 @@ class DataMixingLaw(FixedStepLaw):
     ridge, seed."""
 
     name = "dml"
+    solver = "dml"
 
     def __init__(
         self,

@@ -11,11 +11,13 @@ Caps: hi_i = min(1, max_epochs · available_i / target_tokens) — a domain cann
   proportion to the prior mixture, default uniform), to those whose loss rises with their share last;
 - SLSQP on the same objective, used as a cross-check and for non-separable laws (DML, with restarts).
 RegMix has no gradient: Dirichlet simulation around a prior mixture and top-k averaging (Liu et al. 2024).
+`optimize_mixture` wraps it all for a fitted law: bounds, references, predicted losses, bootstrap → a Mixture.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,10 @@ import numpy as np
 from scipy.optimize import brentq, minimize
 
 from mixlab.errors import BadInput
+from mixlab.laws.base import Law, check_is_fitted, get_law
+from mixlab.laws.bootstrap import bootstrap_laws, bootstrap_summary, named_intervals
+from mixlab.laws.observations import Observations
+from mixlab.mixture import Mixture
 
 
 @dataclass
@@ -346,8 +352,36 @@ def optimize_by_simulation(
     )  # fmt: skip
 
 
+def _solve_power(law: Law, step: float, w, lo, hi, prior, seed, n_samples, top_k) -> OptimumResult:
+    m = len(law.domains_)
+    cols = np.array([law.domains_.index(d) for d in law.eval_domains_])
+    alpha_e, k_e = law.separable_power(step)
+    alpha, weighted_k = np.zeros(m), np.zeros(m)
+    alpha[cols], weighted_k[cols] = alpha_e, w * k_e
+    return optimize_power(alpha, weighted_k, lo, hi, prior)
+
+
+def _solve_dml(law: Law, step: float, w, lo, hi, prior, seed, n_samples, top_k) -> OptimumResult:
+    c, k, t = law.coefficients_at(step)
+    return optimize_dml(c, k, t, w, lo, hi, _project(prior, lo, hi), seed=seed)
+
+
+def _solve_by_simulation(law: Law, step: float, w, lo, hi, prior, seed, n_samples, top_k) -> OptimumResult:
+    law.check_steps(np.array([float(step)]))
+    return optimize_by_simulation(
+        lambda r: law.predict(r, step) @ w, prior, lo, hi, n_samples=n_samples, top_k=top_k, seed=seed
+    )
+
+
+SOLVERS: dict[str, Callable[..., OptimumResult]] = {
+    "power": _solve_power,
+    "dml": _solve_dml,
+    "simulation": _solve_by_simulation,
+}
+
+
 def optimize_law(
-    law: Any,
+    law: Law,
     step: float,
     lo: np.ndarray,
     hi: np.ndarray,
@@ -360,8 +394,8 @@ def optimize_law(
     """Minimise Σ_j w_j·L_j(r, step) over the law's eval domains j, r on the simplex of `law.domains_`.
 
     `domain_weights` [e] (default 1 each); `prior` [m] is the centre of RegMix's simulation and a start
-    for SLSQP (default uniform). Dispatch: laws with `separable_power` (bimix, powerlaw) → KKT;
-    `coefficients_at` (dml) → SLSQP; otherwise (regmix) → simulation.
+    for SLSQP (default uniform). The law's `solver` picks the method: "power" (bimix, powerlaw) → KKT;
+    "dml" → SLSQP; "simulation" (regmix) → Dirichlet simulation.
     """
     if not (np.isfinite(step) and step > 0):
         raise BadInput(f"step must be a positive, finite number, got {step}")
@@ -370,16 +404,117 @@ def optimize_law(
     if w.shape != (e,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
         raise BadInput("domain weights must be non-negative numbers, one per eval domain, not all zero")
     prior = np.full(m, 1.0 / m) if prior is None else np.asarray(prior, float)
-    cols = np.array([law.domains_.index(d) for d in law.eval_domains_])
-    if hasattr(law, "separable_power"):
-        alpha_e, k_e = law.separable_power(step)
-        alpha, weighted_k = np.zeros(m), np.zeros(m)
-        alpha[cols], weighted_k[cols] = alpha_e, w * k_e
-        return optimize_power(alpha, weighted_k, lo, hi, prior)
-    if hasattr(law, "coefficients_at"):
-        c, k, t = law.coefficients_at(step)
-        return optimize_dml(c, k, t, w, lo, hi, _project(prior, lo, hi), seed=seed)
-    law.check_steps(np.array([float(step)]))
-    return optimize_by_simulation(
-        lambda r: law.predict(r, step) @ w, prior, lo, hi, n_samples=n_samples, top_k=top_k, seed=seed
+    return SOLVERS[law.solver](law, step, w, lo, hi, prior, seed, n_samples, top_k)
+
+
+def _over(names: Sequence[str], values: Mapping[str, float], param: str, default: float | None) -> np.ndarray:
+    """A {domain: number} mapping as a vector over `names` (missing: `default`, or an error without one)."""
+    extra = [d for d in values if d not in names]
+    if extra:
+        raise BadInput(f"`{param}`: domain '{extra[0]}' is not a domain of the law ({', '.join(names)})")
+    missing = [d for d in names if d not in values]
+    if missing and default is None:
+        raise BadInput(f"`{param}`: no value for domain '{missing[0]}'")
+    return np.array([float(values.get(d, default)) for d in names])
+
+
+def optimize_mixture(
+    law: Law,
+    step: float,
+    *,
+    min_weight: float | Mapping[str, float] = 0.0,
+    domain_weights: Mapping[str, float] | None = None,
+    available: Mapping[str, float] | None = None,
+    target_tokens: float | None = None,
+    max_epochs: float = 1.0,
+    references: Sequence[Mixture] = (),
+    bootstrap: int = 0,
+    observations: Observations | None = None,
+    seed: int = 0,
+    n_samples: int = 100_000,
+    top_k: int = 100,
+    name: str = "optimum",
+    available_source: str = "available",
+) -> Mixture:
+    """The optimal mixture of a fitted `law` at `step` (what `mixlab optimize` writes as mixture.json).
+
+    `min_weight`: a share for every domain or {domain: share} (missing: 0); `domain_weights`: importance
+    per eval domain (missing: 1); `available` tokens per domain with `target_tokens` and `max_epochs` cap
+    each share (and add the "natural" mixture, proportional to `available`, as the first reference unless
+    `references` has one; `available_source` names it in its errors). The meta records the bounds, the
+    predicted losses at the optimum and at each reference, the epochs per domain (with `available` and
+    `target_tokens`), and with `bootstrap` N > 0 the intervals over N refits on run-resampled
+    `observations` (the runs `law` was fitted on).
+    """
+    if top_k > n_samples:
+        raise BadInput(f"`top_k` {top_k} exceeds `n_samples` {n_samples}")
+    check_is_fitted(law)
+    doms = law.domains_
+    lo_arg = min_weight if isinstance(min_weight, int | float) else _over(doms, min_weight, "min_weight", 0.0)
+    tokens = _over(doms, available, "available", None) if available is not None else None
+    lo, hi = simplex_bounds(len(doms), lo_arg, tokens, target_tokens, max_epochs, list(doms))
+    w = (
+        _over(law.eval_domains_, domain_weights, "domain_weights", 1.0)
+        if domain_weights is not None
+        else None
     )
+    refs = list(references)
+    if tokens is not None and tokens.sum() > 0 and not any(r.name == "natural" for r in refs):
+        refs.insert(
+            0, Mixture.from_weights("natural", dict(zip(doms, tokens, strict=True)), where=available_source)
+        )
+    prior = next((law.proportions_matrix([r])[0] for r in refs if r.name == "natural"), None)
+    opt = optimize_law(law, step, lo, hi, w, prior, seed=seed, n_samples=n_samples, top_k=top_k)
+    weights_vec = w if w is not None else np.ones(len(law.eval_domains_))
+
+    def predicted(r: np.ndarray, fitted: Law = law) -> np.ndarray:
+        return fitted.predict(r[None, :], step)[0]
+
+    pred = predicted(opt.r)
+    meta: dict[str, Any] = {
+        "law": law.name,
+        "step": step,
+        "method": opt.method,
+        "objective": opt.objective,
+        "details": opt.details,
+        "bounds": {d: [float(a), float(b)] for d, a, b in zip(doms, lo, hi, strict=True)},
+        "predicted_loss": dict(zip(law.eval_domains_, map(float, pred), strict=True)),
+        "references": {},
+    }
+    if tokens is not None and target_tokens:
+        meta["epochs"] = {
+            d: float(r * target_tokens / t) if t > 0 else 0.0
+            for d, r, t in zip(doms, opt.r, tokens, strict=True)
+        }
+    ref_vecs = {}
+    for ref in refs:
+        vec = law.proportions_matrix([ref])[0]
+        ref_vecs[ref.name] = vec
+        p = predicted(vec)
+        meta["references"][ref.name] = {
+            "weights": dict(zip(doms, map(float, vec), strict=True)),
+            "predicted_loss": dict(zip(law.eval_domains_, map(float, p), strict=True)),
+            "objective": float(p @ weights_vec),
+        }
+    if bootstrap:
+        if observations is None:
+            raise BadInput("`bootstrap` needs `observations` (the runs the law was fitted on)")
+        laws, failed = bootstrap_laws(
+            functools.partial(get_law, law.name, **law.get_params()), observations, bootstrap, seed
+        )
+        optima, at_opt, at_ref = [], [], {k: [] for k in ref_vecs}
+        for b in laws:
+            optima.append(
+                optimize_law(b, step, lo, hi, w, prior, seed=seed, n_samples=n_samples, top_k=top_k).r
+            )
+            at_opt.append(predicted(opt.r, b))
+            for k, vec in ref_vecs.items():
+                at_ref[k].append(predicted(vec, b))
+        meta["bootstrap"] = bootstrap_summary(
+            laws,
+            failed,
+            optimal_weights=named_intervals(doms, optima),
+            predicted_loss=named_intervals(law.eval_domains_, at_opt),
+            reference_predicted_loss={k: named_intervals(law.eval_domains_, v) for k, v in at_ref.items()},
+        )
+    return Mixture(name, dict(zip(doms, map(float, opt.r), strict=True)), meta)

@@ -32,6 +32,7 @@ class PowerLaw(FixedStepLaw):
     """F_i·r_i^{−α_i} per eval domain and step. Hyper-parameters: step, min_runs."""
 
     name = "powerlaw"
+    solver = "power"
 
     def unfittable_domains(self, obs: Observations) -> dict[str, str]:
         """Domains with fewer than 2 distinct positive shares at a step evaluated on ≥ `min_runs` runs."""
