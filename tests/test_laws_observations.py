@@ -147,3 +147,20 @@ def test_import_olmix_layout_with_pattern_steps_and_downstream_metrics(tmp_path)
 def test_mixtures_of_observations_round_trip():
     m = Mixture.from_weights("x", {"a": 1, "b": 3})
     assert m.weights == {"a": 0.25, "b": 0.75}
+
+
+def test_runs_appender_writes_the_sweeps_runs_csv_that_read_runs_reads(tmp_path):
+    from mixlab.runs import RunsAppender
+
+    first = {"step": 2, "tokens": 64, "losses": {"a": 3.1234567, "b": 2.5}}
+    with RunsAppender(tmp_path / "runs.csv", {"r0": [first], "r1": []}) as runs:
+        runs.append("r1", {"step": 2, "tokens": 64, "losses": {"b": 2.0, "a": 1.0}})
+    assert (tmp_path / "runs.csv").read_text().splitlines() == [
+        "run,step,tokens,domain,loss",
+        "r0,2,64,a,3.123457",
+        "r0,2,64,b,2.500000",
+        "r1,2,64,b,2.000000",
+        "r1,2,64,a,1.000000",
+    ]
+    frame = read_runs(tmp_path / "runs.csv")
+    assert frame["loss"].tolist() == [3.123457, 2.5, 2.0, 1.0] and frame["tokens"].tolist() == [64.0] * 4

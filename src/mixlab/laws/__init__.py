@@ -3,13 +3,8 @@ the observations they consume, and their evaluation protocols."""
 
 from mixlab.laws import bimix, dml, powerlaw, regmix  # noqa: F401  (registers the laws)
 from mixlab.laws.base import LAWS, Law, get_law, law_from_dict, load_law
-from mixlab.laws.observations import (
-    Observations,
-    build_observations,
-    load_observations,
-    read_runs,
-    write_runs,
-)
+from mixlab.laws.observations import Observations, build_observations, load_observations
+from mixlab.runs import read_runs, write_runs
 
 __all__ = [
     "LAWS",

@@ -1,8 +1,5 @@
-"""Observations of proxy runs: `runs.csv` (long format) joined with `mixtures.csv`, validated, as arrays.
-
-`runs.csv` columns: `run,step,tokens,domain,loss` — one row per (run, evaluation step, validation domain);
-`tokens` may be empty. Parquet with the same columns is accepted wherever a CSV is. Loss is mean token
-cross-entropy in nats. Every law consumes the in-memory `Observations` built here.
+"""Observations of proxy runs: `runs.csv` (long format, see `mixlab.runs`) joined with `mixtures.csv`,
+validated, as arrays. Every law consumes the in-memory `Observations` built here.
 """
 
 from __future__ import annotations
@@ -10,16 +7,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mixlab.errors import BadInput
-from mixlab.files import atomic_path
 from mixlab.mixture import Mixture, read_mixtures
-
-RUNS_COLUMNS = ("run", "step", "tokens", "domain", "loss")
+from mixlab.runs import RUNS_COLUMNS, read_runs
 
 
 @dataclass(frozen=True)
@@ -140,89 +134,6 @@ class Observations:
         return pd.DataFrame(rows, columns=list(RUNS_COLUMNS))
 
 
-def _step_value(x: float) -> int | float:
-    return int(x) if float(x).is_integer() else float(x)
-
-
-def read_runs(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read and validate `runs.csv` (or `.parquet`) into a frame with columns RUNS_COLUMNS plus `where`.
-
-    Rejects (BadInput naming file, row and field): missing columns, non-numeric or negative steps,
-    non-numeric, NaN or infinite losses, empty run/domain names and duplicate (run, step, domain) rows.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: runs file does not exist")
-    parquet = path.suffix in (".parquet", ".pq")
-    try:
-        if parquet:
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: undecodable bytes (invalid UTF-8 at byte {exc.start})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
-        raise BadInput(
-            f"{path}: cannot parse ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        ) from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in ("run", "step", "domain", "loss") if c not in frame.columns]
-    if missing:
-        raise BadInput(f"{path}: missing column '{missing[0]}' (need {','.join(RUNS_COLUMNS)})")
-    if frame.empty:
-        raise BadInput(f"{path}: no observations (only a header)")
-    first_row = 1 if parquet else 2
-    label = "record" if parquet else "row"
-    where = [f"{path}: {label} {i + first_row}" for i in range(len(frame))]
-    if "tokens" not in frame.columns:
-        frame["tokens"] = ""
-    out = pd.DataFrame(
-        {"run": frame["run"].astype(str).str.strip(), "domain": frame["domain"].astype(str).str.strip()}
-    )
-    for field in ("step", "loss", "tokens"):
-        raw = frame[field]
-        text = raw.astype(str).str.strip()
-        missing_token = (text.isna() | text.str.lower().isin(["", "nan", "none", "null"])).astype(bool)
-        values = pd.to_numeric(text.where(~missing_token, None), errors="coerce").astype(float)
-        not_number = values.isna() & ~missing_token
-        if not_number.any():
-            i = int(np.flatnonzero(not_number.to_numpy())[0])
-            raise BadInput(f"{where[i]}: field '{field}' is not a number ({raw.iloc[i]!r})")
-        v = values.to_numpy()
-        bad = ~np.isfinite(v) if field != "tokens" else np.isinf(v)
-        if field == "loss":
-            bad |= v <= 0
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            need = "finite and positive" if field == "loss" else "a finite number"
-            raise BadInput(
-                f"{where[i]}: field '{field}' is {str(raw.iloc[i]).strip() or 'empty'!r} (must be {need})"
-            )
-        if (v < 0).any():
-            i = int(np.flatnonzero(v < 0)[0])
-            raise BadInput(f"{where[i]}: field '{field}' is negative ({raw.iloc[i]!r})")
-        out[field] = values
-    for field in ("run", "domain"):
-        empty = (out[field].isna() | out[field].str.lower().isin(["", "nan", "none"])).astype(bool)
-        if empty.any():
-            raise BadInput(f"{where[int(np.flatnonzero(empty.to_numpy())[0])]}: empty '{field}'")
-    dup = out.duplicated(["run", "step", "domain"], keep=False).to_numpy()
-    if dup.any():
-        rows = np.flatnonzero(dup)
-        first = out.iloc[rows[0]]
-        twin = next(
-            r
-            for r in rows[1:]
-            if out.iloc[r][["run", "step", "domain"]].equals(first[["run", "step", "domain"]])
-        )
-        raise BadInput(
-            f"{where[twin]}: duplicate (run, step, domain) = ({first['run']}, {_step_value(first['step'])}, "
-            f"{first['domain']}), first at {label} {rows[0] + first_row}"
-        )
-    out["where"] = where
-    return out[[*RUNS_COLUMNS, "where"]]
-
-
 def build_observations(
     mixtures: Sequence[Mixture],
     runs: pd.DataFrame,
@@ -282,16 +193,3 @@ def load_observations(
     return build_observations(
         read_mixtures(mixtures_path), read_runs(runs_path), str(mixtures_path), str(runs_path)
     )
-
-
-def write_runs(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
-    """Write observations in long format atomically (`.parquet` suffix → parquet, else CSV)."""
-    path = Path(path)
-    frame = frame[list(RUNS_COLUMNS)].copy()
-    with atomic_path(path) as tmp:
-        if path.suffix in (".parquet", ".pq"):
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame["step"] = [_step_value(s) for s in frame["step"]]
-            frame["tokens"] = ["" if pd.isna(t) else _step_value(t) for t in frame["tokens"]]
-            frame.to_csv(tmp, index=False, float_format="%.10g")

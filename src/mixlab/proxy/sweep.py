@@ -15,7 +15,7 @@ recomputed identically), finished runs are skipped, partial runs continue from t
 
 from __future__ import annotations
 
-import csv
+import functools
 import json
 import os
 import re
@@ -26,23 +26,14 @@ from typing import Any
 from mixlab.corpus import Corpus, Tokenizer, load_tokenizer
 from mixlab.engine import Engine
 from mixlab.errors import BadInput
-from mixlab.files import atomic_path, write_json
+from mixlab.files import write_json
 from mixlab.mixture import Mixture, read_mixtures, write_mixtures
 from mixlab.progress import log
 from mixlab.proxy.data import Streams, prepare_streams
 from mixlab.proxy.train import META, RunResult, TrainConfig, read_checkpoint_history, train_run
+from mixlab.runs import RunsAppender
 
-RUNS_HEADER = ("run", "step", "tokens", "domain", "loss")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
-
-
-def history_rows(run: str, history: Sequence[dict[str, Any]]) -> list[tuple[str, int, int, str, str]]:
-    """runs.csv rows of one run's eval history, domains in the history's order; loss to 6 decimals."""
-    return [
-        (run, rec["step"], rec["tokens"], domain, f"{loss:.6f}")
-        for rec in history
-        for domain, loss in rec["losses"].items()
-    ]
 
 
 def _run_history(run_dir: Path) -> list[dict[str, Any]]:
@@ -148,24 +139,20 @@ def _train_all(
     out: Path,
     on_step: Callable[[str, int], None] | None,
 ) -> list[RunResult]:
-    runs_csv = out / "runs.csv"
-    with atomic_path(runs_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(RUNS_HEADER)
-        for m in mixtures:
-            writer.writerows(history_rows(m.name, _run_history(out / "runs" / m.name)))
     results = []
-    with open(runs_csv, "a", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
+    histories = {m.name: _run_history(out / "runs" / m.name) for m in mixtures}
+    with RunsAppender(out / "runs.csv", histories) as runs_csv:
         for i, m in enumerate(mixtures, start=1):
             log(f"[{i}/{len(mixtures)}] run {m.name}")
-
-            def append(record: dict[str, Any], name: str = m.name) -> None:
-                writer.writerows(history_rows(name, [record]))
-                fh.flush()
-
             step_hook = None if on_step is None else (lambda s, name=m.name: on_step(name, s))
             results.append(
-                train_run(streams, m, config, out / "runs" / m.name, on_eval=append, on_step=step_hook)
+                train_run(
+                    streams,
+                    m,
+                    config,
+                    out / "runs" / m.name,
+                    on_eval=functools.partial(runs_csv.append, m.name),
+                    on_step=step_hook,
+                )
             )
     return results
