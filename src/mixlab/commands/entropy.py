@@ -13,9 +13,9 @@ from mixlab.atomic import write_json
 from mixlab.commands.common import engine, out_console, settings
 from mixlab.corpus import Corpus, load_tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER
-from mixlab.entropy_pass import EntropyProfile, profile_corpus
+from mixlab.entropy import EntropyProfile, profile_corpus
+from mixlab.entropy.plots import plot_mixtures
 from mixlab.mixture import Mixture, write_mixtures
-from mixlab.plots import plot_mixtures
 from mixlab.progress import warn
 
 

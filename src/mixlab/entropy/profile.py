@@ -5,7 +5,7 @@ One map over shards (`mixlab.engine`, local or Ray unchanged) and an exact merge
 - Each shard's documents are tokenized and joined with EOS into one stream, cut into `seq_len`-token
   windows (windows restart at each shard: at most one window boundary per shard differs from packing
   the whole domain as one stream). Unigram counts are a dense bincount [V]; pair counts a sorted sparse
-  table of int64 keys `x * V + x'` (`mixlab.entropy.SparseCounts`), merged exactly, never a V x V array.
+  table of int64 keys `x * V + x'` (`mixlab.entropy.measures.SparseCounts`), merged exactly, never a V x V array.
 - Convergence in the same pass: every window gets a pseudo-random number u in [0, 1) from a hash of
   (seed, domain, shard, window index); counts are kept per band of u (cut at the convergence fractions,
   default 0.1 / 0.25 / 0.5 / 1). The windows with u < f are the first f of the tokens in a fixed
@@ -43,7 +43,7 @@ from mixlab.corpus.reader import Corpus, ReadStats, Shard, read_shard
 from mixlab.corpus.tokenizer import Tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER, Embedder, get_embedder
 from mixlab.engine import Engine, LocalEngine
-from mixlab.entropy import (
+from mixlab.entropy.measures import (
     SparseCounts,
     embedding_gram,
     entropy_mixture,
