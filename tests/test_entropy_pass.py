@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-import mixlab.entropy.profile as entropy_pass
+import mixlab.entropy.counting as entropy_pass
 from mixlab.cli import app
 from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture, read_shard
 from mixlab.engine import Engine, LocalEngine
@@ -29,7 +29,8 @@ from mixlab.entropy import (
     entropy_mixture,
     von_neumann_entropy_from_gram,
 )
-from mixlab.entropy.profile import CountsStack, ShardTask, count_shard, profile_corpus, shard_tasks
+from mixlab.entropy.counting import CountsStack, ShardTask, count_shard, shard_tasks
+from mixlab.entropy.profile import profile_corpus
 from mixlab.errors import BadInput
 from mixlab.mixture import read_mixtures
 

@@ -1,7 +1,8 @@
 """Entropy proxies (BiMix §1.5): the pure measures, the counting pass over a corpus, its profile and plot.
 
-`mixlab.entropy.measures` (pure numpy: SE, CE, JE, VNE, the softmax mixture), `.profile` (the pass behind
-`mixlab entropy`: `profile_corpus`, `EntropyProfile`), `.plots` (`plot_mixtures`).
+`mixlab.entropy.measures` (pure numpy: SE, CE, JE, VNE, the softmax mixture), `.counting` (one shard's counts and
+their exact merge), `.profile` (the pass behind `mixlab entropy`: `profile_corpus`, `EntropyProfile`,
+`profile_to_dir` which also writes the outputs), `.plots` (`plot_mixtures`).
 """
 
 from mixlab.entropy.measures import (
@@ -21,7 +22,7 @@ from mixlab.entropy.measures import (
     von_neumann_entropy_from_gram,
     window_pair_mask,
 )
-from mixlab.entropy.profile import MEASURES, EntropyProfile, profile_corpus
+from mixlab.entropy.profile import MEASURES, EntropyProfile, profile_corpus, profile_to_dir, write_profile
 
 __all__ = [
     "MEASURES",
@@ -37,9 +38,11 @@ __all__ = [
     "pair_key_dtype",
     "pair_keys",
     "profile_corpus",
+    "profile_to_dir",
     "shannon_entropy",
     "token_entropies",
     "von_neumann_entropy",
     "von_neumann_entropy_from_gram",
     "window_pair_mask",
+    "write_profile",
 ]
