@@ -70,7 +70,7 @@ def score(
 
     Example: mixlab score demo_corpus --quality heuristic --out scores.parquet
     """
-    from mixlab.samplemix.pipeline import ScoreConfig, score_corpus
+    from mixlab.samplemix.score import ScoreConfig, score_corpus
 
     options: dict = {}
     if quality == "llm":
@@ -136,7 +136,7 @@ def sample(
 
     Example: mixlab --seed 1 sample demo_corpus --scores scores.parquet --budget-tokens 2e6 --alpha 0.8 --out sample
     """
-    from mixlab.samplemix.pipeline import SampleConfig, sample_corpus
+    from mixlab.samplemix.score import SampleConfig, sample_corpus
 
     target = None
     if target_mixture is not None:
