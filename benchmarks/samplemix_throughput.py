@@ -42,8 +42,9 @@ from mixlab.corpus import Corpus, read_shard  # noqa: E402
 from mixlab.corpus.demo import build_demo_corpus  # noqa: E402
 from mixlab.embed import get_embedder  # noqa: E402
 from mixlab.engine import LocalEngine  # noqa: E402
+from mixlab.samplemix.sample import SampleConfig, sample_corpus  # noqa: E402
 from mixlab.samplemix.sampler import budgeted_counts, sampling_weights  # noqa: E402
-from mixlab.samplemix.score import SampleConfig, ScoreConfig, sample_corpus, score_corpus  # noqa: E402
+from mixlab.samplemix.score import ScoreConfig, score_corpus  # noqa: E402
 
 
 def max_rss_mb() -> dict[str, float]:

@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 
 from mixlab.cli import app
 from mixlab.errors import BadInput
-from mixlab.samplemix.score import SCORE_COLUMNS, SampleConfig, ScoreConfig, sample_corpus, score_corpus
+from mixlab.samplemix.sample import SampleConfig, sample_corpus
+from mixlab.samplemix.score import ScoreConfig, score_corpus
+from mixlab.samplemix.scores_file import SCORE_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +191,7 @@ def test_summary_plot_imports_nothing_off_the_main_thread() -> None:
     import nothing (a SIGTERM swallowed inside importlib leaves the import lock held: the thread would hang)."""
     script = """
 import sys, threading
-from mixlab.samplemix.score import load_plotting, summary_png
+from mixlab.samplemix.plots import load_plotting, summary_png
 load_plotting()
 summary = {"domains": {"a": {"before": 0.5, "after": 0.7}, "b": {"before": 0.5, "after": 0.3}},
            "alpha": 0.8, "repeats_histogram": {"0": 3, "2": 5}, "realised_tokens": 9, "budget_tokens": 10.0}

@@ -136,7 +136,7 @@ def sample(
 
     Example: mixlab --seed 1 sample demo_corpus --scores scores.parquet --budget-tokens 2e6 --alpha 0.8 --out sample
     """
-    from mixlab.samplemix.score import SampleConfig, sample_corpus
+    from mixlab.samplemix.sample import SampleConfig, sample_corpus
 
     target = None
     if target_mixture is not None:
