@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("MIXLAB_QUIET", "1")
 
 from mixlab.corpus import Corpus, load_tokenizer  # noqa: E402
-from mixlab.corpus.demo import build_demo_corpus  # noqa: E402
+from mixlab.demo.corpus import build_demo_corpus  # noqa: E402
 from mixlab.engine import Engine, LocalEngine  # noqa: E402
 from mixlab.entropy import profile_corpus  # noqa: E402
 from mixlab.entropy.counting import shard_tasks  # noqa: E402

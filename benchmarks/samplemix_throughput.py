@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from mixlab.corpus import Corpus, read_shard  # noqa: E402
-from mixlab.corpus.demo import build_demo_corpus  # noqa: E402
+from mixlab.demo.corpus import build_demo_corpus  # noqa: E402
 from mixlab.embed import get_embedder  # noqa: E402
 from mixlab.engine import LocalEngine  # noqa: E402
 from mixlab.samplemix.sample import SampleConfig, sample_corpus  # noqa: E402
