@@ -97,7 +97,7 @@ def main() -> None:
         results[script.stem] = run(script, args.quick, args.timeout)
 
     sys.path.insert(0, str(SRC))
-    from mixlab.atomic import write_json
+    from mixlab.files import write_json
 
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     write_json(args.out, {**previous, **results})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import mixlab
-from mixlab.atomic import atomic_dir, atomic_path, write_json
+from mixlab.files import atomic_dir, atomic_path, write_json
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_a_sigkilled_write_is_cleaned_up_by_the_next(tmp_path: Path, kind: str) 
     enter = "atomic_path(t) as tmp:\n    tmp.write_text('x')" if kind == "file" else "atomic_dir(t) as tmp:"
     code = (
         "import os, signal, sys\n"
-        "from mixlab.atomic import atomic_dir, atomic_path\n"
+        "from mixlab.files import atomic_dir, atomic_path\n"
         "t = sys.argv[1]\n"
         f"with {enter}\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -105,3 +105,34 @@ def test_final_files_and_dirs_get_umask_permissions(tmp_path: Path, umask: int) 
     for name in ("report.json", "report.html"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
     assert stat.S_IMODE((tmp_path / "sample").stat().st_mode) == 0o777 & ~umask
+
+
+def test_fingerprint_is_canonical_json_blake2b() -> None:
+    import hashlib
+    import json
+
+    from mixlab.files import fingerprint
+
+    settings = {"b": [1, 2], "a": {"y": None, "x": 0.5}}
+    expected = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=10).hexdigest()
+    assert fingerprint(settings) == expected
+    assert fingerprint({"a": {"x": 0.5, "y": None}, "b": [1, 2]}) == expected
+    assert fingerprint({**settings, "b": [2, 1]}) != expected
+
+
+def test_workdir_resumes_same_settings_and_starts_afresh_on_others(tmp_path: Path) -> None:
+    from mixlab.files import WorkDir
+
+    path = tmp_path / "out.work"
+    assert WorkDir(path, {"corpus": "c1", "seed": 0}).open() is False
+    (path / "piece").write_text("done")
+    assert WorkDir(path, {"seed": 0, "corpus": "c1"}).open() is True
+    assert (path / "piece").read_text() == "done"
+    assert WorkDir(path, {"corpus": "c2", "seed": 0}).open() is False
+    assert sorted(p.name for p in path.iterdir()) == ["settings.json"]
+    (path / "settings.json").write_text("{not json")
+    (path / "piece").write_text("stale")
+    assert WorkDir(path, {"corpus": "c2", "seed": 0}).open() is False
+    assert not (path / "piece").exists()
+    WorkDir(path, {}).remove()
+    assert not path.exists()

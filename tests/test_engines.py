@@ -64,7 +64,7 @@ def test_local_engine_keeps_input_order() -> None:
 
 
 def test_unknown_engine() -> None:
-    with pytest.raises(BadInput, match="--engine spark: unknown engine"):
+    with pytest.raises(BadInput, match="`engine` spark: unknown engine"):
         get_engine("spark")
 
 

@@ -149,13 +149,13 @@ def test_fixed_step_laws_are_not_applicable_to_extrapolation(obs, name):
 
 def test_unseen_protocol_errors(obs):
     make = lambda: get_law("bimix")  # noqa: E731
-    with pytest.raises(BadInput, match="needs --test-runs"):
+    with pytest.raises(BadInput, match="needs `test_runs`"):
         evaluate_law(make, obs, "unseen")
     with pytest.raises(BadInput, match="both"):
         evaluate_law(make, obs, "unseen", test_runs=["run0"], train_runs=["run0", "run1"])
     with pytest.raises(BadInput, match="not in the observations"):
         evaluate_law(make, obs, "unseen", test_runs=["nope"])
-    with pytest.raises(BadInput, match="--folds"):
+    with pytest.raises(BadInput, match="`folds`"):
         evaluate_law(make, obs, "kfold", folds=50)
 
 

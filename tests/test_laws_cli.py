@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mixlab.atomic import write_json
 from mixlab.cli import app
+from mixlab.files import write_json
 from mixlab.laws import get_law, write_runs
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
 from mixlab.mixture import read_mixture_json, write_mixtures

@@ -123,7 +123,9 @@ def main() -> None:
     except KeyboardInterrupt:
         interrupted = True
     except BadInput as exc:
-        common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        common.err_console.print(
+            f"[red]error:[/red] {common.cli_message(exc)}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except MixlabError as exc:
         common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

@@ -2,9 +2,16 @@
 
 `BadInput` is the user's problem (exit 2): its message is one line that names the file, row or field.
 Anything else that escapes is ours (exit 1).
+
+The library names its parameters in backticks (``BadInput("`alpha` 1.5: must be in [0, 1]")``); the CLI
+prints each as the flag that sets it (`--alpha 1.5: must be in [0, 1]`, see `mixlab.commands.common.FLAGS`).
 """
 
 from __future__ import annotations
+
+import re
+
+_PARAM = re.compile(r"`([a-z_][a-z0-9_]*)`")
 
 
 class MixlabError(Exception):
@@ -20,3 +27,13 @@ class BadInput(MixlabError):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+    @property
+    def params(self) -> list[str]:
+        """The parameters the message names, in order (each written as `name`)."""
+        return _PARAM.findall(str(self))
+
+    def naming(self, rename: dict[str, str] | None = None) -> str:
+        """The message with each `name` replaced by `rename(name)` (a CLI flag); unnamed ones lose the quotes."""
+        rename = rename or {}
+        return _PARAM.sub(lambda m: rename.get(m.group(1), m.group(1)), str(self))

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from mixlab.atomic import read_json, write_json, write_text
 from mixlab.errors import BadInput
+from mixlab.files import read_json, write_json, write_text
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def export_mixture(mixture: Mixture, fmt: str, paths: Mapping[str, str] | None =
     paths = dict(paths or {})
     unknown = sorted(set(paths) - set(mixture.weights))
     if unknown:
-        raise BadInput(f"--paths: domain '{unknown[0]}' is not in mixture '{mixture.name}'")
+        raise BadInput(f"`paths`: domain '{unknown[0]}' is not in mixture '{mixture.name}'")
     weights = {d: float(f"{w:.12g}") for d, w in mixture.weights.items() if w > 0}
     if fmt == "megatron":
         return " ".join(f"{w:.10g} {paths.get(d, d)}" for d, w in weights.items()) + "\n"

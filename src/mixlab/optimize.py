@@ -49,12 +49,12 @@ def simplex_bounds(
     hi = np.ones(m)
     outside = ~((lo >= 0) & (lo <= 1))  # NaN is outside
     if outside.any():
-        raise BadInput(f"--min-weight must be in [0, 1] (domain '{names[int(np.argmax(outside))]}')")
+        raise BadInput(f"`min_weight` must be in [0, 1] (domain '{names[int(np.argmax(outside))]}')")
     if available_tokens is not None:
         if target_tokens is None or not (np.isfinite(target_tokens) and target_tokens > 0):
-            raise BadInput("--available needs a positive, finite --target-tokens")
+            raise BadInput("`available` needs a positive, finite `target_tokens`")
         if not (np.isfinite(max_epochs) and max_epochs > 0):
-            raise BadInput(f"--max-epochs must be positive and finite, got {max_epochs}")
+            raise BadInput(f"`max_epochs` must be positive and finite, got {max_epochs}")
         available_tokens = np.asarray(available_tokens, dtype=float)
         hi = np.minimum(1.0, max_epochs * available_tokens / float(target_tokens))
     bad = np.flatnonzero(lo > hi + 1e-12)
@@ -69,7 +69,7 @@ def simplex_bounds(
     if hi.sum() < 1 - 1e-9:
         raise BadInput(
             f"repetition caps allow only {hi.sum():.4g} of the target tokens: the domains do not hold "
-            f"target_tokens / max_epochs tokens together (raise --max-epochs or lower --target-tokens)"
+            f"target_tokens / max_epochs tokens together (raise `max_epochs` or lower `target_tokens`)"
         )
     return lo, hi
 
@@ -335,7 +335,7 @@ def optimize_by_simulation(
     if samples.shape[0] < top_k:
         raise BadInput(
             f"simulation: only {samples.shape[0]} of {n_samples} sampled mixtures satisfy the bounds "
-            f"(need top_k = {top_k}); loosen --min-weight / caps or raise --samples"
+            f"(need top_k = {top_k}); loosen `min_weight` / caps or raise `n_samples`"
         )
     values = objective(samples)
     top = np.argsort(values)[:top_k]

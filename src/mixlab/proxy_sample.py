@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from mixlab.atomic import atomic_dir
 from mixlab.corpus import Tokenizer
 from mixlab.errors import BadInput
+from mixlab.files import atomic_dir
 from mixlab.proxy import Streams
 
 

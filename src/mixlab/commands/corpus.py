@@ -9,18 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mixlab.atomic import write_json
-from mixlab.commands.common import engine, out_console, settings
+from mixlab.commands.common import CorpusArg, SkipOpt, TokenizerOpt, engine, out_console, settings
 from mixlab.corpus import Corpus, corpus_stats, load_tokenizer
 from mixlab.demo.corpus import SOURCES, build_demo_corpus
+from mixlab.files import write_json
 
 corpus_app = typer.Typer(help="Inspect corpora and build the demo corpus.", no_args_is_help=True)
-
-CorpusArg = Annotated[
-    Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
-]
-TokenizerOpt = Annotated[str, typer.Option(help="gpt2, bpe:N, a tokenizer.json or a tokenizer directory.")]
-SkipOpt = Annotated[bool, typer.Option(help="Skip malformed rows (counted and reported) instead of failing.")]
 
 
 @corpus_app.command("stats")

@@ -12,10 +12,10 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from mixlab.atomic import atomic_dir, read_json, write_json, write_text
 from mixlab.commands.common import out_console, settings
 from mixlab.commands.options import check_number, integer, number
 from mixlab.errors import BadInput
+from mixlab.files import atomic_dir, read_json, write_json, write_text
 from mixlab.mixture import (
     EXPORT_FORMATS,
     Mixture,

@@ -8,15 +8,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from mixlab.commands.common import engine, out_console, settings
+from mixlab.commands.common import CorpusArg, TokenizerOpt, engine, out_console, settings
 from mixlab.errors import BadInput
 
-CorpusArg = Annotated[
-    Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
-]
-TokenizerOpt = Annotated[
-    str, typer.Option(help="gpt2, bpe:N (trained on the corpus, cached), a tokenizer.json or directory.")
-]
 ModelOpt = Annotated[
     str, typer.Option(help="Model preset: tiny (CPU), small, medium, bimix-proxy (12x768, GPU).")
 ]

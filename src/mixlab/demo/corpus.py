@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mixlab.atomic import atomic_dir, atomic_path, write_json
 from mixlab.corpus.tokenizer import cache_dir
 from mixlab.errors import BadInput
+from mixlab.files import atomic_dir, atomic_path, write_json
 from mixlab.progress import log, status, warn
 
 # Bump when cleaning or chunking changes: invalidates the cached documents of every source.

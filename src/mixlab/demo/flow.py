@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, read_mixture_json, read_mixtures, write_mixture_json, write_mixtures
 from mixlab.progress import log, quiet
 

@@ -6,8 +6,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
-from mixlab.errors import BadInput
-
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -46,16 +44,3 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def get_engine(name: str = "local", workers: int | None = None, ray_address: str | None = None) -> Engine:
-    """An engine by name: 'local' (process pool; inline when workers == 1) or 'ray' (Ray Data)."""
-    if name == "local":
-        from mixlab.engine.local import LocalEngine
-
-        return LocalEngine(workers)
-    if name == "ray":
-        from mixlab.engine.ray import RayEngine
-
-        return RayEngine(workers, ray_address)
-    raise BadInput(f"--engine {name}: unknown engine (expected 'local' or 'ray')")

@@ -110,7 +110,7 @@ class RayEngine(Engine):
             try:
                 ray.init(**kwargs)
             except ConnectionError as exc:
-                raise BadInput(f"--ray-address {address}: cannot connect to a Ray cluster ({exc})") from None
+                raise BadInput(f"`ray_address` {address}: cannot connect to a Ray cluster ({exc})") from None
             finally:
                 if handler is not None and threading.current_thread() is threading.main_thread():
                     signal.signal(signal.SIGTERM, handler)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mixlab.atomic import atomic_path
+from mixlab.files import atomic_path
 from mixlab.mixture import Mixture
 
 

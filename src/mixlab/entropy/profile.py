@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.corpus.reader import Corpus
 from mixlab.corpus.tokenizer import Tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER, Embedder, get_embedder
@@ -61,6 +60,7 @@ from mixlab.entropy.measures import (
 )
 from mixlab.entropy.plots import plot_mixtures
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, write_mixtures
 from mixlab.progress import log
 

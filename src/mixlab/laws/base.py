@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mixlab.atomic import read_json
 from mixlab.errors import BadInput
+from mixlab.files import read_json
 from mixlab.laws.observations import Observations
 from mixlab.mixture import Mixture
 

@@ -24,7 +24,7 @@ def bootstrap_laws(
 ) -> tuple[list[Law], int]:
     """(fitted laws, number of failed replicates) from `n` run-resampled replicates."""
     if n < 2:
-        raise BadInput(f"--bootstrap needs at least 2 replicates, got {n}")
+        raise BadInput(f"`bootstrap` needs at least 2 replicates, got {n}")
     rng = np.random.default_rng(seed)
     n_runs = len(obs.runs)
     laws, failed = [], 0

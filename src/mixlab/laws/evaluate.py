@@ -72,17 +72,17 @@ def evaluate_law(
         header["holdout_last"] = holdout_last
     elif protocol == "unseen":
         if not test_runs:
-            raise BadInput("--protocol unseen needs --test-runs a,b,...")
+            raise BadInput("`protocol` unseen needs `test_runs` a,b,...")
         train = list(train_runs) if train_runs else [r for r in obs.runs if r not in set(test_runs)]
         overlap = sorted(set(train) & set(test_runs))
         if overlap:
-            raise BadInput(f"run '{overlap[0]}' is in both --train-runs and --test-runs")
+            raise BadInput(f"run '{overlap[0]}' is in both `train_runs` and `test_runs`")
         obs.select_runs(test_runs)  # validates the names
         predictions, details = _fit_predict(make_law, obs, train, list(test_runs), fold=0)
         header.update(train_runs=train, test_runs=list(test_runs))
     elif protocol == "kfold":
         if not 2 <= folds <= len(obs.runs):
-            raise BadInput(f"--folds must be between 2 and the number of runs ({len(obs.runs)}), got {folds}")
+            raise BadInput(f"`folds` must be between 2 and the number of runs ({len(obs.runs)}), got {folds}")
         order = np.random.default_rng(seed).permutation(len(obs.runs))
         parts, details = [], {"skipped_points": 0, "domains_left_out": {}}
         for k, idx in enumerate(track(np.array_split(order, folds), folds, f"{law.name} kfold")):
@@ -105,7 +105,7 @@ def _extrapolate(
     make_law: Callable[[], Law], obs: Observations, holdout_last: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     if holdout_last < 1:
-        raise BadInput(f"--holdout-last must be ≥ 1, got {holdout_last}")
+        raise BadInput(f"`holdout_last` must be ≥ 1, got {holdout_last}")
     parts, skipped, left_out = [], [], {}
     for k, run in enumerate(track(obs.runs, len(obs.runs), "extrapolate per run")):
         in_run = obs.point_run == k

@@ -119,7 +119,7 @@ def _to_observations(
     if not mapping:
         raise BadInput(
             f"{where[1]}: no metric column matches a domain ({', '.join(domains[:6])} ...); "
-            f"give --metric-pattern like 'eval/{{domain}}/loss'"
+            f"give `metric_pattern` like 'eval/{{domain}}/loss'"
         )
     rows = []
     for i, row in enumerate(metrics.itertuples(index=False)):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixlab.atomic import atomic_path
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path
 from mixlab.mixture import Mixture, read_mixtures
 
 RUNS_COLUMNS = ("run", "step", "tokens", "domain", "loss")

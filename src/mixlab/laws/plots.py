@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mixlab.atomic import atomic_dir  # noqa: E402
+from mixlab.files import atomic_dir  # noqa: E402
 
 
 def plot_evaluation(predictions: pd.DataFrame, title: str, out_dir: str | os.PathLike[str]) -> list[Path]:

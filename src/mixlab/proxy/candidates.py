@@ -36,11 +36,11 @@ def random_mixtures(
     if np.any(~np.isfinite(prior)) or np.any(prior < 0) or prior.sum() <= 0:
         raise BadInput("mixtures random: the prior must be non-negative with a positive sum")
     if concentration <= 0:
-        raise BadInput(f"--concentration {concentration}: must be positive")
+        raise BadInput(f"`concentration` {concentration}: must be positive")
     if not 0 <= min_weight < 1:
-        raise BadInput(f"--min-weight {min_weight}: must be in [0, 1)")
+        raise BadInput(f"`min_weight` {min_weight}: must be in [0, 1)")
     if n < 1:
-        raise BadInput(f"--n {n}: must be positive")
+        raise BadInput(f"`n` {n}: must be positive")
     rng = rng if rng is not None else np.random.default_rng()
     prior = prior / prior.sum()
     support = np.flatnonzero(prior > 0)
@@ -61,5 +61,5 @@ def random_mixtures(
             return np.asarray(accepted)
     raise BadInput(
         f"mixtures random: only {len(accepted)} of {n} mixtures at L1 distance >= {min_distance} "
-        f"in {max_tries} draws; lower --min-distance or --min-weight, or raise --concentration"
+        f"in {max_tries} draws; lower `min_distance` or `min_weight`, or raise `concentration`"
     )

@@ -37,19 +37,19 @@ PRESETS: dict[str, Preset] = {
 
 def preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise BadInput(f"--model {name}: unknown preset (expected one of {', '.join(PRESETS)})")
+        raise BadInput(f"`model` {name}: unknown preset (expected one of {', '.join(PRESETS)})")
     return PRESETS[name]
 
 
-def check_int(flag: str, value: object, minimum: int) -> None:
-    """An integer >= `minimum` (not a bool, not a float), else BadInput naming `flag`."""
+def check_int(param: str, value: object, minimum: int) -> None:
+    """An integer >= `minimum` (not a bool, not a float), else BadInput naming `param`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         need = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise BadInput(f"{flag} {value}: must be {need}")
+        raise BadInput(f"`{param}` {value}: must be {need}")
 
 
-def check_float(flag: str, value: object, low: float, high: float = math.inf, *, low_open: bool) -> None:
-    """A finite number in (low, high] (`low_open`) or [low, high], else BadInput naming `flag`."""
+def check_float(param: str, value: object, low: float, high: float = math.inf, *, low_open: bool) -> None:
+    """A finite number in (low, high] (`low_open`) or [low, high], else BadInput naming `param`."""
     ok = (
         not isinstance(value, bool)
         and isinstance(value, numbers.Real)
@@ -62,18 +62,18 @@ def check_float(flag: str, value: object, low: float, high: float = math.inf, *,
             need = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
         else:
             need = f"{'>' if low_open else '>='} {low:g}"
-        raise BadInput(f"{flag} {value}: must be a finite number {need}")
+        raise BadInput(f"`{param}` {value}: must be a finite number {need}")
 
 
 def check_stream_options(val_tokens: int, max_tokens_per_domain: int | None) -> None:
     """The options of `prepare_streams`: held-out tokens per domain and the cap on tokens read per domain."""
-    check_int("--val-tokens", val_tokens, 1)
+    check_int("val_tokens", val_tokens, 1)
     if max_tokens_per_domain is not None:
-        check_int("--max-tokens-per-domain", max_tokens_per_domain, 1)
+        check_int("max_tokens_per_domain", max_tokens_per_domain, 1)
         if max_tokens_per_domain < 2 * val_tokens:
             raise BadInput(
-                f"--max-tokens-per-domain {max_tokens_per_domain}: must be at least twice "
-                f"--val-tokens ({val_tokens})"
+                f"`max_tokens_per_domain` {max_tokens_per_domain}: must be at least twice "
+                f"`val_tokens` ({val_tokens})"
             )
 
 
@@ -108,25 +108,24 @@ class TrainConfig:
     def __post_init__(self) -> None:
         preset(self.model)
         if self.schedule not in SCHEDULES:
-            raise BadInput(f"--schedule {self.schedule}: expected one of {', '.join(SCHEDULES)}")
+            raise BadInput(f"`schedule` {self.schedule}: expected one of {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
-            raise BadInput(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
-        check_int("--tokens-per-run", self.tokens, 1)
+            raise BadInput(f"`precision` {self.precision}: expected one of {', '.join(PRECISIONS)}")
+        check_int("tokens", self.tokens, 1)
         for name in ("seq_len", "batch_size", "evals", "eval_batch_size"):
-            check_int(f"--{name.replace('_', '-')}", getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         if self.lr is not None:
-            check_float("--lr", self.lr, 0.0, low_open=True)
+            check_float("lr", self.lr, 0.0, low_open=True)
         if self.warmup is not None:
-            check_int("--warmup", self.warmup, 0)
-        check_float("--weight-decay", self.weight_decay, 0.0, low_open=False)
-        check_float("--grad-clip", self.grad_clip, 0.0, low_open=False)
-        check_int("--seed", self.seed, 0)
+            check_int("warmup", self.warmup, 0)
+        check_float("weight_decay", self.weight_decay, 0.0, low_open=False)
+        check_float("grad_clip", self.grad_clip, 0.0, low_open=False)
+        check_int("seed", self.seed, 0)
         if self.threads is not None:
-            check_int("--threads", self.threads, 1)
+            check_int("threads", self.threads, 1)
         if self.steps < 1:
             raise BadInput(
-                f"--tokens-per-run {self.tokens}: less than one batch of "
-                f"{self.batch_size} x {self.seq_len} tokens"
+                f"`tokens` {self.tokens}: less than one batch of {self.batch_size} x {self.seq_len} tokens"
             )
 
     @property
@@ -159,11 +158,11 @@ class DoReMiConfig:
     min_weight: float = 0.005
 
     def __post_init__(self) -> None:
-        check_float("--step-size", self.step_size, 0.0, low_open=True)
-        check_float("--smoothing", self.smoothing, 0.0, 1.0, low_open=False)
-        check_float("--min-weight", self.min_weight, 0.0, 1.0, low_open=False)
+        check_float("step_size", self.step_size, 0.0, low_open=True)
+        check_float("smoothing", self.smoothing, 0.0, 1.0, low_open=False)
+        check_float("min_weight", self.min_weight, 0.0, 1.0, low_open=False)
 
     def check_domains(self, k: int) -> None:
         """The floor must leave room on the simplex of `k` domains."""
         if self.min_weight * k > 1:
-            raise BadInput(f"--min-weight {self.min_weight}: times {k} domains exceeds 1")
+            raise BadInput(f"`min_weight` {self.min_weight}: times {k} domains exceeds 1")

@@ -15,7 +15,6 @@ per epoch, and the epochs consumed per domain are tracked.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from mixlab.atomic import atomic_dir
 from mixlab.corpus import Corpus, Shard, Tokenizer, cache_dir, read_shard
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
+from mixlab.files import atomic_dir, fingerprint
 from mixlab.progress import status, warn
 from mixlab.proxy.config import check_stream_options
 
@@ -99,19 +98,17 @@ def streams_key(
     corpus: Corpus, tokenizer: Tokenizer, val_tokens: int, max_tokens_per_domain: int | None, split_seed: int
 ) -> str:
     """The cache key of a preparation: corpus fingerprint, tokenizer spec and content, split settings."""
-    h = hashlib.blake2b(digest_size=10)
     settings = {
         "version": STREAMS_VERSION,
         "corpus": corpus.fingerprint(),
         "domains": corpus.domains,
         "tokenizer": tokenizer.spec,
-        "tokenizer_hash": hashlib.blake2b(tokenizer.hf.to_str().encode(), digest_size=10).hexdigest(),
+        "tokenizer_hash": tokenizer.fingerprint(),
         "val_tokens": val_tokens,
         "max_tokens_per_domain": max_tokens_per_domain,
         "split_seed": split_seed,
     }
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    return h.hexdigest()
+    return fingerprint(settings)
 
 
 def _split_domain(
@@ -133,7 +130,7 @@ def _split_domain(
     if total < 2 * val_tokens:
         raise BadInput(
             f"domain '{domain}': {total} tokens, fewer than twice the validation size "
-            f"({val_tokens}); lower --val-tokens or raise --max-tokens-per-domain"
+            f"({val_tokens}); lower `val_tokens` or raise `max_tokens_per_domain`"
         )
     order = rng.permutation(n_docs)
     taken = np.cumsum(doc_lengths[order])
@@ -142,7 +139,7 @@ def _split_domain(
     if n_val >= n_docs:
         raise BadInput(
             f"domain '{domain}': the validation split ({val_tokens} tokens) needs every document; "
-            "lower --val-tokens"
+            "lower `val_tokens`"
         )
     starts = np.concatenate([[0], np.cumsum(doc_lengths)[:-1]])
     tokens = np.memmap(all_path, dtype=dtype, mode="r")
@@ -276,7 +273,7 @@ class MixtureSampler:
             if w > 0 and n < 1:
                 raise BadInput(
                     f"domain '{d}': {streams.train_tokens(d)} training tokens, fewer than one "
-                    f"sequence of {seq_len + 1}; lower --seq-len or drop the domain from the mixture"
+                    f"sequence of {seq_len + 1}; lower `seq_len` or drop the domain from the mixture"
                 )
         self.epoch = np.zeros(len(self.tokens), dtype=np.int64)
         self.cursor = np.zeros(len(self.tokens), dtype=np.int64)

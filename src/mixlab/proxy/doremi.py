@@ -31,8 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, write_mixture_json
 from mixlab.progress import log, track
 from mixlab.proxy.config import DoReMiConfig
@@ -62,7 +62,7 @@ def floor_simplex(weights: np.ndarray, min_weight: float) -> np.ndarray:
     if min_weight <= 0:
         return w
     if min_weight * k > 1 + 1e-12:
-        raise BadInput(f"--min-weight {min_weight}: times {k} domains exceeds 1")
+        raise BadInput(f"`min_weight` {min_weight}: times {k} domains exceeds 1")
     pinned = np.zeros(k, dtype=bool)
     while True:
         free_mass = 1.0 - min_weight * pinned.sum()

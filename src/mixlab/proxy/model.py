@@ -54,9 +54,9 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise BadInput(f"--device {device}: not a torch device (expected auto, cpu, cuda, cuda:N)") from None
+        raise BadInput(f"`device` {device}: not a torch device (expected auto, cpu, cuda, cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: CUDA is not available on this machine")
+        raise BadInput(f"`device` {device}: CUDA is not available on this machine")
     return dev
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from mixlab.atomic import write_json
+from mixlab.files import write_json
 from mixlab.proxy.config import PRECISIONS
 
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})

@@ -28,7 +28,7 @@ def lr_multiplier(step: int, total_steps: int, schedule: str, warmup: int = 0) -
     step: 0-based count of completed optimizer steps, 0 <= step <= total_steps.
     """
     if schedule not in SCHEDULES:
-        raise BadInput(f"--schedule {schedule}: expected one of {', '.join(SCHEDULES)}")
+        raise BadInput(f"`schedule` {schedule}: expected one of {', '.join(SCHEDULES)}")
     if total_steps < 1:
         raise ValueError("total_steps must be positive")
     ramp = (step + 1) / warmup if warmup > 0 and step < warmup else 1.0

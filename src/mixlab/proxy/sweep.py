@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.corpus import Corpus, Tokenizer, load_tokenizer
 from mixlab.engine import Engine
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, read_mixtures, write_mixtures
 from mixlab.progress import log
 from mixlab.proxy.data import Streams, prepare_streams
@@ -67,7 +67,7 @@ def _merge_mixtures(out: Path, mixtures: Sequence[Mixture], domains: Sequence[st
         elif any(abs(old.weights.get(d, 0.0) - m.weights.get(d, 0.0)) > 1e-9 for d in domains):
             raise BadInput(
                 f"{out / 'mixtures.csv'}: mixture '{m.name}' already in this sweep with other weights; "
-                "rename it or use a new --out"
+                "rename it or use a new `out`"
             )
     return merged
 
@@ -80,7 +80,7 @@ def _check_sweep_settings(out: Path, settings: dict[str, Any]) -> None:
             if old.get(key) != settings.get(key):
                 raise BadInput(
                     f"{path}: field '{key}' was {old.get(key)!r}, now {settings.get(key)!r}; "
-                    "a sweep resumes only with the same settings (use a new --out)"
+                    "a sweep resumes only with the same settings (use a new `out`)"
                 )
     write_json(path, settings)
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.corpus import cache_dir
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture
 from mixlab.progress import new_progress, warn
 from mixlab.proxy.config import TrainConfig

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from mixlab.atomic import read_json
 from mixlab.errors import BadInput
+from mixlab.files import read_json
 from mixlab.laws.observations import read_runs
 from mixlab.mixture import Mixture, read_mixture_json, read_mixtures
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from mixlab.atomic import write_text
 from mixlab.errors import BadInput
+from mixlab.files import write_text
 from mixlab.mixture import Mixture
 from mixlab.report import plots
 from mixlab.report.artefacts import Artefacts, collect

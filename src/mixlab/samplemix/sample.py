@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mixlab.atomic import atomic_dir, write_json
 from mixlab.corpus import Corpus, ParquetShardWriter, Shard, read_shard
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
+from mixlab.files import atomic_dir, write_json
 from mixlab.samplemix.plots import load_plotting, summary_png
 from mixlab.samplemix.sampler import domain_counts, sampling_weights
 from mixlab.samplemix.scores_file import read_scores

@@ -33,11 +33,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mixlab.atomic import atomic_path, write_json
 from mixlab.corpus import Corpus, Shard, load_tokenizer, read_shard
 from mixlab.embed import get_embedder
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path, write_json
 from mixlab.progress import log, status, warn
 from mixlab.samplemix.diversity import ClusterStats, KMeans, cluster_diversity, default_clusters
 from mixlab.samplemix.quality import (

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mixlab.atomic import atomic_path
 from mixlab.corpus import Shard
 from mixlab.errors import BadInput
+from mixlab.files import atomic_path
 from mixlab.samplemix.diversity import ClusterDiversity
 from mixlab.samplemix.quality import COLUMNS
 from mixlab.samplemix.sampler import MAX_TOKENS, sampling_weights

@@ -1,14 +1,21 @@
-"""Atomic writes: every output goes to a temporary sibling and is renamed into place on success,
+"""Files: atomic writes, fingerprints of settings, and the one resume rule (`WorkDir`).
+
+Atomic writes: every output goes to a temporary sibling and is renamed into place on success,
 so an interrupted or failed command never leaves a half-written file or directory behind.
 
 A temporary is named `.{name}.{pid}.{random}.tmp` after its target and the writing process. A process killed
 outright (SIGKILL) cannot delete its temporary, so every atomic write first removes the temporaries of the
 same target whose process is gone; a live process's temporary is never touched.
+
+The resume rule: resumable work (a work directory, a checkpoint) belongs to one set of settings, named by
+`fingerprint(settings)`. Same fingerprint: resume. Different (or unreadable): start afresh, with one log line.
+The owner removes a work directory once its outputs are complete, unless the directory holds an output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -18,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mixlab.errors import BadInput
+from mixlab.progress import log
 
 
 def _pid_alive(pid: int) -> bool:
@@ -131,3 +139,43 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON") -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not valid JSON ({exc})") from None
+
+
+def fingerprint(settings: Any, digest_size: int = 10) -> str:
+    """Hex blake2b of `settings` as canonical JSON (sorted keys): equal settings, equal fingerprint."""
+    return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=digest_size).hexdigest()
+
+
+class WorkDir:
+    """A directory of resumable work that belongs to one set of settings, recorded as JSON in `record`.
+
+    work = WorkDir(out.with_name(out.name + ".work"), {"corpus": corpus.fingerprint(), ...})
+    resumed = work.open()   # True: same settings, the finished pieces inside are reused
+    ...
+    work.remove()           # when the outputs are complete (unless the directory holds one)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], settings: Any, record: str = "settings.json") -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self.record = self.path / record
+        self.fingerprint = fingerprint(settings)
+
+    def open(self) -> bool:
+        """Create the directory; True when it already held work of the same settings (resume)."""
+        if self.record.is_file():
+            try:
+                same = fingerprint(json.loads(self.record.read_text(encoding="utf-8"))) == self.fingerprint
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                same = False
+            if same:
+                return True
+        if self.path.exists() and any(self.path.iterdir()):
+            log(f"{self.path}: work of other settings; starting it afresh")
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.record, self.settings)
+        return False
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
