@@ -29,9 +29,9 @@ os.environ.setdefault("MIXLAB_QUIET", "1")
 from mixlab.laws import Observations, build_observations, get_law, load_observations  # noqa: E402
 from mixlab.laws.evaluate import evaluate_law  # noqa: E402
 from mixlab.laws.importers import import_regmix  # noqa: E402
+from mixlab.laws.optimize import optimize_law, optimize_power, power_closed_form  # noqa: E402
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix  # noqa: E402
 from mixlab.mixture import Mixture  # noqa: E402
-from mixlab.optimize import optimize_law, optimize_power, power_closed_form  # noqa: E402
 
 TRUE = {
     "alpha": [0.05, 0.12, 0.2, 0.08, 0.03],

@@ -59,7 +59,7 @@ def test_random_mixtures_concentrate_around_prior():
 
 
 def test_random_mixtures_reports_impossible_requests():
-    with pytest.raises(BadInput, match="min-distance"):
+    with pytest.raises(BadInput, match="`min_distance`"):
         random_mixtures(np.ones(2), 50, min_distance=0.5, rng=np.random.default_rng(0), max_tries=2000)
 
 

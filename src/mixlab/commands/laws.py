@@ -358,7 +358,7 @@ def optimize(
     """
     from mixlab.laws import get_law, load_law, load_observations
     from mixlab.laws.bootstrap import bootstrap_laws, coefficient_intervals, percentile_interval
-    from mixlab.optimize import optimize_law, simplex_bounds
+    from mixlab.laws.optimize import optimize_law, simplex_bounds
 
     if top_k > samples:
         raise BadInput(f"--top-k {top_k} exceeds --samples {samples}")
