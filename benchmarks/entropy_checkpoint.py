@@ -68,14 +68,13 @@ def main() -> None:
         corpus = Corpus.open(root)
         tokenizer = load_tokenizer("gpt2")
         shards = len(shard_tasks(corpus))
-        checkpoint = Path(tmp) / "entropy.checkpoint"
+        work = Path(tmp) / "entropy.work"
+        checkpoint = work / "entropy.checkpoint"
         with LocalEngine(args.workers) as engine:
             profile_corpus(corpus, tokenizer, engine, MEASURES)  # start the workers, warm their caches
             plain, plain_s = timed(lambda: profile_corpus(corpus, tokenizer, engine, MEASURES))
             _, saving_s = timed(
-                lambda: profile_corpus(
-                    corpus, tokenizer, engine, MEASURES, checkpoint=checkpoint, checkpoint_every_s=0
-                )
+                lambda: profile_corpus(corpus, tokenizer, engine, MEASURES, work=work, checkpoint_every_s=0)
             )
         size_mb = checkpoint.stat().st_size / 1e6 if checkpoint.exists() else 0.0
         checkpoint.unlink(missing_ok=True)
@@ -85,11 +84,9 @@ def main() -> None:
         done_before = max(1, int(0.9 * shards))
         with LocalEngine(args.workers) as engine, contextlib.suppress(KeyboardInterrupt):
             stopping = StopAfter(engine, done_before)
-            profile_corpus(corpus, tokenizer, stopping, MEASURES, checkpoint=checkpoint, checkpoint_every_s=0)
+            profile_corpus(corpus, tokenizer, stopping, MEASURES, work=work, checkpoint_every_s=0)
         with LocalEngine(args.workers) as engine:
-            resumed, resumed_s = timed(
-                lambda: profile_corpus(corpus, tokenizer, engine, MEASURES, checkpoint=checkpoint)
-            )
+            resumed, resumed_s = timed(lambda: profile_corpus(corpus, tokenizer, engine, MEASURES, work=work))
     summary = {
         "benchmark": "entropy_checkpoint",
         "quick": args.quick,

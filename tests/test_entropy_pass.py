@@ -224,12 +224,12 @@ class CountingEngine(Engine):
 
 def test_an_interrupted_pass_resumes_from_its_checkpoint(real_corpus, gpt2, local_profile, tmp_path):
     corpus = Corpus.open(real_corpus)
-    checkpoint = tmp_path / "entropy.checkpoint"
-    settings = dict(measures=("se", "ce", "je"), checkpoint=checkpoint, checkpoint_every_s=0)
+    work = tmp_path / "entropy.work"
+    settings = dict(measures=("se", "ce", "je"), work=work, checkpoint_every_s=0)
     interrupted = CountingEngine(stop_after=3)
     with pytest.raises(KeyboardInterrupt):
         profile_corpus(corpus, gpt2, interrupted, **settings)
-    assert interrupted.mapped == [5] and checkpoint.is_file()
+    assert interrupted.mapped == [5] and (work / "entropy.checkpoint").is_file()
     resumed = CountingEngine()
     profile = profile_corpus(corpus, gpt2, resumed, **settings)
     assert resumed.mapped == [2]  # the 3 shards counted before the interrupt are not counted again

@@ -25,8 +25,6 @@ Results are deterministic and identical on every engine (integer counts; float g
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import pickle
 import shutil
@@ -60,7 +58,7 @@ from mixlab.entropy.measures import (
 )
 from mixlab.entropy.plots import plot_mixtures
 from mixlab.errors import BadInput
-from mixlab.files import atomic_path, write_json
+from mixlab.files import WorkDir, atomic_path, write_json
 from mixlab.mixture import Mixture, write_mixtures
 from mixlab.progress import log
 
@@ -169,26 +167,27 @@ def domain_entropies(
     return out
 
 
-def _pass_key(corpus: Corpus, tokenizer: Tokenizer, tasks: list[ShardTask], **settings: Any) -> str:
+def _work_settings(corpus: Corpus, tokenizer: Tokenizer, tasks: list[ShardTask], **settings: Any) -> dict:
     """What the counts of a pass depend on: the corpus files, the tokenizer, the tasks and the settings."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(corpus.fingerprint().encode())
-    h.update(tokenizer.hf.to_str().encode())
-    budgets = [(t.shard.domain, t.shard.name, t.tokens, t.documents) for t in tasks]
-    h.update(json.dumps([budgets, {k: repr(v) for k, v in sorted(settings.items())}]).encode())
-    return h.hexdigest()
+    budgets = [[t.shard.domain, t.shard.name, t.tokens, t.documents] for t in tasks]
+    return {
+        "corpus": corpus.fingerprint(),
+        "tokenizer": tokenizer.fingerprint(),
+        "budgets": budgets,
+        **{k: repr(v) for k, v in sorted(settings.items())},
+    }
 
 
-def _resume(checkpoint: Path | None, key: str, n_tasks: int) -> tuple[int, dict[str, CountsStack]]:
-    """(shards already counted, their merged counts) from a checkpoint of the same pass; (0, {}) otherwise."""
-    if checkpoint is None or not checkpoint.is_file():
+def _resume(checkpoint: Path, n_tasks: int) -> tuple[int, dict[str, CountsStack]]:
+    """(shards already counted, their merged counts) from a checkpoint of this pass; (0, {}) without one."""
+    if not checkpoint.is_file():
         return 0, {}
     try:
         state = pickle.loads(checkpoint.read_bytes())
     except Exception:
         state = None
-    if not isinstance(state, dict) or state.get("key") != key or not 0 < state.get("done", 0) < n_tasks:
-        log(f"{checkpoint}: from another corpus or other settings; counting from the start")
+    if not isinstance(state, dict) or not 0 < state.get("done", 0) < n_tasks:
+        log(f"{checkpoint}: unreadable; counting from the start")
         return 0, {}
     log(f"resuming the entropy pass: {state['done']} of {n_tasks} shards were counted before")
     return state["done"], state["stacks"]
@@ -207,7 +206,7 @@ def profile_corpus(
     skip_bad_rows: bool = False,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     seed: int = 0,
-    checkpoint: str | os.PathLike[str] | None = None,
+    work: str | os.PathLike[str] | None = None,
     checkpoint_every_s: float = 60.0,
 ) -> EntropyProfile:
     """Run the entropy pass over `corpus` and compute the requested measures per domain (nats).
@@ -216,10 +215,10 @@ def profile_corpus(
     object with `.embed(texts) -> [n, d]` (picklable for multi-process engines). `seed` picks the window
     order of the convergence samples only; the full-sample entropies do not depend on it.
 
-    With `checkpoint` (a file path) the merged counts of the shards done so far are saved there every
-    `checkpoint_every_s` seconds (less often when writing them takes over 5 % of that), and a later call
-    with the same corpus and settings resumes after them (the results are identical to an uninterrupted
-    pass: counts merge in the same shard order).
+    With `work` (a directory, `mixlab.files.WorkDir`) the merged counts of the shards done so far are saved
+    in `work/entropy.checkpoint` every `checkpoint_every_s` seconds (less often when writing them takes over
+    5 % of that), and a later call with the same corpus and settings resumes after them (the results are
+    identical to an uninterrupted pass: counts merge in the same shard order); other settings start afresh.
     """
     measures = tuple(dict.fromkeys(m.strip().lower() for m in measures if m.strip()))
     unknown = [m for m in measures if m not in MEASURES]
@@ -253,25 +252,29 @@ def profile_corpus(
         seed=seed,
     )
     tasks = shard_tasks(corpus, max_tokens_per_domain, vne_max_documents_per_domain if emb else None)
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    key = _pass_key(
-        corpus,
-        tokenizer,
-        tasks,
-        seq_len=seq_len,
-        fractions=fractions,
-        embedder=emb,
-        skip=skip_bad_rows,
-        seed=seed,
-    )
-    resumed, stacks = _resume(checkpoint, key, len(tasks))
+    checkpoint, resumed, stacks = None, 0, {}
+    if work is not None:
+        work_settings = _work_settings(
+            corpus,
+            tokenizer,
+            tasks,
+            seq_len=seq_len,
+            fractions=fractions,
+            embedder=emb,
+            skip=skip_bad_rows,
+            seed=seed,
+        )
+        work_dir = WorkDir(work, work_settings)
+        checkpoint = work_dir.path / CHECKPOINT
+        if work_dir.open():
+            resumed, stacks = _resume(checkpoint, len(tasks))
     saved, interval = time.monotonic(), checkpoint_every_s
     for done, result in enumerate(engine.imap(fn, tasks[resumed:], "entropy pass"), start=resumed + 1):
         stacks = merge_counts(stacks, result)
         if checkpoint is not None and done < len(tasks) and time.monotonic() - saved >= interval:
             start = time.monotonic()
             with atomic_path(checkpoint) as tmp:
-                tmp.write_bytes(pickle.dumps({"key": key, "done": done, "stacks": stacks}, protocol=5))
+                tmp.write_bytes(pickle.dumps({"done": done, "stacks": stacks}, protocol=5))
             saved = time.monotonic()
             # the counts grow with the corpus: keep checkpointing under ~5% of the pass
             interval = max(checkpoint_every_s, 20 * (saved - start))
@@ -317,14 +320,14 @@ def profile_to_dir(
     engine: Engine | None = None,
     **settings: Any,
 ) -> EntropyProfile:
-    """`profile_corpus` (`settings`: its keyword arguments but `checkpoint`) and `write_profile` to `out`.
+    """`profile_corpus` (`settings`: its keyword arguments but `work`) and `write_profile` to `out`.
 
     The pass checkpoints into `OUT.work/` beside `out`; a rerun with the same corpus and settings resumes
     there, and the work directory is removed once the outputs are complete.
     """
     out = Path(out).resolve()
     work = out.with_name(out.name + ".work")
-    profile = profile_corpus(corpus, tokenizer, engine, checkpoint=work / CHECKPOINT, **settings)
+    profile = profile_corpus(corpus, tokenizer, engine, work=work, **settings)
     write_profile(profile, out)
     shutil.rmtree(work, ignore_errors=True)  # the outputs are complete: the checkpoint has done its job
     return profile
