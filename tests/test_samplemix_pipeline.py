@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import shutil
 import subprocess
 import sys
+import types
 from collections import Counter
 
 import pyarrow as pa
@@ -56,6 +59,30 @@ def test_scoring_resumes_from_the_shards_it_finished(scored, demo_corpus) -> Non
     score_corpus(demo_corpus, out, ScoreConfig(quality="heuristic", annotate_n=600, seed=0))
     assert {p.name: p.stat().st_mtime_ns for p in shards.iterdir()} == stamps
     assert pq.read_table(out).equals(before)
+
+
+def test_a_work_dir_of_other_settings_starts_afresh(scored, demo_corpus, tmp_path, monkeypatch) -> None:
+    # a work dir from before the samplemix split: settings version 1, and pickles naming a module that is gone
+    out, _ = scored
+    copy = tmp_path / "scores.parquet"
+    shutil.copytree(out.parent / "scores.parquet.work", tmp_path / "scores.parquet.work")
+    work = tmp_path / "scores.parquet.work"
+    (work / "config.json").write_text(json.dumps({**json.loads((work / "config.json").read_text()), "v": 1}))
+    gone = types.ModuleType("mixlab.samplemix.pipeline")
+
+    class EmbedResult:
+        pass
+
+    EmbedResult.__module__, EmbedResult.__qualname__ = gone.__name__, "EmbedResult"
+    gone.EmbedResult = EmbedResult
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, gone.__name__, gone)
+        legacy = pickle.dumps(EmbedResult())
+    for candidates in (work / "shards").glob("*.cand.pkl"):
+        candidates.write_bytes(legacy)
+    score_corpus(demo_corpus, copy, ScoreConfig(quality="heuristic", annotate_n=600, seed=0))
+    assert json.loads((work / "config.json").read_text())["v"] == 2
+    assert pq.read_table(copy).equals(pq.read_table(out))
 
 
 def test_sample_dir_contract_and_determinism(scored, demo_corpus, tmp_path) -> None:

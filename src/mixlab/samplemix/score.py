@@ -11,18 +11,17 @@ Per shard through an engine (local processes or Ray Data), resumable by shard:
      cluster statistics merged across shards;
   4. global normalisers (compactness × separation, p(x)) and one streamed write of `scores.parquet`
      (`mixlab.samplemix.scores_file`).
-`WORK` = `<out>.work/` next to the output; a shard whose files exist is not redone when the configuration
-(`WORK/config.json`) is unchanged, so an interrupted run resumes where it stopped.
+`WORK` = `<out>.work/` next to the output, a `mixlab.files.WorkDir` whose settings (`WORK/config.json`) are
+the corpus and the embed configuration: while they are unchanged a shard whose files exist is not redone, so
+an interrupted run resumes where it stopped; other settings start the work dir afresh.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import pickle
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from mixlab.corpus import Corpus, Shard, load_tokenizer, read_shard
 from mixlab.embed import get_embedder
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
-from mixlab.files import atomic_path, write_json
+from mixlab.files import WorkDir, atomic_path, write_json
 from mixlab.progress import log, status, warn
 from mixlab.samplemix.diversity import ClusterStats, KMeans, cluster_diversity, default_clusters
 from mixlab.samplemix.quality import (
@@ -84,8 +83,9 @@ class ScoreConfig:
                 raise BadInput(f"{name} {value}: must be at least {least}")
 
     def embed_key(self) -> dict[str, Any]:
-        """What the embed pass's files depend on."""
-        return {"embedder": self.embedder, "tokenizer": self.tokenizer, "seed": self.seed, "v": 1}
+        """What the embed pass's files depend on (`v`: their format; 2 since the pickles name
+        `mixlab.samplemix.score`, which version 1's `mixlab.samplemix.pipeline` ones cannot be read as)."""
+        return {"embedder": self.embedder, "tokenizer": self.tokenizer, "seed": self.seed, "v": 2}
 
 
 # ----------------------------------------------------------------------------------------------- pass 1
@@ -213,22 +213,6 @@ def _merge_scores(a: ShardScores, b: ShardScores) -> ShardScores:
 # ----------------------------------------------------------------------------------------------- driver
 
 
-def _prepare_work(work: Path, config: ScoreConfig, corpus: Corpus) -> None:
-    """Create the work dir; wipe it when the corpus or the embed configuration changed."""
-    key = {"corpus": corpus.fingerprint(), **config.embed_key()}
-    config_path = work / "config.json"
-    if config_path.exists():
-        try:
-            old = json.loads(config_path.read_text())
-        except json.JSONDecodeError:
-            old = None
-        if old != key:
-            log(f"{work}: corpus or embedding settings changed; starting the work dir afresh")
-            shutil.rmtree(work)
-    (work / "shards").mkdir(parents=True, exist_ok=True)
-    write_json(config_path, key)
-
-
 def _rows_of(work: Path, sizes: list[int], picks: np.ndarray) -> np.ndarray:
     """Embeddings [len(picks), dim] (float32) of global document positions `picks` (sorted)."""
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -277,7 +261,8 @@ def score_corpus(
     if config.quality not in DEFAULT_ANNOTATE_N:
         get_annotator(config.quality)
     tokenizer = load_tokenizer(config.tokenizer, corpus=corpus)  # bpe:N is trained on this corpus (cached)
-    _prepare_work(work, config, corpus)
+    WorkDir(work, {"corpus": corpus.fingerprint(), **config.embed_key()}, record="config.json").open()
+    (work / "shards").mkdir(exist_ok=True)
     tokenizer_spec = config.tokenizer
     if tokenizer_spec.startswith("bpe:"):
         # shard workers have no corpus to train from: they load the trained tokenizer from the work dir
