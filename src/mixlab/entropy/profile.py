@@ -252,7 +252,7 @@ def profile_corpus(
         seed=seed,
     )
     tasks = shard_tasks(corpus, max_tokens_per_domain, vne_max_documents_per_domain if emb else None)
-    checkpoint, resumed, stacks = None, 0, {}
+    work_dir, resumed, stacks = None, 0, {}
     if work is not None:
         work_settings = _work_settings(
             corpus,
@@ -265,15 +265,17 @@ def profile_corpus(
             seed=seed,
         )
         work_dir = WorkDir(work, work_settings)
-        checkpoint = work_dir.path / CHECKPOINT
-        if work_dir.open():
-            resumed, stacks = _resume(checkpoint, len(tasks))
+        # opened only where it exists or a checkpoint is due: a pass that fails early leaves nothing behind
+        if work_dir.path.exists() and work_dir.open():
+            resumed, stacks = _resume(work_dir.path / CHECKPOINT, len(tasks))
     saved, interval = time.monotonic(), checkpoint_every_s
     for done, result in enumerate(engine.imap(fn, tasks[resumed:], "entropy pass"), start=resumed + 1):
         stacks = merge_counts(stacks, result)
-        if checkpoint is not None and done < len(tasks) and time.monotonic() - saved >= interval:
+        if work_dir is not None and done < len(tasks) and time.monotonic() - saved >= interval:
             start = time.monotonic()
-            with atomic_path(checkpoint) as tmp:
+            if not work_dir.path.exists():
+                work_dir.open()
+            with atomic_path(work_dir.path / CHECKPOINT) as tmp:
                 tmp.write_bytes(pickle.dumps({"done": done, "stacks": stacks}, protocol=5))
             saved = time.monotonic()
             # the counts grow with the corpus: keep checkpointing under ~5% of the pass
