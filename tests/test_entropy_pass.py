@@ -349,7 +349,7 @@ def test_bad_arguments_are_bad_input(real_corpus, gpt2):
         profile_corpus(corpus, gpt2, measures=("se", "perplexity"))
     with pytest.raises(BadInput, match="embedder"):
         profile_corpus(corpus, gpt2, measures=("vne",), embedder="no-such-embedder")
-    with pytest.raises(BadInput, match="seq-len"):
+    with pytest.raises(BadInput, match="`seq_len`"):
         profile_corpus(corpus, gpt2, seq_len=1)
 
 

@@ -159,7 +159,7 @@ def test_cli_target_mixture_and_bad_input(scored, demo_corpus, tmp_path) -> None
         ],
     )
     assert isinstance(bad.exception, BadInput) and "DOMAIN=SHARE" in str(bad.exception)
-    with pytest.raises(BadInput, match="cannot be met with --max-repeats 1"):
+    with pytest.raises(BadInput, match="cannot be met with `max_repeats` 1"):
         sample_corpus(demo_corpus, scores, tmp_path / "y", SampleConfig(budget_tokens=1e9, max_repeats=1))
     assert not (tmp_path / "y").exists()
     broken = tmp_path / "broken.parquet"

@@ -74,6 +74,9 @@ def score(
 
     options: dict = {}
     if quality == "llm":
+        # the annotator's own check names its parameter `model`, which is --model in the proxy verbs
+        if not llm_url or not llm_model:
+            raise BadInput("--quality llm needs --llm-url (e.g. http://host:8000/v1) and --llm-model")
         options = {"url": llm_url, "model": llm_model, "key_env": llm_key_env, "concurrency": llm_concurrency}
     config = ScoreConfig(
         quality=quality,

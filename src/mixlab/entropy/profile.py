@@ -223,21 +223,21 @@ def profile_corpus(
     measures = tuple(dict.fromkeys(m.strip().lower() for m in measures if m.strip()))
     unknown = [m for m in measures if m not in MEASURES]
     if unknown or not measures:
-        raise BadInput(f"--measures {','.join(measures)}: expected a subset of {','.join(MEASURES)}")
+        raise BadInput(f"`measures` {','.join(measures)}: expected a subset of {','.join(MEASURES)}")
     if seq_len < 2:
-        raise BadInput(f"--seq-len {seq_len}: must be at least 2")
+        raise BadInput(f"`seq_len` {seq_len}: must be at least 2")
     if max_tokens_per_domain is not None and max_tokens_per_domain < seq_len:
         raise BadInput(
-            f"--max-tokens-per-domain {max_tokens_per_domain}: must be at least --seq-len {seq_len}"
+            f"`max_tokens_per_domain` {max_tokens_per_domain}: must be at least `seq_len` {seq_len}"
         )
     for name, value in (
-        ("--max-tokens-per-domain", max_tokens_per_domain),
-        ("--vne-max-documents", vne_max_documents_per_domain),
+        ("max_tokens_per_domain", max_tokens_per_domain),
+        ("vne_max_documents_per_domain", vne_max_documents_per_domain),
     ):
         if value is not None and value < 1:
-            raise BadInput(f"{name} {value}: must be positive")
+            raise BadInput(f"`{name}` {value}: must be positive")
     if not checkpoint_every_s >= 0:  # also NaN, which would never save
-        raise BadInput(f"--checkpoint-every {checkpoint_every_s}: must be a number of seconds ≥ 0")
+        raise BadInput(f"`checkpoint_every_s` {checkpoint_every_s}: must be a number of seconds ≥ 0")
     emb = None
     if "vne" in measures:
         emb = get_embedder(embedder) if isinstance(embedder, str) else embedder

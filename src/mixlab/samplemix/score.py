@@ -75,12 +75,12 @@ class ScoreConfig:
         """Raise BadInput naming the option that is out of range (before any work is done)."""
         check_weight_options(self.alpha, self.normalisation)
         for name, value, least in (
-            ("--annotate-n", self.annotate_n, 1),
-            ("--clusters", self.clusters, 1),
+            ("annotate_n", self.annotate_n, 1),
+            ("clusters", self.clusters, 1),
             ("batch_size", self.batch_size, 1),
         ):
             if value is not None and value < least:
-                raise BadInput(f"{name} {value}: must be at least {least}")
+                raise BadInput(f"`{name}` {value}: must be at least {least}")
 
     def embed_key(self) -> dict[str, Any]:
         """What the embed pass's files depend on (`v`: their format; 2 since the pickles name

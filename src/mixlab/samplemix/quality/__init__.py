@@ -55,7 +55,7 @@ def get_annotator(name: str, **options: Any):
     """An annotator by name (`ANNOTATORS`); `options` go to its constructor (e.g. url=, model= for `llm`)."""
     factory = ANNOTATORS.get(name)
     if factory is None:
-        raise BadInput(f"--quality {name}: unknown annotator (expected one of {', '.join(ANNOTATORS)})")
+        raise BadInput(f"`quality` {name}: unknown annotator (expected one of {', '.join(ANNOTATORS)})")
     return factory(**options)
 
 
