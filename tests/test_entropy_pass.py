@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 import mixlab.entropy.counting as entropy_pass
 from mixlab.cli import app
+from mixlab.commands.common import cli_message
 from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture, read_shard
 from mixlab.engine import Engine, LocalEngine
 from mixlab.entropy import (
@@ -406,7 +407,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(real_corpus, tmp_path):
     assert "b.jsonl:" in result.stderr and "malformed JSON" in result.stderr
     assert not out.exists()
     bad_measure = runner.invoke(app, [*base, "--measures", "se,xx"])
-    assert isinstance(bad_measure.exception, BadInput) and "--measures" in str(bad_measure.exception)
+    assert isinstance(bad_measure.exception, BadInput) and "--measures" in cli_message(bad_measure.exception)
     result = runner.invoke(app, [*base, "--skip-bad-rows", "--measures", "ce"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "entropy.json").read_text())
