@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import engine, out_console, settings
+from mixlab.commands.common import CorpusArg, SkipOpt, engine, out_console, settings
 from mixlab.corpus import Corpus, load_tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER
 from mixlab.entropy import EntropyProfile, profile_to_dir
@@ -18,9 +18,7 @@ from mixlab.progress import warn
 
 def entropy(
     ctx: typer.Context,
-    corpus: Annotated[
-        Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
-    ],
+    corpus: CorpusArg,
     out: Annotated[Path, typer.Option(help="Output directory: entropy.json, mixtures.csv, mixtures.png.")],
     tokenizer: Annotated[
         str, typer.Option(help="gpt2, bpe:N, a tokenizer.json or a tokenizer directory.")
@@ -42,9 +40,7 @@ def entropy(
         int | None, typer.Option(help="Embed at most N documents per domain for VNE (spread over shards).")
     ] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the document text.")] = "text",
-    skip_bad_rows: Annotated[
-        bool, typer.Option(help="Skip malformed rows (counted and reported) instead of failing.")
-    ] = False,
+    skip_bad_rows: SkipOpt = False,
     checkpoint_every: Annotated[
         float,
         typer.Option(

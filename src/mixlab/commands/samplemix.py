@@ -8,13 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import engine, out_console, settings
+from mixlab.commands.common import CorpusArg, engine, out_console, settings
 from mixlab.errors import BadInput
 from mixlab.mixture import read_mixture_json, read_mixtures
-
-CorpusArg = Annotated[
-    Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
-]
 
 
 def _shares(values: list[str] | None, flag: str) -> dict[str, float] | None:
