@@ -218,7 +218,8 @@ def test_summary_plot_imports_nothing_off_the_main_thread() -> None:
     import nothing (a SIGTERM swallowed inside importlib leaves the import lock held: the thread would hang)."""
     script = """
 import sys, threading
-from mixlab.samplemix.plots import load_plotting, summary_png
+from mixlab.figures import load_plotting
+from mixlab.samplemix.plots import summary_png
 load_plotting()
 summary = {"domains": {"a": {"before": 0.5, "after": 0.7}, "b": {"before": 0.5, "after": 0.3}},
            "alpha": 0.8, "repeats_histogram": {"0": 3, "2": 5}, "realised_tokens": 9, "budget_tokens": 10.0}

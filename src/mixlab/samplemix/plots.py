@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-
-def load_plotting() -> None:
-    """Import everything `summary_png` needs (matplotlib, the Agg canvas, PIL's image plugins), so that it
-    runs on another thread without importing there: a SIGTERM handled inside importlib's module-lock
-    callback is swallowed ("Exception ignored") and leaves the import lock held by the main thread, and a
-    thread importing behind it would never finish, nor would the command that joins it."""
-    import matplotlib.backends.backend_agg  # noqa: F401 - the PNG canvas savefig looks up
-    import matplotlib.figure  # noqa: F401
-    import PIL.Image
-
-    PIL.Image.preinit()
+from mixlab.figures import figure, png_bytes
 
 
 def summary_png(summary: Mapping[str, Any]) -> bytes:
     """PNG of two panels: domain token shares before/after sampling, and the histogram of copies per
     document. (No pyplot: a standalone Figure can be drawn off the main thread.)"""
-    from matplotlib.figure import Figure
-
     domains = list(summary["domains"])
     before = [summary["domains"][d]["before"] for d in domains]
     after = [summary["domains"][d]["after"] for d in domains]
-    fig = Figure(figsize=(12, 4.5))
+    fig = figure(figsize=(12, 4.5))
     ax1, ax2 = fig.subplots(1, 2)
     x = np.arange(len(domains))
     ax1.bar(x - 0.2, before, 0.4, label="pool (natural)")
@@ -45,9 +32,7 @@ def summary_png(summary: Mapping[str, Any]) -> bytes:
     ax2.set_ylabel("documents")
     ax2.set_title(f"{summary['realised_tokens']:,} of {summary['budget_tokens']:,.0f} budget tokens")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
+    return png_bytes(fig, dpi=100)
 
 
-__all__ = ["load_plotting", "summary_png"]
+__all__ = ["summary_png"]

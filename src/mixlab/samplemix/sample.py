@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 from mixlab.corpus import Corpus, ParquetShardWriter, Shard, read_shard
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
+from mixlab.figures import load_plotting
 from mixlab.files import atomic_dir, write_json
-from mixlab.samplemix.plots import load_plotting, summary_png
+from mixlab.samplemix.plots import summary_png
 from mixlab.samplemix.sampler import domain_counts, sampling_weights
 from mixlab.samplemix.scores_file import read_scores
 
