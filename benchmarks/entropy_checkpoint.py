@@ -28,9 +28,10 @@ from pathlib import Path
 os.environ.setdefault("MIXLAB_QUIET", "1")
 
 from mixlab.corpus import Corpus, load_tokenizer  # noqa: E402
-from mixlab.corpus.demo import build_demo_corpus  # noqa: E402
+from mixlab.demo.corpus import build_demo_corpus  # noqa: E402
 from mixlab.engine import Engine, LocalEngine  # noqa: E402
-from mixlab.entropy_pass import profile_corpus, shard_tasks  # noqa: E402
+from mixlab.entropy import profile_corpus  # noqa: E402
+from mixlab.entropy.counting import shard_tasks  # noqa: E402
 
 MEASURES = ("se", "ce", "je")
 
@@ -67,14 +68,13 @@ def main() -> None:
         corpus = Corpus.open(root)
         tokenizer = load_tokenizer("gpt2")
         shards = len(shard_tasks(corpus))
-        checkpoint = Path(tmp) / "entropy.checkpoint"
+        work = Path(tmp) / "entropy.work"
+        checkpoint = work / "entropy.checkpoint"
         with LocalEngine(args.workers) as engine:
             profile_corpus(corpus, tokenizer, engine, MEASURES)  # start the workers, warm their caches
             plain, plain_s = timed(lambda: profile_corpus(corpus, tokenizer, engine, MEASURES))
             _, saving_s = timed(
-                lambda: profile_corpus(
-                    corpus, tokenizer, engine, MEASURES, checkpoint=checkpoint, checkpoint_every_s=0
-                )
+                lambda: profile_corpus(corpus, tokenizer, engine, MEASURES, work=work, checkpoint_every_s=0)
             )
         size_mb = checkpoint.stat().st_size / 1e6 if checkpoint.exists() else 0.0
         checkpoint.unlink(missing_ok=True)
@@ -84,11 +84,9 @@ def main() -> None:
         done_before = max(1, int(0.9 * shards))
         with LocalEngine(args.workers) as engine, contextlib.suppress(KeyboardInterrupt):
             stopping = StopAfter(engine, done_before)
-            profile_corpus(corpus, tokenizer, stopping, MEASURES, checkpoint=checkpoint, checkpoint_every_s=0)
+            profile_corpus(corpus, tokenizer, stopping, MEASURES, work=work, checkpoint_every_s=0)
         with LocalEngine(args.workers) as engine:
-            resumed, resumed_s = timed(
-                lambda: profile_corpus(corpus, tokenizer, engine, MEASURES, checkpoint=checkpoint)
-            )
+            resumed, resumed_s = timed(lambda: profile_corpus(corpus, tokenizer, engine, MEASURES, work=work))
     summary = {
         "benchmark": "entropy_checkpoint",
         "quick": args.quick,

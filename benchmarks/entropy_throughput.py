@@ -32,7 +32,7 @@ os.environ.setdefault("MIXLAB_QUIET", "1")
 
 from mixlab.corpus import Corpus, load_tokenizer, read_shard  # noqa: E402
 from mixlab.engine import LocalEngine  # noqa: E402
-from mixlab.entropy_pass import profile_corpus  # noqa: E402
+from mixlab.entropy import profile_corpus  # noqa: E402
 
 
 def build_corpora(root: Path, bytes_per_quarter: int, files_per_shard: int = 40) -> dict[int, Path]:

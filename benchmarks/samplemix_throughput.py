@@ -39,11 +39,12 @@ import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from mixlab.corpus import Corpus, read_shard  # noqa: E402
-from mixlab.corpus.demo import build_demo_corpus  # noqa: E402
+from mixlab.demo.corpus import build_demo_corpus  # noqa: E402
 from mixlab.embed import get_embedder  # noqa: E402
 from mixlab.engine import LocalEngine  # noqa: E402
-from mixlab.samplemix.pipeline import SampleConfig, ScoreConfig, sample_corpus, score_corpus  # noqa: E402
+from mixlab.samplemix.sample import SampleConfig, sample_corpus  # noqa: E402
 from mixlab.samplemix.sampler import budgeted_counts, sampling_weights  # noqa: E402
+from mixlab.samplemix.score import ScoreConfig, score_corpus  # noqa: E402
 
 
 def max_rss_mb() -> dict[str, float]:

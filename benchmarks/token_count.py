@@ -28,7 +28,7 @@ os.environ.setdefault("MIXLAB_QUIET", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from mixlab.corpus import Corpus, load_tokenizer, read_shard  # noqa: E402
-from mixlab.corpus.demo import build_demo_corpus  # noqa: E402
+from mixlab.demo.corpus import build_demo_corpus  # noqa: E402
 
 
 def timed(fn, shards: list[list[str]]) -> tuple[float, list[int]]:

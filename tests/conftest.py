@@ -33,7 +33,7 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     downloaded once into ~/.cache/mixlab (or $MIXLAB_CACHE) and reused by later runs. Read-only: copy it
     if a test needs to change it.
     """
-    from mixlab.corpus.demo import build_demo_corpus
+    from mixlab.demo.corpus import build_demo_corpus
 
     out = tmp_path_factory.mktemp("demo") / "corpus"
     build_demo_corpus(out, max_mb_per_domain=DEMO_MB_PER_DOMAIN, seed=0)

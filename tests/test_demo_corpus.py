@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mixlab.corpus import Corpus
-from mixlab.corpus.demo import (
+from mixlab.demo.corpus import (
     LIMIT_CHARS,
     SOURCES,
     FetchFailed,

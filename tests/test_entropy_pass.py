@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-import mixlab.entropy_pass as entropy_pass
+import mixlab.entropy.counting as entropy_pass
 from mixlab.cli import app
+from mixlab.commands.common import cli_message
 from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture, read_shard
 from mixlab.engine import Engine, LocalEngine
 from mixlab.entropy import (
@@ -29,7 +30,8 @@ from mixlab.entropy import (
     entropy_mixture,
     von_neumann_entropy_from_gram,
 )
-from mixlab.entropy_pass import CountsStack, ShardTask, count_shard, profile_corpus, shard_tasks
+from mixlab.entropy.counting import CountsStack, ShardTask, count_shard, shard_tasks
+from mixlab.entropy.profile import profile_corpus
 from mixlab.errors import BadInput
 from mixlab.mixture import read_mixtures
 
@@ -223,12 +225,12 @@ class CountingEngine(Engine):
 
 def test_an_interrupted_pass_resumes_from_its_checkpoint(real_corpus, gpt2, local_profile, tmp_path):
     corpus = Corpus.open(real_corpus)
-    checkpoint = tmp_path / "entropy.checkpoint"
-    settings = dict(measures=("se", "ce", "je"), checkpoint=checkpoint, checkpoint_every_s=0)
+    work = tmp_path / "entropy.work"
+    settings = dict(measures=("se", "ce", "je"), work=work, checkpoint_every_s=0)
     interrupted = CountingEngine(stop_after=3)
     with pytest.raises(KeyboardInterrupt):
         profile_corpus(corpus, gpt2, interrupted, **settings)
-    assert interrupted.mapped == [5] and checkpoint.is_file()
+    assert interrupted.mapped == [5] and (work / "entropy.checkpoint").is_file()
     resumed = CountingEngine()
     profile = profile_corpus(corpus, gpt2, resumed, **settings)
     assert resumed.mapped == [2]  # the 3 shards counted before the interrupt are not counted again
@@ -348,7 +350,7 @@ def test_bad_arguments_are_bad_input(real_corpus, gpt2):
         profile_corpus(corpus, gpt2, measures=("se", "perplexity"))
     with pytest.raises(BadInput, match="embedder"):
         profile_corpus(corpus, gpt2, measures=("vne",), embedder="no-such-embedder")
-    with pytest.raises(BadInput, match="seq-len"):
+    with pytest.raises(BadInput, match="`seq_len`"):
         profile_corpus(corpus, gpt2, seq_len=1)
 
 
@@ -405,7 +407,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(real_corpus, tmp_path):
     assert "b.jsonl:" in result.stderr and "malformed JSON" in result.stderr
     assert not out.exists()
     bad_measure = runner.invoke(app, [*base, "--measures", "se,xx"])
-    assert isinstance(bad_measure.exception, BadInput) and "--measures" in str(bad_measure.exception)
+    assert isinstance(bad_measure.exception, BadInput) and "--measures" in cli_message(bad_measure.exception)
     result = runner.invoke(app, [*base, "--skip-bad-rows", "--measures", "ce"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "entropy.json").read_text())

@@ -342,3 +342,11 @@ def test_entropy_table_keeps_counts_as_integers() -> None:
     assert isinstance(per["web"]["documents"], int)
     html = table(["domain", "documents", "tokens", "se"], [["web", *per["web"].values()]])
     assert "12,345" in html and "678,901" in html and "6.5000" in html
+
+
+def test_star_import_gives_every_name_in_all() -> None:
+    namespace: dict[str, object] = {}
+    exec("from mixlab.report import *", namespace)  # raised AttributeError while __all__ named read_runs
+    import mixlab.report
+
+    assert set(mixlab.report.__all__) <= set(namespace)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import shutil
 import subprocess
 import sys
+import types
 from collections import Counter
 
 import pyarrow as pa
@@ -16,7 +19,9 @@ from typer.testing import CliRunner
 
 from mixlab.cli import app
 from mixlab.errors import BadInput
-from mixlab.samplemix.pipeline import SCORE_COLUMNS, SampleConfig, ScoreConfig, sample_corpus, score_corpus
+from mixlab.samplemix.sample import SampleConfig, sample_corpus
+from mixlab.samplemix.score import ScoreConfig, score_corpus
+from mixlab.samplemix.scores_file import SCORE_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,30 @@ def test_scoring_resumes_from_the_shards_it_finished(scored, demo_corpus) -> Non
     score_corpus(demo_corpus, out, ScoreConfig(quality="heuristic", annotate_n=600, seed=0))
     assert {p.name: p.stat().st_mtime_ns for p in shards.iterdir()} == stamps
     assert pq.read_table(out).equals(before)
+
+
+def test_a_work_dir_of_other_settings_starts_afresh(scored, demo_corpus, tmp_path, monkeypatch) -> None:
+    # a work dir from before the samplemix split: settings version 1, and pickles naming a module that is gone
+    out, _ = scored
+    copy = tmp_path / "scores.parquet"
+    shutil.copytree(out.parent / "scores.parquet.work", tmp_path / "scores.parquet.work")
+    work = tmp_path / "scores.parquet.work"
+    (work / "config.json").write_text(json.dumps({**json.loads((work / "config.json").read_text()), "v": 1}))
+    gone = types.ModuleType("mixlab.samplemix.pipeline")
+
+    class EmbedResult:
+        pass
+
+    EmbedResult.__module__, EmbedResult.__qualname__ = gone.__name__, "EmbedResult"
+    gone.EmbedResult = EmbedResult
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, gone.__name__, gone)
+        legacy = pickle.dumps(EmbedResult())
+    for candidates in (work / "shards").glob("*.cand.pkl"):
+        candidates.write_bytes(legacy)
+    score_corpus(demo_corpus, copy, ScoreConfig(quality="heuristic", annotate_n=600, seed=0))
+    assert json.loads((work / "config.json").read_text())["v"] == 2
+    assert pq.read_table(copy).equals(pq.read_table(out))
 
 
 def test_sample_dir_contract_and_determinism(scored, demo_corpus, tmp_path) -> None:
@@ -130,7 +159,7 @@ def test_cli_target_mixture_and_bad_input(scored, demo_corpus, tmp_path) -> None
         ],
     )
     assert isinstance(bad.exception, BadInput) and "DOMAIN=SHARE" in str(bad.exception)
-    with pytest.raises(BadInput, match="cannot be met with --max-repeats 1"):
+    with pytest.raises(BadInput, match="cannot be met with `max_repeats` 1"):
         sample_corpus(demo_corpus, scores, tmp_path / "y", SampleConfig(budget_tokens=1e9, max_repeats=1))
     assert not (tmp_path / "y").exists()
     broken = tmp_path / "broken.parquet"
@@ -189,7 +218,8 @@ def test_summary_plot_imports_nothing_off_the_main_thread() -> None:
     import nothing (a SIGTERM swallowed inside importlib leaves the import lock held: the thread would hang)."""
     script = """
 import sys, threading
-from mixlab.samplemix.pipeline import load_plotting, summary_png
+from mixlab.figures import load_plotting
+from mixlab.samplemix.plots import summary_png
 load_plotting()
 summary = {"domains": {"a": {"before": 0.5, "after": 0.7}, "b": {"before": 0.5, "after": 0.3}},
            "alpha": 0.8, "repeats_histogram": {"0": 3, "2": 5}, "realised_tokens": 9, "budget_tokens": 10.0}

@@ -204,7 +204,7 @@ def test_llm_annotator_stops_on_auth_errors_and_needs_url(chat_server, tmp_path)
     with pytest.raises(BadInput, match="HTTP 401"):
         annotator.annotate(["DENIED doc"])
     assert ChatServer.hits["DENIED"] == 1  # not retried
-    with pytest.raises(BadInput, match="--llm-url"):
+    with pytest.raises(BadInput, match="`url`"):
         LLMAnnotator(None, "m")
     dead = LLMAnnotator("http://127.0.0.1:9/v1", "m", backoff=0.01, max_retries=1, cache_directory=tmp_path)
     with pytest.raises(BadInput, match="every annotation failed"):

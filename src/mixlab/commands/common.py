@@ -29,6 +29,13 @@ err_console = Console(stderr=True, soft_wrap=True)
 FLAGS: dict[str, str] = {
     "n_samples": "--samples",
     "tokens": "--tokens-per-run",
+    # corpus passes (entropy, score, sample, report, demo)
+    "vne_max_documents_per_domain": "--vne-max-documents",
+    "checkpoint_every_s": "--checkpoint-every",
+    "url": "--llm-url",
+    "concurrency": "--llm-concurrency",
+    "budget": "--budget-tokens",
+    "target": "--target-mixture",
 }
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from mixlab.commands.common import CorpusArg, SkipOpt, TokenizerOpt, engine, out_console, settings
 from mixlab.corpus import Corpus, corpus_stats, load_tokenizer
-from mixlab.corpus.demo import SOURCES, build_demo_corpus
+from mixlab.demo.corpus import SOURCES, build_demo_corpus
 from mixlab.files import write_json
 
 corpus_app = typer.Typer(help="Inspect corpora and build the demo corpus.", no_args_is_help=True)

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import engine, out_console, settings
+from mixlab.commands.common import CorpusArg, SkipOpt, engine, out_console, settings
 from mixlab.corpus import Corpus, load_tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER
-from mixlab.entropy_pass import EntropyProfile, profile_corpus
-from mixlab.files import write_json
-from mixlab.mixture import Mixture, write_mixtures
-from mixlab.plots import plot_mixtures
+from mixlab.entropy import EntropyProfile, profile_to_dir
+from mixlab.mixture import Mixture
 from mixlab.progress import warn
 
 
 def entropy(
     ctx: typer.Context,
-    corpus: Annotated[
-        Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
-    ],
+    corpus: CorpusArg,
     out: Annotated[Path, typer.Option(help="Output directory: entropy.json, mixtures.csv, mixtures.png.")],
     tokenizer: Annotated[
         str, typer.Option(help="gpt2, bpe:N, a tokenizer.json or a tokenizer directory.")
@@ -45,9 +40,7 @@ def entropy(
         int | None, typer.Option(help="Embed at most N documents per domain for VNE (spread over shards).")
     ] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the document text.")] = "text",
-    skip_bad_rows: Annotated[
-        bool, typer.Option(help="Skip malformed rows (counted and reported) instead of failing.")
-    ] = False,
+    skip_bad_rows: SkipOpt = False,
     checkpoint_every: Annotated[
         float,
         typer.Option(
@@ -62,11 +55,11 @@ def entropy(
     """
     c = Corpus.open(corpus, text_field)
     tok = load_tokenizer(tokenizer, corpus=c)
-    work = out.resolve().with_name(out.resolve().name + ".work")
     with engine(ctx) as eng:
-        profile = profile_corpus(
+        profile = profile_to_dir(
             c,
             tok,
+            out,
             eng,
             measures=measures.split(","),
             seq_len=seq_len,
@@ -76,15 +69,10 @@ def entropy(
             miller_madow=miller_madow,
             skip_bad_rows=skip_bad_rows,
             seed=settings(ctx).seed,
-            checkpoint=work / "entropy.checkpoint",
             checkpoint_every_s=checkpoint_every,
         )
     domains = list(profile.domains)
     mixtures = profile.mixtures()
-    write_json(out / "entropy.json", profile.to_dict())
-    write_mixtures(out / "mixtures.csv", mixtures, domains)
-    plot_mixtures(out / "mixtures.png", mixtures, domains, title=f"entropy mixtures ({tokenizer})")
-    shutil.rmtree(work, ignore_errors=True)  # the outputs are complete: the checkpoint has done its job
     skipped = sum(v["skipped_rows"] for v in profile.domains.values())
     if skipped:
         warn(f"skipped {skipped} bad rows")

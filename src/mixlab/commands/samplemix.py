@@ -8,13 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import engine, out_console, settings
+from mixlab.commands.common import CorpusArg, engine, out_console, settings
 from mixlab.errors import BadInput
 from mixlab.mixture import read_mixture_json, read_mixtures
-
-CorpusArg = Annotated[
-    Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
-]
 
 
 def _shares(values: list[str] | None, flag: str) -> dict[str, float] | None:
@@ -70,10 +66,13 @@ def score(
 
     Example: mixlab score demo_corpus --quality heuristic --out scores.parquet
     """
-    from mixlab.samplemix.pipeline import ScoreConfig, score_corpus
+    from mixlab.samplemix.score import ScoreConfig, score_corpus
 
     options: dict = {}
     if quality == "llm":
+        # the annotator's own check names its parameter `model`, which is --model in the proxy verbs
+        if not llm_url or not llm_model:
+            raise BadInput("--quality llm needs --llm-url (e.g. http://host:8000/v1) and --llm-model")
         options = {"url": llm_url, "model": llm_model, "key_env": llm_key_env, "concurrency": llm_concurrency}
     config = ScoreConfig(
         quality=quality,
@@ -136,7 +135,7 @@ def sample(
 
     Example: mixlab --seed 1 sample demo_corpus --scores scores.parquet --budget-tokens 2e6 --alpha 0.8 --out sample
     """
-    from mixlab.samplemix.pipeline import SampleConfig, sample_corpus
+    from mixlab.samplemix.sample import SampleConfig, sample_corpus
 
     target = None
     if target_mixture is not None:

@@ -1,4 +1,4 @@
-"""Corpus I/O: reading domains of documents, tokenizers, writing sampled datasets, the demo corpus."""
+"""Corpus I/O: reading domains of documents, tokenizers, writing sampled datasets."""
 
 from mixlab.corpus.reader import (
     Corpus,

@@ -1,4 +1,4 @@
-"""Evaluation plots (matplotlib, Agg): per eval domain, observed vs predicted loss against step for the
+"""Evaluation plots (`mixlab.figures`): per eval domain, observed vs predicted loss against step for the
 test runs, and loss against the domain's share on log–log axes at each run's final predicted step."""
 
 from __future__ import annotations
@@ -8,13 +8,11 @@ import re
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from mixlab.files import atomic_dir  # noqa: E402
+from mixlab.figures import figure, save_png
+from mixlab.files import atomic_dir
 
 
 def plot_evaluation(predictions: pd.DataFrame, title: str, out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -24,9 +22,10 @@ def plot_evaluation(predictions: pd.DataFrame, title: str, out_dir: str | os.Pat
     with atomic_dir(out_dir) as tmp:
         defined = predictions[np.isfinite(predictions["predicted"].to_numpy(dtype=float))]
         for domain, sub in defined.groupby("domain", sort=False):
-            fig, (ax_step, ax_share) = plt.subplots(1, 2, figsize=(11, 4.2))
+            fig = figure(figsize=(11, 4.2))
+            ax_step, ax_share = fig.subplots(1, 2)
             runs = list(dict.fromkeys(sub["run"]))
-            colours = plt.cm.viridis(np.linspace(0, 0.9, max(len(runs), 1)))
+            colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, max(len(runs), 1)))
             for colour, run in zip(colours, runs, strict=True):
                 g = sub[sub["run"] == run].sort_values("step")
                 ax_step.plot(
@@ -49,7 +48,6 @@ def plot_evaluation(predictions: pd.DataFrame, title: str, out_dir: str | os.Pat
             fig.suptitle(title)
             fig.tight_layout()
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(domain)) + ".png"
-            fig.savefig(tmp / name, dpi=90)
-            plt.close(fig)
+            save_png(fig, tmp / name, dpi=90)
             written.append(out_dir / name)
     return written

@@ -9,7 +9,6 @@ __all__ = [
     "collect",
     "comparison_table",
     "mean_curves",
-    "read_runs",
     "reading",
     "render",
     "write_report",

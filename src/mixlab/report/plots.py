@@ -1,27 +1,24 @@
-"""Matplotlib (Agg) figures for the report, each returned as a base64 PNG string ready for a data: URI."""
+"""Figures for the report (`mixlab.figures`), each returned as a base64 PNG string ready for a data: URI."""
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from mixlab.figures import figure, png_base64
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 80
 
 
-def _png(fig: plt.Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+def _png(fig: Figure) -> str:
+    return png_base64(fig, dpi=DPI, bbox_inches="tight")
 
 
 def grouped_bars(
@@ -36,7 +33,8 @@ def grouped_bars(
     n = max(len(values), 1)
     x = np.arange(len(categories))
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.25 * len(categories) * n + 2)), 3.8))
+    fig = figure(figsize=(min(14.0, max(6.0, 0.25 * len(categories) * n + 2)), 3.8))
+    ax = fig.subplots()
     for k, (series, ys) in enumerate(values.items()):
         ys = np.asarray(ys, dtype=float)
         yerr = None
@@ -60,7 +58,8 @@ def learning_curves(runs: pd.DataFrame, title: str, xcol: str = "step") -> str:
     panels = [*domains, "average"]
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    fig = figure(figsize=(3.2 * cols, 2.5 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     avg = runs.groupby(["run", xcol], as_index=False)["loss"].mean()
     for ax, panel in zip(axes.flat, panels, strict=False):
         data = avg if panel == "average" else runs[runs["domain"] == panel]
@@ -84,7 +83,8 @@ def learning_curves(runs: pd.DataFrame, title: str, xcol: str = "step") -> str:
 def distributions(scores: pd.DataFrame, columns: Sequence[str], title: str) -> str:
     """Box plots of each score column per domain (one panel per column)."""
     domains = sorted(scores["domain"].astype(str).unique())
-    fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 3.2), squeeze=False)
+    fig = figure(figsize=(3.6 * len(columns), 3.2))
+    axes = fig.subplots(1, len(columns), squeeze=False)
     for ax, col in zip(axes.flat, columns, strict=True):
         data = [scores.loc[scores["domain"] == d, col].dropna().to_numpy(dtype=float) for d in domains]
         ax.boxplot(data, tick_labels=domains, showfliers=False)
@@ -100,7 +100,8 @@ def histogram_bars(counts: Mapping[str, float], xlabel: str, ylabel: str, title:
     """Bars of a precomputed histogram {bin label: count} (log y when counts span decades)."""
     labels = list(counts)
     ys = np.array([float(counts[k]) for k in labels])
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 1.5), 3.0))
+    fig = figure(figsize=(max(4.0, 0.45 * len(labels) + 1.5), 3.0))
+    ax = fig.subplots()
     ax.bar(range(len(labels)), ys, color="#4C72B0")
     ax.set_xticks(range(len(labels)), labels)
     if ys.size and ys.min() > 0 and ys.max() / ys.min() > 100:
@@ -114,7 +115,8 @@ def histogram_bars(counts: Mapping[str, float], xlabel: str, ylabel: str, title:
 
 def method_curves(curves: Mapping[str, Sequence[tuple[float, float, float]]], xlabel: str, title: str) -> str:
     """Average validation loss per method: `curves[method]` = [(x, mean, std)] with a ±std band."""
-    fig, ax = plt.subplots(figsize=(7.0, 3.8))
+    fig = figure(figsize=(7.0, 3.8))
+    ax = fig.subplots()
     for method, pts in curves.items():
         arr = np.asarray(pts, dtype=float).reshape(-1, 3)
         ax.plot(arr[:, 0], arr[:, 1], marker=".", ms=3, lw=1.2, label=method)

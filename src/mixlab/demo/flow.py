@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import typer
 
 from mixlab.errors import BadInput
 from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, read_mixture_json, read_mixtures, write_mixture_json, write_mixtures
-from mixlab.progress import log, quiet, warn
+from mixlab.progress import log, quiet
 
 LAWS = ("bimix", "dml", "regmix", "powerlaw")
 PROTOCOLS = ("extrapolate", "unseen")
@@ -152,8 +151,6 @@ class Demo:
         argv += [str(a) for a in args]
         with open(self.p("commands.sh"), "a", encoding="utf-8") as fh:
             fh.write("mixlab " + shlex.join(argv) + "\n")
-        if str(args[0]) not in typer.main.get_command(app).commands:
-            raise _Unavailable(f"verb 'mixlab {args[0]}' is not in this build")
         app(args=argv, prog_name="mixlab", standalone_mode=False)
 
     # ------------------------------------------------------------------ stages
@@ -469,12 +466,7 @@ class Demo:
             log(f"[bold cyan][{i}/{len(stages)}] {stage.title}[/bold cyan] — about "
                 f"{_mmss(stage.estimate * pace)} for this stage, {_mmss(left)} left in total")  # fmt: skip
             start = time.perf_counter()
-            try:
-                stage.run()
-            except _Unavailable as exc:
-                self.skipped[stage.name] = str(exc)
-                warn(f"stage {stage.name} skipped: {exc}")
-                continue
+            stage.run()
             elapsed = time.perf_counter() - start
             spent, planned = spent + elapsed, planned + stage.estimate
             self.timings[stage.name] = round(elapsed, 1)
@@ -487,10 +479,6 @@ class Demo:
             if self.p("results.json").exists()
             else {}
         )
-
-
-class _Unavailable(Exception):
-    """A stage's verb is not part of this build."""
 
 
 def own_shares(streams: Any) -> dict[str, float]:

@@ -606,7 +606,7 @@ def build_demo_corpus(
     shuffle. `domains` restricts the build to some of the domains of `SOURCES`.
     """
     if max_mb_per_domain is not None and max_mb_per_domain <= 0:
-        raise BadInput(f"--max-mb-per-domain {max_mb_per_domain}: must be positive")
+        raise BadInput(f"`max_mb_per_domain` {max_mb_per_domain}: must be positive")
     known = {s.domain for s in SOURCES}
     wanted = list(domains) if domains is not None else [s.domain for s in SOURCES]
     unknown = [d for d in wanted if d not in known]
