@@ -992,6 +992,9 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 PARAMS = [pytest.param(c, id=c.id) for c in CASES]
 
 
+# The first case's setup runs every case's `mixlab` process (~100 of them): more than the default per-test limit
+# on a loaded machine, although each process takes seconds.
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("case", PARAMS)
 def test_bad_input_exits_2_with_one_line_cause_and_no_output(
     case: Case, outcomes: dict[str, Outcome]
