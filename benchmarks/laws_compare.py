@@ -9,7 +9,10 @@ On a real sweep instead (same table, no truth): --mixtures M --runs R --test-run
 RegMix's public 1M sweep (shared/data/regmix: fit 512 train runs, predict 256 test runs, one final loss per
 run): --regmix prints every law's mean / worst / best Spearman of the final loss over 13 Pile domains.
 Measured: regmix 0.989 / 0.966 / 0.996, bimix 0.940 / 0.829 / 0.995, powerlaw 0.940 / 0.829 / 0.995,
-dml 0.928 / 0.768 / 0.981 (bimix and powerlaw leave out each test run's share-0 domains).
+dml 0.928 / 0.768 / 0.981 (bimix and powerlaw leave out each test run's share-0 domains), transfer 0.992.
+--regmix-k: every law fitted on k = 32, 64, 128, 512 train runs (3 seeded subsets for k < 512); measured mean
+Spearman regmix 0.937 / 0.970 / 0.982 / 0.989, bimix and powerlaw 0.940 at every k, dml 0.812 / 0.879 / 0.901 /
+0.928, transfer 0.975 / 0.987 / 0.990 / 0.992 (benchmarks/results.json: laws_compare_regmix_k).
 """
 
 from __future__ import annotations
@@ -82,8 +85,12 @@ def compare_laws(obs: Observations, test_runs: list[str], folds: int) -> dict:
 REGMIX = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "regmix"
 
 
-def regmix_1m() -> dict:
-    """Every law fitted on RegMix's 512 train runs, scored on its 256 test runs (unseen protocol)."""
+ALL_LAWS = ("regmix", "bimix", "powerlaw", "dml", "transfer")
+K_TRAIN = (32, 64, 128, 512)
+
+
+def regmix_observations() -> tuple[Observations, list[str], list[str]]:
+    """RegMix's 1M sweep as one set of observations: (obs, train run names, test run names)."""
     mixtures, frames = [], []
     for part in ("train", "test"):
         imp = import_regmix(REGMIX / f"{part}_mixture_1m.csv", REGMIX / f"{part}_pile_loss_1m.csv")
@@ -91,9 +98,14 @@ def regmix_1m() -> dict:
         frames.append(imp.runs.assign(run=part + imp.runs["run"]))
     runs = pd.concat(frames, ignore_index=True)
     obs = build_observations(mixtures, runs.assign(where=[f"row {i}" for i in range(len(runs))]))
-    test = [r for r in obs.runs if r.startswith("test")]
+    return obs, [r for r in obs.runs if r.startswith("train")], [r for r in obs.runs if r.startswith("test")]
+
+
+def regmix_1m() -> dict:
+    """Every law fitted on RegMix's 512 train runs, scored on its 256 test runs (unseen protocol)."""
+    obs, _, test = regmix_observations()
     table = {}
-    for law in ("regmix", "bimix", "powerlaw", "dml"):
+    for law in ALL_LAWS:
         t0 = time.perf_counter()
         m = evaluate_law(lambda law=law: get_law(law), obs, "unseen", test_runs=test).metrics
         table[law] = {
@@ -105,6 +117,63 @@ def regmix_1m() -> dict:
         print(f"{law:9} Spearman final mean / worst / best {s['mean']:.3f} / {s['worst']:.3f} / {s['best']:.3f}"
               f"  undefined {table[law]['n_undefined']}  {table[law]['seconds']} s")  # fmt: skip
     return {"setup": {"train_runs": len(obs.runs) - len(test), "test_runs": len(test)}, "laws": table}
+
+
+def regmix_k_table(n_subsets: int = 3, seed: int = 0) -> dict:
+    """Every law fitted on k of RegMix's 512 train runs (`n_subsets` seeded random subsets for k < 512, drawn
+    in order k = 32, 64, 128 from one generator), scored on the 256 test runs: mean Spearman of the final loss
+    over 13 domains, averaged over subsets, with the worst domain (of the subset-averaged per-domain ρ)."""
+    obs, train, test = regmix_observations()
+    rng = np.random.default_rng(seed)
+    subsets = {
+        k: [rng.choice(len(train), k, replace=False) for _ in range(n_subsets)]
+        if k < len(train)
+        else [range(k)]
+        for k in K_TRAIN
+    }
+    table: dict = {law: {} for law in ALL_LAWS}
+    for law in ALL_LAWS:
+        for k, picks in subsets.items():
+            t0 = time.perf_counter()
+            means, per_domain = [], []
+            for pick in picks:
+                m = evaluate_law(
+                    lambda law=law: get_law(law),
+                    obs,
+                    "unseen",
+                    test_runs=test,
+                    train_runs=[train[i] for i in pick],
+                ).metrics
+                means.append(m["summary"]["spearman_final"]["mean"])
+                per_domain.append([m["domains"][d]["spearman_final"] for d in obs.eval_domains])
+            domain_mean = np.mean(per_domain, axis=0)
+            table[law][str(k)] = {
+                "spearman_mean": float(np.mean(means)),
+                "per_subset": [round(v, 4) for v in means],
+                "worst_domain": obs.eval_domains[int(np.argmin(domain_mean))],
+                "worst_domain_spearman": float(domain_mean.min()),
+                "seconds_per_fit": round((time.perf_counter() - t0) / len(picks), 2),
+            }
+            if k == len(train):
+                table[law][str(k)]["per_domain"] = dict(
+                    zip(obs.eval_domains, map(float, domain_mean), strict=True)
+                )
+            cell = table[law][str(k)]
+            print(f"{law:9} k={k:<4} mean Spearman {cell['spearman_mean']:.4f} (subsets {cell['per_subset']}, "
+                  f"worst {cell['worst_domain']} {cell['worst_domain_spearman']:.3f}) "
+                  f"{cell['seconds_per_fit']} s/fit", flush=True)  # fmt: skip
+    print("| law | " + " | ".join(f"k={k}" for k in K_TRAIN) + " |")
+    print("|---|" + "---|" * len(K_TRAIN))
+    for law, row in table.items():
+        print(f"| {law} | " + " | ".join(f"{row[str(k)]['spearman_mean']:.4f}" for k in K_TRAIN) + " |")
+    setup = {
+        "train_runs": len(train),
+        "test_runs": len(test),
+        "k": list(K_TRAIN),
+        "subsets": n_subsets,
+        "seed": seed,
+    }
+    return {"setup": setup, "laws": table}
 
 
 def print_table(table: dict) -> None:
@@ -127,7 +196,15 @@ def main() -> None:
     parser.add_argument("--test-runs", help="comma-separated runs held out by the unseen protocol")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--regmix", action="store_true", help="every law on RegMix's public 1M sweep")
+    parser.add_argument(
+        "--regmix-k",
+        action="store_true",
+        help="every law on RegMix 1M fitted on k = 32, 64, 128, 512 train runs",
+    )
     args = parser.parse_args()
+    if args.regmix_k:
+        print(json.dumps({"regmix_1m_k": regmix_k_table()}))
+        return
     if args.regmix:
         print(json.dumps({"regmix_1m": regmix_1m()}))
         return

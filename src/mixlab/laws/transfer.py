@@ -1,0 +1,361 @@
+"""Transfer-BiMix: BiMix whose own share becomes an effective share that couples the domains.
+
+    L_i(r, s) = exp(Σ_j u_ij r_j) · e_i(r)^{−α_i} · (B_i s^{−β_i} + C_i)
+    e_i(r)    = ε_i + r_i^{δ_i} + Σ_{j≠i} T_ij r_j^{γ_i}          (T_ij ≥ 0, ε_i > 0)
+
+r: proportions over the m mixture domains (rows sum to 1), s: steps > 0, i: an eval domain (its own column
+in r). T_ij is the transfer from domain j to domain i (how much a token of j counts as a token of i, with
+diminishing returns r^γ); δ bends the own share; u_ij is Ye et al.'s log-linear exp(Σ t_ij r_j) factor;
+ε_i keeps the law finite at r_i = 0. With T = 0, u = 0, δ = 1 and ε → 0 it is BiMix (A = 1).
+2m + 6 coefficients per eval domain.
+
+Identifiability: the mixture factor has no free scale (A = 1; the step factor carries it). Since Σ_j r_j = 1,
+adding a constant to every u_ij equals scaling B_i and C_i: the ridge picks the smallest-norm u. T and u both
+act through r_j and are separated only by curvature (log-of-sum vs linear), so with few runs the ridge, not
+the data, fixes most of them; T_ij of a domain with share 0 in every fitted run is unidentified (ridge → 0).
+
+Fitting, per eval domain: TRF (scipy least_squares) on log residuals plus ridge rows √(λn)·(T, u), i.e. the
+mean squared log residual + λ(‖T_i‖² + ‖u_i‖²) (regularisation toward independence, T = u = 0), analytic
+Jacobian, box bounds, two starts (ε₀ = 0.003, 0.03; α₀ from a log–log fit, T₀ = 1e-3, u₀ = 0, γ₀ = 0.7,
+δ₀ = 1, the step part as BiMix's); the lower cost wins. The step part is BiMix's reparametrisation
+log(e^b (s/s_ref)^{−β} + e^c); with < 3 distinct steps B = 0, β = 0.
+λ (hyper-parameter `lam`): "auto" = lam0 / n_runs (strong when runs are few). lam0 = 0.01 was chosen on the
+512 RegMix train runs only (a 256-run pool fitted at k = 32…256, scored on the other 256 train runs; flat
+over 0.01–0.1). "cv": the lam0 of LAM0_GRID with the smallest inner `folds`-fold squared log error over
+runs (noisy per subset, ~16 extra fits); or a number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from mixlab.errors import BadInput
+from mixlab.laws.base import Law, register_law
+from mixlab.laws.metrics import residual_report
+from mixlab.laws.observations import Observations
+
+ALPHA_BOUNDS = (0.0, 5.0)
+EPS_BOUNDS = (1e-5, 1.0)
+GAMMA_BOUNDS = (0.2, 2.0)  # also δ's
+T_MAX = 10.0
+U_MAX = 20.0
+BETA_BOUNDS = (0.0, 3.0)
+LOG_FLOOR = -25.0
+LAM0_GRID = (0.01, 0.03, 0.1, 0.32)
+N_HEAD = 4  # θ = (α, ε, γ, δ, T [m−1], u [m], b, β, c)
+COEFS = ("alpha", "eps", "gamma", "delta", "B", "beta", "C")
+
+
+def _powers(r: np.ndarray, power: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """(r^p, log r) elementwise, both 0 where r = 0 (r^p·log r → 0 there, its limit for p > 0)."""
+    pos = r > 0
+    log_r = np.where(pos, np.log(np.where(pos, r, 1.0)), 0.0)
+    return np.where(pos, np.exp(power * log_r), 0.0), log_r
+
+
+def effective_share(
+    r: np.ndarray, own: np.ndarray, eps: np.ndarray, gamma: np.ndarray, delta: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """e [n, e] = ε + r_own^δ + Σ_{j≠own} T_j r_j^γ for proportions r [n, m]; own [e] columns, T [e, m]
+    (its own-column entry is ignored)."""
+    out = np.empty((r.shape[0], own.size))
+    for i, c in enumerate(own):
+        other = np.arange(r.shape[1]) != c
+        own_pow, _ = _powers(r[:, c], delta[i])
+        other_pow, _ = _powers(r[:, other], gamma[i])
+        out[:, i] = eps[i] + own_pow + other_pow @ T[i, other]
+    return out
+
+
+def transfer_loss(r: np.ndarray, s: np.ndarray, own: np.ndarray, coef: dict[str, np.ndarray]) -> np.ndarray:
+    """L [n, e] at proportions r [n, m] and steps s [n]; coef: COEFS arrays [e], "T" and "u" [e, m]."""
+    e = effective_share(r, own, coef["eps"], coef["gamma"], coef["delta"], coef["T"])
+    step = coef["B"] * np.asarray(s, dtype=float)[:, None] ** (-coef["beta"]) + coef["C"]
+    return np.exp(r @ coef["u"].T) * e ** (-coef["alpha"]) * step
+
+
+def transfer_log_loss(
+    theta: np.ndarray, r: np.ndarray, log_s: np.ndarray, own: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """log L̂ [n] and its Jacobian [n, 2m + 6] for one eval domain; θ = (α, ε, γ, δ, T [m−1], u [m], b, β, c),
+    r [n, m] proportions, log_s [n] = log(s / s_ref), own: the eval domain's column in r."""
+    m = r.shape[1]
+    alpha, eps, gamma, delta = theta[:N_HEAD]
+    T = theta[N_HEAD : N_HEAD + m - 1]
+    u = theta[N_HEAD + m - 1 : N_HEAD + 2 * m - 1]
+    b, beta, c = theta[N_HEAD + 2 * m - 1 :]
+    other = np.arange(m) != own
+    other_pow, log_other = _powers(r[:, other], gamma)
+    own_pow, log_own = _powers(r[:, own], delta)
+    e = eps + own_pow + other_pow @ T
+    log_e = np.log(e)
+    v = b - beta * log_s
+    g = np.logaddexp(v, c)
+    w_b, w_c = np.exp(v - g), np.exp(c - g)
+    d_e = -alpha / e
+    jac = np.column_stack(
+        [-log_e, d_e, d_e * ((other_pow * log_other) @ T), d_e * own_pow * log_own, d_e[:, None] * other_pow,
+         r, w_b, -log_s * w_b, w_c]
+    )  # fmt: skip
+    return -alpha * log_e + r @ u + g, jac
+
+
+def fit_transfer_domain(
+    r: np.ndarray, s: np.ndarray, loss: np.ndarray, own: int, lam: float, max_nfev: int = 300
+) -> dict[str, Any]:
+    """Fit one eval domain on tuples r [n, m] (rows sum to 1), s [n] > 0, loss [n] > 0; `lam` ≥ 0: the ridge
+    on T and u (penalty λ·(‖T‖² + ‖u‖²) per mean squared log residual). T and u come back over all m
+    columns (T_own = 1, the own share's coefficient)."""
+    n, m = r.shape
+    log_y = np.log(loss)
+    s_ref = float(s.max())
+    log_s = np.log(s / s_ref)
+    steps_free = np.unique(s).size >= 3
+    p = N_HEAD + 2 * m + 2
+    free = np.ones(p, dtype=bool)
+    if not steps_free:
+        free[p - 3 : p - 1] = False  # b, β: only C when the step dependence is not identifiable
+    ridge = np.sqrt(lam * n)
+    pen_idx = np.arange(N_HEAD, N_HEAD + 2 * m - 1)
+    pen = np.zeros((pen_idx.size, p))
+    pen[np.arange(pen_idx.size), pen_idx] = ridge
+
+    upper = float(log_y.max() + ALPHA_BOUNDS[1] * -np.log(EPS_BOUNDS[0]) + 5.0)
+    lo = np.r_[ALPHA_BOUNDS[0], EPS_BOUNDS[0], GAMMA_BOUNDS[0], GAMMA_BOUNDS[0], np.zeros(m - 1),
+               np.full(m, -U_MAX), LOG_FLOOR, BETA_BOUNDS[0], LOG_FLOOR]  # fmt: skip
+    hi = np.r_[ALPHA_BOUNDS[1], EPS_BOUNDS[1], GAMMA_BOUNDS[1], GAMMA_BOUNDS[1], np.full(m - 1, T_MAX),
+               np.full(m, U_MAX), upper, BETA_BOUNDS[1], upper]  # fmt: skip
+
+    best = None
+    for eps0 in (0.003, 0.03):
+        log_e0 = np.log(eps0 + r[:, own])
+        _, alpha0 = np.linalg.lstsq(np.column_stack([np.ones(n), -log_e0]), log_y, rcond=None)[0]
+        alpha0 = float(np.clip(alpha0, 0.01, ALPHA_BOUNDS[1] - 0.01))
+        rest = log_y + alpha0 * log_e0  # the log step factor if the mixture factor were BiMix's
+        late = float(np.exp(rest[s == s_ref].mean()))
+        if steps_free:
+            early = float(np.exp(rest[s == s.min()].mean()))
+            beta0 = 0.4
+            b_lin = max(early - late, 0.01 * late) / max(np.exp(log_s.min()) ** (-beta0) - 1.0, 1e-9)
+            b0, c0 = np.log(b_lin), np.log(max(late - b_lin, 0.05 * late))
+        else:
+            b0, beta0, c0 = LOG_FLOOR, 0.0, np.log(late)
+        theta0 = np.r_[alpha0, eps0, 0.7, 1.0, np.full(m - 1, 1e-3), np.zeros(m), b0, beta0, c0]
+        theta0 = np.clip(theta0, lo + 1e-9, hi - 1e-9)
+
+        def full(x: np.ndarray, theta0: np.ndarray = theta0) -> np.ndarray:
+            theta = theta0.copy()
+            theta[free] = x
+            return theta
+
+        def fun(x: np.ndarray, full=full) -> np.ndarray:
+            theta = full(x)
+            return np.r_[transfer_log_loss(theta, r, log_s, own)[0] - log_y, ridge * theta[pen_idx]]
+
+        def jac(x: np.ndarray, full=full) -> np.ndarray:
+            return np.vstack([transfer_log_loss(full(x), r, log_s, own)[1], pen])[:, free]
+
+        res = least_squares(
+            fun,
+            theta0[free],
+            jac=jac,
+            bounds=(lo[free], hi[free]),
+            method="trf",
+            x_scale="jac",
+            max_nfev=max_nfev,
+        )
+        if best is None or res.cost < best[0].cost:
+            best = (res, full(res.x))
+    res, theta = best
+    other = np.arange(m) != own
+    T = np.ones(m)
+    T[other] = theta[N_HEAD : N_HEAD + m - 1]
+    names = ["alpha", "eps", "gamma", "delta"] + [f"T{j}" for j in range(m - 1)] + [f"u{j}" for j in range(m)]
+    on_bound = free & (np.isclose(theta, lo, rtol=0, atol=1e-6) | np.isclose(theta, hi, rtol=0, atol=1e-6))
+    at_bound = [name for name, hit in zip([*names, "B", "beta", "C"], on_bound, strict=True) if hit]
+    b, beta, c = theta[-3:]
+    return {
+        "alpha": float(theta[0]),
+        "eps": float(theta[1]),
+        "gamma": float(theta[2]),
+        "delta": float(theta[3]),
+        "T": T,
+        "u": theta[N_HEAD + m - 1 : N_HEAD + 2 * m - 1].copy(),
+        "B": float(np.exp(b) * s_ref**beta) if steps_free else 0.0,
+        "beta": float(beta) if steps_free else 0.0,
+        "C": float(np.exp(c)),
+        "cost": float(res.cost),
+        "nfev": int(res.nfev),
+        "steps_identified": bool(steps_free),
+        "at_bound": [a for a in at_bound if not a.startswith(("T", "u"))],  # T = 0 on its bound is the rule
+    }
+
+
+@register_law
+class TransferLaw(Law):
+    """Transfer-BiMix per eval domain. Hyper-parameters: lam ("auto" | "cv" | a number ≥ 0), lam0 (> 0, the
+    "auto" rule's numerator), folds (≥ 2, for "cv"), seed (the "cv" fold split), max_nfev (per start)."""
+
+    name = "transfer"
+    fixed_step = False
+    solver = "simulation"
+
+    def __init__(
+        self,
+        lam: float | str = "auto",
+        lam0: float = 0.01,
+        folds: int = 4,
+        seed: int = 0,
+        max_nfev: int = 300,
+    ) -> None:
+        self.lam = lam
+        self.lam0 = lam0
+        self.folds = folds
+        self.seed = seed
+        self.max_nfev = max_nfev
+
+    def check_params(self) -> None:
+        if isinstance(self.lam, str):
+            if self.lam not in ("auto", "cv"):
+                raise BadInput(f"transfer: `lam` must be 'auto', 'cv' or a number ≥ 0 (got '{self.lam}')")
+        elif (
+            isinstance(self.lam, bool)
+            or not isinstance(self.lam, int | float)
+            or not (np.isfinite(self.lam) and self.lam >= 0)
+        ):
+            raise BadInput(f"transfer: `lam` must be 'auto', 'cv' or a finite number ≥ 0 (got {self.lam!r})")
+        if (
+            isinstance(self.lam0, bool)
+            or not isinstance(self.lam0, int | float)
+            or not (np.isfinite(self.lam0) and self.lam0 > 0)
+        ):
+            raise BadInput(f"transfer: `lam0` must be a finite number > 0 (got {self.lam0!r})")
+        for key, least in (("folds", 2), ("max_nfev", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise BadInput(f"transfer: `{key}` must be an integer ≥ {least} (got {value!r})")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise BadInput(f"transfer: `seed` must be an integer (got {self.seed!r})")
+
+    def _usable(self, obs: Observations, j: int) -> np.ndarray:
+        return np.isfinite(obs.losses[:, j]) & (obs.losses[:, j] > 0) & (obs.steps > 0)
+
+    def unfittable_domains(self, obs: Observations) -> dict[str, str]:
+        out = {}
+        for j, domain in enumerate(obs.eval_domains):
+            use = self._usable(obs, j)
+            if use.sum() < 2:
+                out[domain] = f"{int(use.sum())} usable tuples (need ≥ 2 with a loss and field 'step' > 0)"
+        return out
+
+    def _fit_all(self, obs: Observations, lam: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        own = obs.eval_index
+        fits, report = [], {}
+        r_all = obs.point_proportions
+        for j, domain in enumerate(obs.eval_domains):
+            use = self._usable(obs, j)
+            y = obs.losses[use, j]
+            fit = fit_transfer_domain(r_all[use], obs.steps[use], y, int(own[j]), lam, int(self.max_nfev))
+            fits.append(fit)
+            pred = transfer_loss(r_all[use], obs.steps[use], own[j : j + 1], _stack([fit]))[:, 0]
+            report[domain] = {
+                **residual_report(y, pred),
+                **{k: fit[k] for k in ("cost", "nfev", "steps_identified", "at_bound")},
+                "excluded_nonpositive_step": int((np.isfinite(obs.losses[:, j]) & (obs.steps <= 0)).sum()),
+            }
+        return _stack(fits), report
+
+    def _choose_lam(self, obs: Observations) -> tuple[float, dict[str, float] | None]:
+        if self.lam == "auto":
+            return float(self.lam0) / len(obs.runs), None
+        if self.lam != "cv":
+            return float(self.lam), None
+        if len(obs.runs) < self.folds:
+            raise BadInput(f"transfer: `folds` ({self.folds}) exceeds the number of runs ({len(obs.runs)})")
+        fold_of_run = np.random.default_rng(int(self.seed)).permutation(len(obs.runs)) % int(self.folds)
+        fold = fold_of_run[obs.point_run]
+        errors = {}
+        for lam0 in LAM0_GRID:
+            err = 0.0
+            for k in range(int(self.folds)):
+                train, test = obs.select_points(fold != k), fold == k
+                coef, _ = self._fit_all(train, lam0 / len(train.runs))
+                pred = transfer_loss(obs.point_proportions[test], obs.steps[test], obs.eval_index, coef)
+                y = obs.losses[test]
+                seen = np.isfinite(y) & (y > 0) & (obs.steps[test] > 0)[:, None]
+                err += float(((np.log(pred[seen]) - np.log(y[seen])) ** 2).sum())
+            errors[f"{lam0:g}"] = err
+        best = min(errors, key=errors.__getitem__)
+        return float(best) / len(obs.runs), errors
+
+    def _fit(self, obs: Observations) -> None:
+        unfittable = self.unfittable_domains(obs)
+        if unfittable:
+            domain, why = next(iter(unfittable.items()))
+            raise BadInput(f"{obs.source}: transfer: domain '{domain}' has {why}")
+        lam, cv_errors = self._choose_lam(obs)
+        coef, report = self._fit_all(obs, lam)
+        for k in (*COEFS, "T", "u"):
+            setattr(self, f"{k}_", coef[k])
+        self.lam_ = lam
+        at_bound = {d: rep["at_bound"] for d, rep in report.items() if rep["at_bound"]}
+        self.fit_report_ = {
+            "lam": lam,
+            "lam_cv_sq_log_error": cv_errors,
+            "domains": report,
+            "at_bound": at_bound,
+        }
+
+    def _coef(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, f"{k}_") for k in (*COEFS, "T", "u")}
+
+    def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
+        own = np.array([self.domains_.index(d) for d in self.eval_domains_])
+        return transfer_loss(r, s, own, self._coef())
+
+    def coefficients(self) -> dict[str, float]:
+        out = {}
+        for k in COEFS:
+            for d, v in zip(self.eval_domains_, getattr(self, f"{k}_"), strict=True):
+                out[f"{k}[{d}]"] = float(v)
+        for k in ("T", "u"):
+            for d, row in zip(self.eval_domains_, getattr(self, f"{k}_"), strict=True):
+                for src, v in zip(self.domains_, row, strict=True):
+                    if k == "u" or src != d:
+                        out[f"{k}[{d},{src}]"] = float(v)
+        return out
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "A": 1.0,
+            "lam": float(self.lam_),
+            **{
+                d: {
+                    **{k: float(getattr(self, f"{k}_")[i]) for k in COEFS},
+                    "T": {
+                        src: float(v) for src, v in zip(self.domains_, self.T_[i], strict=True) if src != d
+                    },
+                    "u": dict(zip(self.domains_, map(float, self.u_[i]), strict=True)),
+                }
+                for i, d in enumerate(self.eval_domains_)
+            },
+        }
+
+    def _load(self, state: dict[str, Any]) -> None:
+        for k in COEFS:
+            setattr(self, f"{k}_", np.array([float(state[d][k]) for d in self.eval_domains_]))
+        self.T_ = np.array(
+            [
+                [1.0 if src == d else float(state[d]["T"][src]) for src in self.domains_]
+                for d in self.eval_domains_
+            ]
+        )
+        self.u_ = np.array([[float(state[d]["u"][src]) for src in self.domains_] for d in self.eval_domains_])
+        self.lam_ = float(state["lam"])
+
+
+def _stack(fits: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    return {k: np.array([f[k] for f in fits]) for k in (*COEFS, "T", "u")}
