@@ -18,6 +18,7 @@ from mixlab.errors import BadInput
 from mixlab.files import read_json, write_json
 from mixlab.mixture import (
     Mixture,
+    read_mixture_set,
     read_mixtures,
     write_mixture_json,
 )
@@ -326,7 +327,10 @@ def optimize(
         typer.Option(help="Repetition cap: r_i·T_target ≤ max_epochs·available_i.", callback=number()),
     ] = 1.0,
     reference: Annotated[
-        Path | None, typer.Option(help="mixtures.csv of reference mixtures (natural, entropy) to compare.")
+        Path | None,
+        typer.Option(
+            help="Reference mixtures to compare: mixtures.csv (every row), FILE.csv:ROW or one mixture file."
+        ),
     ] = None,
     bootstrap: BootstrapOpt = 0,
     mixtures: Annotated[
@@ -373,7 +377,7 @@ def optimize(
         available=tokens,
         target_tokens=target_tokens,
         max_epochs=max_epochs,
-        references=read_mixtures(reference) if reference else (),
+        references=read_mixture_set(reference) if reference else (),
         bootstrap=bootstrap,
         observations=obs,
         seed=settings(ctx).seed,

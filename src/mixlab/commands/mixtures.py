@@ -11,18 +11,44 @@ import typer
 from mixlab.commands.common import TokenizerOpt, engine, out_console, settings
 from mixlab.commands.options import number
 from mixlab.errors import BadInput
+from mixlab.exports import EXPORT_FORMATS
 from mixlab.files import atomic_dir, read_json, write_text
-from mixlab.mixture import EXPORT_FORMATS, export_mixture, read_mixture_json, write_mixtures
+from mixlab.mixture import read_mixture_ref, write_mixtures
 from mixlab.progress import log, warn
 
 
 def export(
-    mixture_path: Annotated[
-        Path, typer.Argument(metavar="MIXTURE_JSON", help="A mixture JSON (e.g. from optimize).")
+    ctx: typer.Context,
+    mixture_spec: Annotated[
+        str,
+        typer.Argument(
+            metavar="MIXTURE",
+            help="A mixture: JSON (e.g. from optimize), a one-row CSV, FILE.csv:ROW, or mixlab's yaml/olmix "
+            "exports.",
+        ),
     ],
     format: Annotated[str, typer.Option("--format", "-f", help=f"{' | '.join(EXPORT_FORMATS)}.")],
     paths: Annotated[
-        Path | None, typer.Option(help="JSON {domain: data path/prefix} for the trainer.")
+        Path | None,
+        typer.Option(
+            help="JSON {domain: path | [paths] | glob} for the trainer (megatron: indexed-dataset prefixes; "
+            "olmix: source paths; hf: dataset names). megatron and olmix need every domain."
+        ),
+    ] = None,
+    stats: Annotated[
+        Path | None,
+        typer.Option(help="hf: `corpus stats --json` output with token counts (mean tokens per document)."),
+    ] = None,
+    corpus: Annotated[
+        Path | None, typer.Option(help="hf: the corpus to count mean tokens per document in (no --stats).")
+    ] = None,
+    tokenizer: TokenizerOpt = "bpe:8192",
+    token_counts: Annotated[
+        Path | None,
+        typer.Option(help="megatron: JSON {prefix: tokens} (default: each prefix's .idx header)."),
+    ] = None,
+    base: Annotated[
+        Path | None, typer.Option(help="olmix: a launch config YAML whose other sections are kept.")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: print).")] = None,
 ) -> None:
@@ -30,20 +56,73 @@ def export(
 
     Example: mixlab export mixture.json --format megatron --paths prefixes.json --out blend.txt
     """
+    from mixlab.exports import export_mixture
+
     if format not in EXPORT_FORMATS:
         raise BadInput(f"unknown export format '{format}' (choose from {', '.join(EXPORT_FORMATS)})")
-    mixture = read_mixture_json(mixture_path)
+    mixture = read_mixture_ref(mixture_spec)
     path_map = read_json(paths, "--paths") if paths else None
     if path_map is not None and not (
-        isinstance(path_map, dict) and all(isinstance(v, str) for v in path_map.values())
+        isinstance(path_map, dict)
+        and all(
+            isinstance(v, str) or (isinstance(v, list) and all(isinstance(p, str) for p in v))
+            for v in path_map.values()
+        )
     ):
-        raise BadInput(f"{paths}: expected a JSON object {{domain: path}}")
-    text = export_mixture(mixture, format, path_map)
+        raise BadInput(f"{paths}: expected a JSON object {{domain: path or [paths]}}")
+    mean_tokens = None
+    if format == "hf":
+        mean_tokens = _mean_tokens(ctx, stats, corpus, tokenizer)
+    counts = read_json(token_counts, "--token-counts") if token_counts else None
+    if counts is not None and not (
+        isinstance(counts, dict)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in counts.values())
+    ):
+        raise BadInput(f"{token_counts}: expected a JSON object {{prefix: tokens}}")
+    base_config = _read_yaml_mapping(base) if base else None
+    text = export_mixture(
+        mixture, format, path_map, mean_tokens=mean_tokens, token_counts=counts, base=base_config
+    )
     if out is None:
         typer.echo(text, nl=False)
     else:
         write_text(out, text)
         log(f"wrote {format} mixture to {out}")
+
+
+def _mean_tokens(
+    ctx: typer.Context, stats: Path | None, corpus: Path | None, tokenizer: str
+) -> dict[str, float]:
+    """hf: mean tokens per document of each domain, from --stats or counted in --corpus; neither is exit 2."""
+    from mixlab.exports.hf import mean_tokens_from_stats, read_mean_tokens
+
+    if stats is not None:
+        return read_mean_tokens(stats)
+    if corpus is None:
+        raise BadInput(
+            "--format hf needs --stats (corpus stats --json with --tokenizer) or --corpus: "
+            "interleave_datasets samples documents, so token shares need each domain's mean tokens per document"
+        )
+    from mixlab.corpus import Corpus, corpus_stats, load_tokenizer
+
+    opened = Corpus.open(corpus)
+    with engine(ctx) as eng:
+        counted = corpus_stats(opened, load_tokenizer(tokenizer, corpus=opened), eng)
+    return mean_tokens_from_stats(counted, where=str(corpus))
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise BadInput(f"{path}: file does not exist")
+    try:
+        obj = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(obj, dict):
+        raise BadInput(f"{path}: expected a YAML mapping (an olmix launch config)")
+    return obj
 
 
 import_app = typer.Typer(
@@ -123,7 +202,9 @@ def mixtures_random(
     out: Annotated[Path, typer.Option(help="Output mixtures.csv.")],
     prior: Annotated[
         str,
-        typer.Option(help="natural (token shares; needs --corpus), uniform, or a mixture FILE (csv/json)."),
+        typer.Option(
+            help="natural (token shares; needs --corpus), uniform, or a mixture (JSON, one-row CSV, FILE.csv:ROW)."
+        ),
     ] = "natural",
     corpus: Annotated[
         Path | None, typer.Option(help="Corpus (domains; token shares for --prior natural).")
@@ -148,7 +229,7 @@ def mixtures_random(
     Example: mixlab --seed 1 mixtures random --n 16 --prior natural --corpus demo_corpus --concentration 1 --min-weight 0.02 --out mixtures.csv
     """
     from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture
-    from mixlab.mixture import Mixture, read_mixtures, write_mixtures
+    from mixlab.mixture import Mixture, write_mixtures
     from mixlab.proxy.candidates import random_mixtures
 
     opened = Corpus.open(corpus) if corpus is not None else None
@@ -167,7 +248,7 @@ def mixtures_random(
             raise BadInput("--prior uniform needs --corpus or --domains a,b,... (at least 2 domains)")
         weights = dict.fromkeys(names, 1.0)
     else:
-        weights = read_mixtures(prior)[0].weights
+        weights = read_mixture_ref(prior).weights
     names = list(weights)
     draws = random_mixtures(
         np.array([weights[d] for d in names]),

@@ -51,7 +51,12 @@ def _train_config(ctx: typer.Context, **kw: object):
 def sweep(
     ctx: typer.Context,
     corpus: CorpusArg,
-    mixtures: Annotated[Path, typer.Option(help="mixtures.csv (name,<domain>...) or a mixture JSON.")],
+    mixtures: Annotated[
+        Path,
+        typer.Option(
+            help="mixtures.csv (every row), FILE.csv:ROW, or one mixture (JSON, yaml/olmix export)."
+        ),
+    ],
     out: Annotated[
         Path, typer.Option(help="Sweep directory: runs.csv, mixtures.csv, runs/<name>/meta.json.")
     ],
@@ -94,12 +99,13 @@ def sweep(
         threads=threads,
     )
     check_stream_options(val_tokens, max_tokens_per_domain)
+    from mixlab.mixture import read_mixture_set
     from mixlab.proxy import run_sweep
 
     with engine(ctx) as eng:
         results = run_sweep(
             corpus,
-            mixtures,
+            read_mixture_set(mixtures),
             out,
             config,
             tokenizer=tokenizer,
@@ -123,7 +129,10 @@ def doremi(
         Path, typer.Option(help="Output directory: mixture.json, weights.csv, doremi.json, reference/.")
     ],
     reference: Annotated[
-        str, typer.Option(help="Reference mixture: uniform, natural, or a mixture FILE (csv/json).")
+        str,
+        typer.Option(
+            help="Reference mixture: uniform, natural, or a mixture (JSON, one-row CSV, FILE.csv:ROW, yaml)."
+        ),
     ] = "uniform",
     step_size: Annotated[
         float, typer.Option(help="Exponentiated-gradient step size η on the excess loss.")
@@ -156,7 +165,7 @@ def doremi(
     Example: mixlab doremi demo_corpus --out doremi --tokens-per-run 500000 --step-size 1 --min-weight 0.01
     """
     from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture
-    from mixlab.mixture import Mixture, read_mixtures
+    from mixlab.mixture import Mixture, read_mixture_ref
     from mixlab.proxy.config import DoReMiConfig, check_stream_options
 
     knobs = DoReMiConfig(step_size=step_size, smoothing=smoothing, min_weight=min_weight)
@@ -187,7 +196,7 @@ def doremi(
         elif reference == "natural":
             ref = Mixture.from_weights("natural", natural_mixture(corpus_stats(c, tok, eng)))
         else:
-            ref = read_mixtures(reference)[0]
+            ref = read_mixture_ref(reference)
         streams = prepare_streams(
             c, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=eng
         )
