@@ -37,6 +37,7 @@ def test_realised_token_mix_from_datasets(local_ray):
         assert realised[d] == pytest.approx(mixture.weights[d], rel=0.02), (d, realised, n_rows)
 
 
+@pytest.mark.slow  # tokenises the whole demo corpus and runs Ray on it: minutes on 2 loaded cores
 def test_realised_token_mix_from_demo_corpus(local_ray, demo_corpus):
     from mixlab.corpus.reader import Corpus
 
