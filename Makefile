@@ -13,7 +13,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev,clients]'
 	touch $(STAMP)
 
 lint: install

@@ -1,4 +1,4 @@
-"""Export of a mixture to trainer formats."""
+"""Export of a mixture to trainer formats (the real consumers check them in tests/test_exports_*.py)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,32 @@ import pytest
 import yaml
 
 from mixlab.errors import BadInput
-from mixlab.mixture import EXPORT_FORMATS, Mixture, export_mixture
+from mixlab.exports import EXPORT_FORMATS, export_mixture
+from mixlab.mixture import Mixture
 
 MIX = Mixture("opt", {"web": 0.5, "code": 0.3, "books": 0.2, "empty": 0.0}, {"epochs": {"code": 2.5}})
+PATHS = {"web": "/data/web_text_document", "code": "/data/code_text_document", "books": "/data/books"}
 
 
 def test_megatron_blend():
-    text = export_mixture(MIX, "megatron", {"web": "/data/web_text_document"})
-    assert text == "0.5 /data/web_text_document 0.3 code 0.2 books\n"
+    text = export_mixture(MIX, "megatron", PATHS)
+    assert text == "0.5 /data/web_text_document 0.3 /data/code_text_document 0.2 /data/books\n"
 
 
 def test_json_formats():
     doremi = json.loads(export_mixture(MIX, "doremi"))
     assert doremi == {"train_domain_weights": {"web": 0.5, "code": 0.3, "books": 0.2}}
-    hf = json.loads(export_mixture(MIX, "hf", {"code": "bigcode/the-stack"}))
-    assert hf["datasets"] == ["web", "bigcode/the-stack", "books"] and sum(
-        hf["probabilities"]
-    ) == pytest.approx(1)
-    olmix = json.loads(export_mixture(MIX, "olmix", {"web": "s3://bucket/web/*.npy"}))
+    # document probabilities p ∝ w / L: (0.5/100, 0.3/1000, 0.2/100) / 0.0073
+    hf = json.loads(
+        export_mixture(
+            MIX, "hf", {"code": "bigcode/the-stack"}, mean_tokens={"web": 100, "code": 1000, "books": 100}
+        )
+    )
+    assert hf["datasets"] == ["web", "bigcode/the-stack", "books"]
+    assert hf["probabilities"] == pytest.approx([0.005 / 0.0073, 0.0003 / 0.0073, 0.002 / 0.0073])
+    olmix = yaml.safe_load(export_mixture(MIX, "olmix", {**PATHS, "web": "s3://bucket/web/*.npy"}))
     assert olmix["mix"]["code"] == {"weight": 0.3, "repetition_factor": 2.5}
-    assert olmix["mix"]["web"]["paths"] == ["s3://bucket/web/*.npy"]
+    assert olmix["data"]["sources"][0] == {"name": "web", "paths": ["s3://bucket/web/*.npy"]}
 
 
 def test_yaml_round_trip():
@@ -42,4 +48,10 @@ def test_export_errors():
     with pytest.raises(BadInput, match="unknown export format"):
         export_mixture(MIX, "csv")
     with pytest.raises(BadInput, match="domain 'math' is not in mixture"):
-        export_mixture(MIX, "megatron", {"math": "/x"})
+        export_mixture(MIX, "megatron", {**PATHS, "math": "/x"})
+    with pytest.raises(BadInput, match="domain 'books' of mixture 'opt' has no prefix"):
+        export_mixture(MIX, "megatron", {"web": "/w", "code": "/c"})
+    with pytest.raises(BadInput, match="`paths`: the megatron export needs"):
+        export_mixture(MIX, "megatron")
+    with pytest.raises(BadInput, match="`mean_tokens`: the hf export needs"):
+        export_mixture(MIX, "hf")

@@ -3,6 +3,14 @@
 `mixtures.csv`: `name,<domain1>,<domain2>,...`, one row per mixture. Weights may be any non-negative
 numbers with a positive sum; they are normalised. Negative, NaN/inf or all-zero rows are rejected with
 BadInput naming the file and row. A single mixture may also be JSON: {"name": ..., "weights": {domain: w}}.
+
+Wherever ONE mixture is read (`export`, `sample --target-mixture`, `sweep`, `doremi --reference`, `optimize
+--reference`), `read_mixture_ref` takes a spec: a file, or `FILE.csv:ROW` to pick row ROW (by name):
+- `.json`: mixlab `{"name", "weights"}`, olmix `*_optimal.json` `[{"domain", "weight"}]`, DoReMi
+  `{"train_domain_weights"}`, or mixlab's hf export (its `token_weights`);
+- `.yaml`/`.yml`: mixlab's yaml export (`name`, `weights`) or an olmix launch config (its `mix`);
+- `.csv`: a mixtures CSV of one row, or of any number with `:ROW`.
+A CSV of several rows without `:ROW` is an error listing the row names: there is no silent first row.
 """
 
 from __future__ import annotations
@@ -128,13 +136,17 @@ def write_mixtures(
 def read_mixture_json(path: str | os.PathLike[str]) -> Mixture:
     """Read one mixture from JSON: {"name": ..., "weights": {domain: w}, "meta": {...}?}."""
     path = Path(path)
-    obj = read_json(path, "mixture")
+    return mixture_from_json_object(read_json(path, "mixture"), str(path), path.stem)
+
+
+def mixture_from_json_object(obj: Any, where: str, default_name: str) -> Mixture:
+    """mixlab's mixture JSON object {"name": ..., "weights": {domain: w}, "meta": {...}?}."""
     if not isinstance(obj, dict) or not isinstance(obj.get("weights"), dict):
-        raise BadInput(f'{path}: expected {{"name": ..., "weights": {{domain: weight}}}}')
+        raise BadInput(f'{where}: expected {{"name": ..., "weights": {{domain: weight}}}}')
     meta = obj.get("meta", {})
     if not isinstance(meta, dict):
-        raise BadInput(f"{path}: field 'meta' must be a JSON object, got {json.dumps(meta)[:40]}")
-    mixture = Mixture.from_weights(obj.get("name", path.stem), obj["weights"], where=str(path))
+        raise BadInput(f"{where}: field 'meta' must be a JSON object, got {json.dumps(meta)[:40]}")
+    mixture = Mixture.from_weights(obj.get("name", default_name), obj["weights"], where=where)
     return replace(mixture, meta=dict(meta))
 
 
@@ -142,49 +154,106 @@ def write_mixture_json(path: str | os.PathLike[str], mixture: Mixture) -> None:
     write_json(path, mixture.to_dict())
 
 
-EXPORT_FORMATS = ("megatron", "olmix", "doremi", "hf", "yaml")
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def export_mixture(mixture: Mixture, fmt: str, paths: Mapping[str, str] | None = None) -> str:
-    """A mixture in a trainer's format, as text (domains in the mixture's order, zero weights dropped).
+def split_row(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """`FILE.csv:ROW` → (FILE.csv, ROW); an existing file (even one with ':' in its name) → (file, None)."""
+    text = os.fspath(spec)
+    path = Path(text)
+    if path.is_file() or ":" not in text:
+        return path, None
+    head, row = text.rsplit(":", 1)
+    if not head.endswith(".csv"):
+        return path, None
+    if not row:
+        raise BadInput(f"{text}: empty row name after ':'")
+    return Path(head), row
 
-    megatron: Megatron-LM / NeMo `--data-path` blend `w1 path1 w2 path2 ...` (paths default to domain names)
-    olmix:    JSON `{"name", "mix": {domain: {"weight", "repetition_factor", "paths"?}}}`
-    doremi:   JSON `{"train_domain_weights": {domain: w}}`
-    hf:       JSON `{"datasets": [...], "probabilities": [...]}` for `datasets.interleave_datasets`
-    yaml:     `name:` and `weights:` mapping
-    `paths` maps domain → data path/prefix; a domain without one keeps its name.
-    """
-    paths = dict(paths or {})
-    unknown = sorted(set(paths) - set(mixture.weights))
-    if unknown:
-        raise BadInput(f"`paths`: domain '{unknown[0]}' is not in mixture '{mixture.name}'")
-    weights = {d: float(f"{w:.12g}") for d, w in mixture.weights.items() if w > 0}
-    if fmt == "megatron":
-        return " ".join(f"{w:.10g} {paths.get(d, d)}" for d, w in weights.items()) + "\n"
-    if fmt == "doremi":
-        return json.dumps({"train_domain_weights": weights}, indent=2) + "\n"
-    if fmt == "olmix":
-        mix = {}
-        for d, w in weights.items():
-            entry: dict[str, Any] = {
-                "weight": w,
-                "repetition_factor": float(mixture.meta.get("epochs", {}).get(d, 1.0)),
-            }
-            if d in paths:
-                entry["paths"] = [paths[d]]
-            mix[d] = entry
-        return json.dumps({"name": mixture.name, "mix": mix}, indent=2) + "\n"
-    if fmt == "hf":
-        return (
-            json.dumps(
-                {"datasets": [paths.get(d, d) for d in weights], "probabilities": list(weights.values())},
-                indent=2,
+
+def read_mixture_ref(spec: str | os.PathLike[str], what: str = "mixture") -> Mixture:
+    """The single mixture `spec` names (see the module doc); BadInput names the file and what is wrong."""
+    path, row = split_row(spec)
+    if not path.is_file():
+        raise BadInput(f"{path}: {what} file does not exist")
+    suffix = path.suffix.lower()
+    if row is not None or suffix == ".csv":
+        mixtures = read_mixtures(path)
+        names = [m.name for m in mixtures]
+        if row is not None:
+            if row not in names:
+                raise BadInput(f"{path}: no row named '{row}' (rows: {', '.join(names)})")
+            return mixtures[names.index(row)]
+        if len(mixtures) > 1:
+            raise BadInput(
+                f"{path}: {len(mixtures)} mixtures; pick one as {path}:ROW (rows: {', '.join(names)})"
             )
-            + "\n"
-        )
-    if fmt == "yaml":
+        return mixtures[0]
+    if suffix == ".json":
+        return mixture_from_object(read_json(path, what), str(path), path.stem)
+    if suffix in YAML_SUFFIXES:
         import yaml
 
-        return yaml.safe_dump({"name": mixture.name, "weights": weights}, sort_keys=False)
-    raise BadInput(f"unknown export format '{fmt}' (choose from {', '.join(EXPORT_FORMATS)})")
+        try:
+            obj = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise BadInput(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        return mixture_from_object(obj, str(path), path.stem)
+    raise BadInput(f"{path}: unknown {what} file type '{suffix}' (use .json, .yaml, .csv or FILE.csv:ROW)")
+
+
+def read_mixture_set(spec: str | os.PathLike[str]) -> list[Mixture]:
+    """Every row of a mixtures CSV, else the one mixture `read_mixture_ref` reads (`FILE.csv:ROW`, JSON, YAML)."""
+    path, row = split_row(spec)
+    if row is None and path.suffix.lower() == ".csv":
+        return read_mixtures(path)
+    return [read_mixture_ref(spec)]
+
+
+def mixture_from_object(obj: Any, where: str, default_name: str) -> Mixture:
+    """A parsed JSON/YAML document in any of the single-mixture shapes of the module doc."""
+    from mixlab.exports.olmix import flatten_olmix_mix, olmix_optimal_mixture
+
+    if isinstance(obj, list):
+        return olmix_optimal_mixture(obj, where, default_name.removesuffix("_optimal") or default_name)
+    if not isinstance(obj, Mapping):
+        raise BadInput(f"{where}: not a mixture (expected an object or an olmix optimal list)")
+    name = str(obj.get("name", default_name))
+    shapes = [
+        k
+        for k in ("weights", "mix", "train_domain_weights", "token_weights")
+        if isinstance(obj.get(k), Mapping)
+    ]
+    if len(shapes) != 1:
+        raise BadInput(
+            f"{where}: expected exactly one of 'weights' (mixlab), 'mix' (olmix), 'train_domain_weights' "
+            f"(DoReMi) or 'token_weights' (hf export); found {', '.join(shapes) or 'none'}"
+        )
+    key = shapes[0]
+    if key == "weights":
+        return mixture_from_json_object(dict(obj), where, default_name)
+    if key == "mix":
+        mixture = Mixture.from_weights(name, flatten_olmix_mix(obj["mix"], where), where=where)
+        epochs = {
+            d: float(e["repetition_factor"])
+            for d, e in obj["mix"].items()
+            if isinstance(e, Mapping) and "repetition_factor" in e
+        }
+        return replace(mixture, meta={"epochs": epochs})
+    return Mixture.from_weights(name, obj[key], where=where)
+
+
+def export_doremi(mixture: Mixture) -> str:
+    """DoReMi's `{"train_domain_weights": {domain: w}}` (zero weights dropped)."""
+    return json.dumps({"train_domain_weights": positive_weights(mixture)}, indent=2) + "\n"
+
+
+def export_yaml(mixture: Mixture) -> str:
+    """`name:` and a `weights:` mapping (zero weights dropped)."""
+    import yaml
+
+    return yaml.safe_dump({"name": mixture.name, "weights": positive_weights(mixture)}, sort_keys=False)
+
+
+def positive_weights(mixture: Mixture) -> dict[str, float]:
+    return {d: float(f"{w:.12g}") for d, w in mixture.weights.items() if w > 0}

@@ -36,6 +36,7 @@ FLAGS: dict[str, str] = {
     "concurrency": "--llm-concurrency",
     "budget": "--budget-tokens",
     "target": "--target-mixture",
+    "mean_tokens": "--stats",
 }
 
 

@@ -1,4 +1,4 @@
-"""`mixlab fit | evaluate | predict | optimize | export | import`: mixing laws from proxy runs to a mixture."""
+"""`mixlab fit | evaluate | predict | optimize`: mixing laws from proxy runs to a mixture."""
 
 from __future__ import annotations
 
@@ -15,15 +15,12 @@ from rich.table import Table
 from mixlab.commands.common import out_console, settings
 from mixlab.commands.options import check_number, integer, number
 from mixlab.errors import BadInput
-from mixlab.files import atomic_dir, read_json, write_json, write_text
+from mixlab.files import read_json, write_json
 from mixlab.mixture import (
-    EXPORT_FORMATS,
     Mixture,
-    export_mixture,
-    read_mixture_json,
+    read_mixture_set,
     read_mixtures,
     write_mixture_json,
-    write_mixtures,
 )
 from mixlab.progress import log, status, warn
 
@@ -330,7 +327,10 @@ def optimize(
         typer.Option(help="Repetition cap: r_i·T_target ≤ max_epochs·available_i.", callback=number()),
     ] = 1.0,
     reference: Annotated[
-        Path | None, typer.Option(help="mixtures.csv of reference mixtures (natural, entropy) to compare.")
+        Path | None,
+        typer.Option(
+            help="Reference mixtures to compare: mixtures.csv (every row), FILE.csv:ROW or one mixture file."
+        ),
     ] = None,
     bootstrap: BootstrapOpt = 0,
     mixtures: Annotated[
@@ -377,7 +377,7 @@ def optimize(
         available=tokens,
         target_tokens=target_tokens,
         max_epochs=max_epochs,
-        references=read_mixtures(reference) if reference else (),
+        references=read_mixture_set(reference) if reference else (),
         bootstrap=bootstrap,
         observations=obs,
         seed=settings(ctx).seed,
@@ -420,107 +420,8 @@ def _optimum_table(law: Law, mixture: Mixture, out: Path) -> None:
     out_console.print(table)
 
 
-def export(
-    mixture_path: Annotated[
-        Path, typer.Argument(metavar="MIXTURE_JSON", help="A mixture JSON (e.g. from optimize).")
-    ],
-    format: Annotated[str, typer.Option("--format", "-f", help=f"{' | '.join(EXPORT_FORMATS)}.")],
-    paths: Annotated[
-        Path | None, typer.Option(help="JSON {domain: data path/prefix} for the trainer.")
-    ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: print).")] = None,
-) -> None:
-    """Write a mixture in a trainer's format: Megatron/NeMo blend, olmix, DoReMi, HF interleave, YAML.
-
-    Example: mixlab export mixture.json --format megatron --paths prefixes.json --out blend.txt
-    """
-    if format not in EXPORT_FORMATS:
-        raise BadInput(f"unknown export format '{format}' (choose from {', '.join(EXPORT_FORMATS)})")
-    mixture = read_mixture_json(mixture_path)
-    path_map = read_json(paths, "--paths") if paths else None
-    if path_map is not None and not (
-        isinstance(path_map, dict) and all(isinstance(v, str) for v in path_map.values())
-    ):
-        raise BadInput(f"{paths}: expected a JSON object {{domain: path}}")
-    text = export_mixture(mixture, format, path_map)
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        write_text(out, text)
-        log(f"wrote {format} mixture to {out}")
-
-
-import_app = typer.Typer(
-    help="Convert other tools' sweep results into mixtures.csv + runs.csv.", no_args_is_help=True
-)
-PatternOpt = Annotated[
-    str | None,
-    typer.Option(help="Metric column per domain, e.g. 'eval/{domain}/CE loss' (default: shared affixes)."),
-]
-ImportStepOpt = Annotated[
-    float,
-    typer.Option(help="Step of the single evaluation per run (if no `step` column).", callback=number()),
-]
-OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for mixtures.csv and runs.csv.")]
-
-
-def _write_import(result: Any, out: Path) -> None:
-    from mixlab.laws import write_runs
-
-    with atomic_dir(out) as tmp:
-        write_mixtures(tmp / "mixtures.csv", result.mixtures)
-        write_runs(tmp / "runs.csv", result.runs)
-    if result.skipped_columns:
-        warn(
-            f"{len(result.skipped_columns)} metric columns match no domain and were skipped: {', '.join(result.skipped_columns[:5])}"
-        )
-    out_console.print(
-        f"{len(result.mixtures)} mixtures, {len(result.runs)} observations of "
-        f"{result.runs['domain'].nunique()} domains → {out}/mixtures.csv, {out}/runs.csv"
-    )
-
-
-@import_app.command("olmix")
-def import_olmix_cmd(
-    ratios: Annotated[Path, typer.Argument(help="olmix ratios.csv (run_id, [name], domain columns).")],
-    metrics: Annotated[
-        Path, typer.Argument(help="olmix metrics.csv (run_id, [name], [step], metric columns).")
-    ],
-    out: OutDirOpt,
-    step: ImportStepOpt = 1.0,
-    metric_pattern: PatternOpt = None,
-) -> None:
-    """Import an olmix swarm (ratios.csv + metrics.csv joined on run_id).
-
-    Example: mixlab import olmix swarm/ratios.csv swarm/metrics.csv --out imported/
-    """
-    from mixlab.laws.importers import import_olmix
-
-    _write_import(import_olmix(ratios, metrics, step, metric_pattern), out)
-
-
-@import_app.command("regmix")
-def import_regmix_cmd(
-    mixtures: Annotated[Path, typer.Argument(help="RegMix mixture CSV (index, one column per domain).")],
-    losses: Annotated[Path, typer.Argument(help="RegMix loss CSV (index, one loss column per domain).")],
-    out: OutDirOpt,
-    index_column: Annotated[str, typer.Option(help="Column joining the two files.")] = "index",
-    step: ImportStepOpt = 1.0,
-    metric_pattern: PatternOpt = None,
-) -> None:
-    """Import RegMix-style mixture/loss CSV pairs joined on an index column.
-
-    Example: mixlab import regmix train_mixture_1m.csv train_pile_loss_1m.csv --out imported/
-    """
-    from mixlab.laws.importers import import_regmix
-
-    _write_import(import_regmix(mixtures, losses, index_column, step, metric_pattern), out)
-
-
 def register(app: typer.Typer) -> None:
     app.command("fit")(fit)
     app.command("evaluate")(evaluate)
     app.command("predict")(predict)
     app.command("optimize")(optimize)
-    app.command("export")(export)
-    app.add_typer(import_app, name="import")

@@ -1,4 +1,4 @@
-"""`mixlab sweep`, `mixlab mixtures random`, `mixlab doremi`: proxy runs and candidate mixtures."""
+"""`mixlab sweep`, `mixlab doremi`: proxy runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 import typer
 
 from mixlab.commands.common import CorpusArg, TokenizerOpt, engine, out_console, settings
-from mixlab.errors import BadInput
 
 ModelOpt = Annotated[
     str, typer.Option(help="Model preset: tiny (CPU), small, medium, bimix-proxy (12x768, GPU).")
@@ -52,7 +51,12 @@ def _train_config(ctx: typer.Context, **kw: object):
 def sweep(
     ctx: typer.Context,
     corpus: CorpusArg,
-    mixtures: Annotated[Path, typer.Option(help="mixtures.csv (name,<domain>...) or a mixture JSON.")],
+    mixtures: Annotated[
+        Path,
+        typer.Option(
+            help="mixtures.csv (every row), FILE.csv:ROW, or one mixture (JSON, yaml/olmix export)."
+        ),
+    ],
     out: Annotated[
         Path, typer.Option(help="Sweep directory: runs.csv, mixtures.csv, runs/<name>/meta.json.")
     ],
@@ -95,12 +99,13 @@ def sweep(
         threads=threads,
     )
     check_stream_options(val_tokens, max_tokens_per_domain)
+    from mixlab.mixture import read_mixture_set
     from mixlab.proxy import run_sweep
 
     with engine(ctx) as eng:
         results = run_sweep(
             corpus,
-            mixtures,
+            read_mixture_set(mixtures),
             out,
             config,
             tokenizer=tokenizer,
@@ -117,78 +122,6 @@ def sweep(
     out_console.print(f"wrote {out / 'runs.csv'}")
 
 
-mixtures_app = typer.Typer(help="Make candidate mixtures.", no_args_is_help=True)
-
-
-@mixtures_app.command("random")
-def mixtures_random(
-    ctx: typer.Context,
-    n: Annotated[int, typer.Option(help="Number of mixtures.")],
-    out: Annotated[Path, typer.Option(help="Output mixtures.csv.")],
-    prior: Annotated[
-        str,
-        typer.Option(help="natural (token shares; needs --corpus), uniform, or a mixture FILE (csv/json)."),
-    ] = "natural",
-    corpus: Annotated[
-        Path | None, typer.Option(help="Corpus (domains; token shares for --prior natural).")
-    ] = None,
-    tokenizer: TokenizerOpt = "bpe:8192",
-    concentration: Annotated[
-        float, typer.Option(help="Dirichlet concentration around the prior (1 + uniform prior = flat).")
-    ] = 1.0,
-    min_weight: Annotated[
-        float, typer.Option(help="Weights below this are zeroed, the rest renormalised.")
-    ] = 0.0,
-    min_distance: Annotated[
-        float, typer.Option(help="Reject a draw within this L1 distance of an accepted one (near-duplicate).")
-    ] = 0.05,
-    prefix: Annotated[str, typer.Option(help="Mixture names: PREFIX-000, PREFIX-001, ...")] = "random",
-    domains: Annotated[
-        str | None, typer.Option(help="Comma-separated domains for --prior uniform without a corpus.")
-    ] = None,
-) -> None:
-    """Draw N mixtures from a Dirichlet around a prior (RegMix / olmix style) into mixtures.csv.
-
-    Example: mixlab --seed 1 mixtures random --n 16 --prior natural --corpus demo_corpus --concentration 1 --min-weight 0.02 --out mixtures.csv
-    """
-    from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture
-    from mixlab.mixture import Mixture, read_mixtures, write_mixtures
-    from mixlab.proxy.candidates import random_mixtures
-
-    opened = Corpus.open(corpus) if corpus is not None else None
-    if prior == "natural":
-        if opened is None:
-            raise BadInput("--prior natural needs --corpus (token shares of its domains)")
-        with engine(ctx) as eng:
-            weights = natural_mixture(corpus_stats(opened, load_tokenizer(tokenizer, corpus=opened), eng))
-    elif prior == "uniform":
-        names = (
-            opened.domains
-            if opened is not None
-            else [d.strip() for d in (domains or "").split(",") if d.strip()]
-        )
-        if len(names) < 2:
-            raise BadInput("--prior uniform needs --corpus or --domains a,b,... (at least 2 domains)")
-        weights = dict.fromkeys(names, 1.0)
-    else:
-        weights = read_mixtures(prior)[0].weights
-    names = list(weights)
-    draws = random_mixtures(
-        np.array([weights[d] for d in names]),
-        n,
-        concentration=concentration,
-        min_weight=min_weight,
-        min_distance=min_distance,
-        rng=np.random.default_rng(settings(ctx).seed),
-    )
-    mixtures = [
-        Mixture.from_weights(f"{prefix}-{i:03d}", dict(zip(names, row, strict=True)))
-        for i, row in enumerate(draws)
-    ]
-    write_mixtures(out, mixtures, names)
-    out_console.print(f"wrote {len(mixtures)} mixtures over {len(names)} domains to {out}")
-
-
 def doremi(
     ctx: typer.Context,
     corpus: CorpusArg,
@@ -196,7 +129,10 @@ def doremi(
         Path, typer.Option(help="Output directory: mixture.json, weights.csv, doremi.json, reference/.")
     ],
     reference: Annotated[
-        str, typer.Option(help="Reference mixture: uniform, natural, or a mixture FILE (csv/json).")
+        str,
+        typer.Option(
+            help="Reference mixture: uniform, natural, or a mixture (JSON, one-row CSV, FILE.csv:ROW, yaml)."
+        ),
     ] = "uniform",
     step_size: Annotated[
         float, typer.Option(help="Exponentiated-gradient step size η on the excess loss.")
@@ -229,7 +165,7 @@ def doremi(
     Example: mixlab doremi demo_corpus --out doremi --tokens-per-run 500000 --step-size 1 --min-weight 0.01
     """
     from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture
-    from mixlab.mixture import Mixture, read_mixtures
+    from mixlab.mixture import Mixture, read_mixture_ref
     from mixlab.proxy.config import DoReMiConfig, check_stream_options
 
     knobs = DoReMiConfig(step_size=step_size, smoothing=smoothing, min_weight=min_weight)
@@ -260,7 +196,7 @@ def doremi(
         elif reference == "natural":
             ref = Mixture.from_weights("natural", natural_mixture(corpus_stats(c, tok, eng)))
         else:
-            ref = read_mixtures(reference)[0]
+            ref = read_mixture_ref(reference)
         streams = prepare_streams(
             c, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=eng
         )
@@ -273,4 +209,3 @@ def doremi(
 def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep)
     app.command("doremi")(doremi)
-    app.add_typer(mixtures_app, name="mixtures")

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mixlab.commands.common import CorpusArg, engine, out_console, settings
 from mixlab.errors import BadInput
-from mixlab.mixture import read_mixture_json, read_mixtures
+from mixlab.mixture import read_mixture_ref
 
 
 def _shares(values: list[str] | None, flag: str) -> dict[str, float] | None:
@@ -122,7 +122,10 @@ def sample(
     normalisation: Annotated[str, typer.Option(help="Normalisation of q and d: minmax | rank.")] = "minmax",
     max_repeats: Annotated[int | None, typer.Option(help="At most this many copies of a document.")] = None,
     target_mixture: Annotated[
-        Path | None, typer.Option(help="Domain proportions to impose (mixture JSON or one-row mixtures.csv).")
+        Path | None,
+        typer.Option(
+            help="Domain proportions to impose: mixture JSON, one-row CSV, FILE.csv:ROW, yaml/olmix export."
+        ),
     ] = None,
     min_share: Annotated[
         list[str] | None, typer.Option(help="DOMAIN=SHARE lower bound (repeatable).")
@@ -139,13 +142,7 @@ def sample(
 
     target = None
     if target_mixture is not None:
-        if target_mixture.suffix == ".json":
-            target = read_mixture_json(target_mixture).weights
-        else:
-            mixtures = read_mixtures(target_mixture)
-            if len(mixtures) != 1:
-                raise BadInput(f"{target_mixture}: holds {len(mixtures)} mixtures; give a file with one")
-            target = mixtures[0].weights
+        target = read_mixture_ref(target_mixture).weights
     config = SampleConfig(
         budget_tokens=budget_tokens,
         alpha=alpha,
