@@ -4,6 +4,8 @@ gradients, cross-checked against a brute-force simplex grid refined by a derivat
 from __future__ import annotations
 
 import itertools
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,3 +183,83 @@ def test_optimize_mixture_records_the_coupled_method_and_keeps_caps():
     assert mixture.meta["method"] == "slsqp-multistart"
     assert mixture.weights["d1"] <= 0.25 + 1e-12 and min(mixture.weights.values()) >= 0.1 - 1e-12
     assert mixture.meta["objective"] <= mixture.meta["references"]["natural"]["objective"]
+
+
+# --- target metrics (issue 14.2): laws whose outputs are columns that are not mixture domains ---------
+
+
+def target_observations(n_runs: int = 40) -> tuple[Observations, list]:
+    """Two task metrics of 3-domain mixtures, each c + k·exp(r·t) of the whole mixture (0.2 % noise)."""
+    rng = np.random.default_rng(7)
+    r = dirichlet_mixtures(n_runs, 3, seed=7)
+    coef = [(0.8, 0.6, np.array([-2.0, 0.5, 1.0])), (0.5, 0.9, np.array([1.5, -1.0, -0.2]))]
+    y = np.column_stack([dml_loss(r, c, k, t) for c, k, t in coef]) * np.exp(
+        rng.normal(0, 0.002, (n_runs, 2))
+    )
+    doms = ("web", "code", "math")
+    obs = Observations(
+        doms, ("arc_bpb", "gsm_bpb"), tuple(f"run{i}" for i in range(n_runs)), r, np.arange(n_runs),
+        np.full(n_runs, STEP), np.full(n_runs, np.nan), y,
+    )  # fmt: skip
+    return obs, coef
+
+
+def test_weighted_targets_optimum_matches_brute_force_of_the_weighted_sum():
+    obs, _ = target_observations()
+    law = DataMixingLaw().fit(obs)
+    mixture = optimize_mixture(law, STEP, min_weight=0.05, domain_weights={"arc_bpb": 3.0})
+    assert mixture.meta["targets"] == ["arc_bpb", "gsm_bpb"]
+    assert mixture.meta["target_weights"] == {"arc_bpb": 3.0, "gsm_bpb": 1.0}
+    w = np.array([3.0, 1.0])
+    lo, hi = simplex_bounds(3, 0.05)
+    _, best = grid_then_compass(lambda r: law.predict(r, STEP) @ w, lo, hi, n=120)
+    assert mixture.meta["objective"] <= best * (1 + 1e-6)
+    # the weights move the optimum: arc alone vs gsm alone
+    only_arc = optimize_mixture(law, STEP, min_weight=0.05, domain_weights={"gsm_bpb": 0.0}).weights
+    only_gsm = optimize_mixture(law, STEP, min_weight=0.05, domain_weights={"arc_bpb": 0.0}).weights
+    assert only_arc["web"] > 0.5 and only_gsm["web"] == pytest.approx(0.05, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bimix", "powerlaw"])
+def test_own_share_laws_refuse_targets_naming_the_law(name):
+    from mixlab.errors import BadInput
+    from mixlab.laws import get_law
+
+    obs, _ = target_observations()
+    with pytest.raises(BadInput, match="'arc_bpb' is a target") as info:
+        get_law(name).fit(obs)
+    assert "law" in info.value.params and "\n" not in str(info.value)
+
+
+def test_optimize_verb_weighs_targets_and_refuses_the_wrong_weights_flag(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from mixlab.files import write_json
+    from mixlab.mixture import read_mixture_json
+
+    obs, _ = target_observations()
+    write_json(tmp_path / "law.json", DataMixingLaw().fit(obs).to_dict())
+    (tmp_path / "tw.json").write_text(json.dumps({"arc_bpb": 3.0}))
+    env_src = str(Path(__file__).resolve().parents[1] / "src")
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "mixlab.cli", "--quiet", "optimize", str(tmp_path / "law.json"), "--steps",
+             "1000", "--min-weight", "0.05", *args], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": env_src},
+        )  # fmt: skip
+
+    ok = cli("--target-weights", str(tmp_path / "tw.json"), "--out", str(tmp_path / "opt.json"))
+    assert ok.returncode == 0, ok.stderr
+    assert "arc_bpb (target, w=3)" in ok.stdout
+    expected = optimize_mixture(
+        DataMixingLaw().fit(obs), STEP, min_weight=0.05, domain_weights={"arc_bpb": 3.0}
+    )
+    assert read_mixture_json(tmp_path / "opt.json").weights == pytest.approx(expected.weights, abs=1e-9)
+    bad = cli("--domain-weights", str(tmp_path / "tw.json"), "--out", str(tmp_path / "bad.json"))
+    assert (
+        bad.returncode == 2 and "--target-weights" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    )
+    assert not (tmp_path / "bad.json").exists()

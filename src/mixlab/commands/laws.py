@@ -318,6 +318,12 @@ def optimize(
     domain_weights: Annotated[
         Path | None, typer.Option(help="JSON {domain: importance} (missing domains: 1).")
     ] = None,
+    target_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="A law fitted on target metrics: JSON {target: weight} (missing: 1); minimises Σ weight·target."
+        ),
+    ] = None,
     available: Annotated[
         Path | None,
         typer.Option(help="Tokens per domain: JSON {domain: tokens} or `corpus stats --json` output."),
@@ -352,7 +358,7 @@ def optimize(
     Example: mixlab optimize law.json --steps 100000 --available stats.json --target-tokens 2e9 --max-epochs 4 --reference entropy/mixtures.csv --out mixture.json
     """
     from mixlab.laws import load_law, load_observations
-    from mixlab.laws.optimize import optimize_mixture
+    from mixlab.laws.optimize import law_targets, optimize_mixture
 
     law = load_law(law_path)
     doms = law.domains_
@@ -363,7 +369,20 @@ def optimize(
     tokens = (
         dict(zip(doms, _per_domain(available, "--available", doms, None), strict=True)) if available else None
     )
-    w = _per_domain(domain_weights, "--domain-weights", law.eval_domains_, 1.0) if domain_weights else None
+    if law_targets(law):
+        if domain_weights:
+            raise BadInput(
+                f"--domain-weights: {law_path} is fitted on targets ({', '.join(law_targets(law)[:3])} ...), "
+                "not domain losses: weigh them with --target-weights"
+            )
+        weights_path, weights_flag = target_weights, "--target-weights"
+    else:
+        if target_weights:
+            raise BadInput(
+                f"--target-weights: {law_path} is fitted on domain losses, not targets: use --domain-weights"
+            )
+        weights_path, weights_flag = domain_weights, "--domain-weights"
+    w = _per_domain(weights_path, weights_flag, law.eval_domains_, 1.0) if weights_path else None
     obs = None
     if bootstrap:
         if mixtures is None or runs is None:
@@ -412,6 +431,11 @@ def _optimum_table(law: Law, mixture: Mixture, out: Path) -> None:
         row = [d, share, f"[{lo:.3g}, {hi:.3g}]", _fmt(meta["predicted_loss"].get(d))]
         for ref in refs.values():
             row += [f"{ref['weights'][d]:.4f}", _fmt(ref["predicted_loss"].get(d))]
+        table.add_row(*row)
+    for t in meta.get("targets", ()):
+        row = [f"{t} (target, w={meta['target_weights'][t]:g})", "", "", _fmt(meta["predicted_loss"][t])]
+        for ref in refs.values():
+            row += ["", _fmt(ref["predicted_loss"][t])]
         table.add_row(*row)
     total = ["objective Σ w·L", "", "", _fmt(meta["objective"], 6)]
     for ref in refs.values():

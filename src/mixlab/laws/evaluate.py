@@ -162,14 +162,20 @@ def _predict_points(law: Law | None, obs: Observations, mask: np.ndarray, fold: 
     pred = np.full((r.shape[0], len(obs.eval_domains)), np.nan)
     if law is not None:
         pred[:, [obs.eval_domains.index(d) for d in law.eval_domains_]] = law.predict(r, obs.steps[mask])
-    eval_cols = obs.eval_index
+    # a target (an eval name that is not a mixture domain) has no share of its own: NaN
+    share = np.column_stack(
+        [
+            r[:, obs.domains.index(d)] if d in obs.domains else np.full(r.shape[0], np.nan)
+            for d in obs.eval_domains
+        ]
+    )
     rows = []
     for p, point in enumerate(np.flatnonzero(mask)):
         for j, d in enumerate(obs.eval_domains):
             y = obs.losses[point, j]
             if np.isfinite(y):
                 run = obs.runs[obs.point_run[point]]
-                rows.append((run, obs.steps[point], d, r[p, eval_cols[j]], y, pred[p, j], fold))
+                rows.append((run, obs.steps[point], d, share[p, j], y, pred[p, j], fold))
     return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
 
 

@@ -482,6 +482,11 @@ def optimize_law(
     return SOLVERS[law.solver](law, step, w, lo, hi, prior, seed, n_samples, top_k)
 
 
+def law_targets(law: Law) -> list[str]:
+    """The eval names of a fitted law that are targets (metrics that are not mixture domains)."""
+    return [d for d in law.eval_domains_ if d not in law.domains_]
+
+
 def _over(names: Sequence[str], values: Mapping[str, float], param: str, default: float | None) -> np.ndarray:
     """A {domain: number} mapping as a vector over `names` (missing: `default`, or an error without one)."""
     extra = [d for d in values if d not in names]
@@ -514,7 +519,8 @@ def optimize_mixture(
     """The optimal mixture of a fitted `law` at `step` (what `mixlab optimize` writes as mixture.json).
 
     `min_weight`: a share for every domain or {domain: share} (missing: 0); `domain_weights`: importance
-    per eval domain (missing: 1); `available` tokens per domain with `target_tokens` and `max_epochs` cap
+    per eval domain (missing: 1) — for a law fitted on targets (eval names that are not mixture domains,
+    listed in the meta as "targets") the weights of the targets, so the objective is Σ_t w_t·ŷ_t; `available` tokens per domain with `target_tokens` and `max_epochs` cap
     each share (and add the "natural" mixture, proportional to `available`, as the first reference unless
     `references` has one; `available_source` names it in its errors). The meta records the bounds, the
     predicted losses at the optimum and at each reference, the epochs per domain (with `available` and
@@ -556,6 +562,10 @@ def optimize_mixture(
         "predicted_loss": dict(zip(law.eval_domains_, map(float, pred), strict=True)),
         "references": {},
     }
+    targets = law_targets(law)
+    if targets:
+        meta["targets"] = targets
+        meta["target_weights"] = dict(zip(law.eval_domains_, map(float, weights_vec), strict=True))
     if tokens is not None and target_tokens:
         meta["epochs"] = {
             d: float(r * target_tokens / t) if t > 0 else 0.0
