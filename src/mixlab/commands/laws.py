@@ -194,8 +194,14 @@ def evaluate(
     mixtures: MixturesOpt,
     runs: RunsOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write metrics.json.")],
-    law: LawOpt = "bimix",
-    protocol: Annotated[str, typer.Option(help="extrapolate | unseen | kfold.")] = "extrapolate",
+    law: Annotated[
+        str,
+        typer.Option(help="Mixing law: bimix, dml, powerlaw, regmix, or `all` to rank every law (kfold)."),
+    ] = "bimix",
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="extrapolate | unseen | kfold (default: extrapolate; kfold with --law all)."),
+    ] = None,
     holdout_last: Annotated[
         int, typer.Option(help="extrapolate: evaluations held out at the end of each run.")
     ] = 1,
@@ -215,6 +221,15 @@ def evaluate(
     from mixlab.laws import load_observations
     from mixlab.laws.evaluate import PROTOCOLS, evaluate_law
 
+    if law == "all":
+        if protocol not in (None, "kfold"):
+            raise BadInput(f"--protocol: --law all compares the laws by kfold, not {protocol}")
+        for given, what in ((hyper, "--hyper"), (plots, "--plots"), (test_runs, "--test-runs")):
+            if given:
+                raise BadInput(f"{what}: not used by --law all (each law runs with its defaults)")
+        _compare_laws(ctx, load_observations(mixtures, runs), out, folds, step)
+        return
+    protocol = protocol or "extrapolate"
     if protocol not in PROTOCOLS:
         raise BadInput(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
     make = _law_factory(ctx, law, _parse_hyper(hyper, step, law))
@@ -266,6 +281,31 @@ def evaluate(
         log(f"wrote {len(files)} plots to {plots}")
 
 
+def _compare_laws(ctx: typer.Context, obs: Any, out: Path, folds: int, step: float | None) -> None:
+    from mixlab.laws.evaluate import compare_laws
+
+    comparison = compare_laws(obs, folds=folds, seed=settings(ctx).seed, step=step)
+    doc = comparison.to_dict()
+    write_json(out, doc)
+    table = Table(
+        title=f"laws ranked · {folds}-fold over {len(obs.runs)} runs at step {comparison.step:g} → {out}"
+    )
+    for c in ("rank", "law", "Spearman final", "R² log", "rel err %", "fit s/fold", "points"):
+        table.add_column(c, justify="left" if c == "law" else "right")
+    for k, row in enumerate(comparison.ranking, 1):
+        table.add_row(
+            str(k), row["law"], _fmt(row["spearman_final"], 3), _fmt(row["r2_log"], 4),
+            _fmt(row["rel_error_pct"], 3), f"{row['fit_seconds']:.2f}", str(row["n_points"]),
+        )  # fmt: skip
+    out_console.print(table)
+    for name, why in comparison.failed.items():
+        warn(f"{name}: not compared ({why})")
+    best = doc["recommended"]
+    out_console.print(
+        f"recommended: {best['law']} — {doc['reason']}" if best else f"no recommendation: {doc['reason']}"
+    )
+
+
 def predict(
     law_path: Annotated[Path, typer.Argument(metavar="LAW_JSON", help="A law.json written by `mixlab fit`.")],
     mixtures: MixturesOpt,
@@ -304,16 +344,25 @@ def predict(
 
 def optimize(
     ctx: typer.Context,
-    law_path: Annotated[Path, typer.Argument(metavar="LAW_JSON", help="A law.json written by `mixlab fit`.")],
     steps: Annotated[
         float, typer.Option("--steps", help="Target step count s* of the large run.", callback=number())
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write mixture.json.")],
+    law_path: Annotated[
+        Path | None,
+        typer.Argument(metavar="LAW_JSON", help="A law.json written by `mixlab fit` (or use --law-from)."),
+    ] = None,
     min_weight: Annotated[
         str, typer.Option(help="Minimum share: a number for all domains or a JSON {domain: share}.")
     ] = "0",
     domain_weights: Annotated[
         Path | None, typer.Option(help="JSON {domain: importance} (missing domains: 1).")
+    ] = None,
+    target_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="A law fitted on target metrics: JSON {target: weight} (missing: 1); minimises Σ weight·target."
+        ),
     ] = None,
     available: Annotated[
         Path | None,
@@ -346,15 +395,29 @@ def optimize(
         int, typer.Option(help="regmix: best simulated mixtures averaged.", callback=integer(1, MAX_SAMPLES))
     ] = 100,
     name: Annotated[str, typer.Option(help="Name of the optimal mixture.")] = "optimum",
+    law_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="metrics.json of `evaluate --law all`: fit its recommended law on --mixtures/--runs, then optimise."
+        ),
+    ] = None,
 ) -> None:
     """Optimal domain proportions at a target step under minimum shares and repetition caps.
 
     Example: mixlab optimize law.json --steps 100000 --available stats.json --target-tokens 2e9 --max-epochs 4 --reference entropy/mixtures.csv --out mixture.json
     """
     from mixlab.laws import load_law, load_observations
-    from mixlab.laws.optimize import optimize_mixture
+    from mixlab.laws.optimize import law_targets, optimize_mixture
 
-    law = load_law(law_path)
+    if (law_path is None) == (law_from is None):
+        raise BadInput("optimize needs LAW_JSON or --law-from METRICS.json (one of them)")
+    if law_from is not None:
+        if mixtures is None or runs is None:
+            raise BadInput("--law-from needs --mixtures and --runs (the runs to fit the recommended law on)")
+        law = _recommended_law(law_from).fit(load_observations(mixtures, runs))
+        law_path = law_from
+    else:
+        law = load_law(law_path)
     doms = law.domains_
     try:
         lo_arg: Any = check_number(float(min_weight), "--min-weight", strict=False)
@@ -363,7 +426,20 @@ def optimize(
     tokens = (
         dict(zip(doms, _per_domain(available, "--available", doms, None), strict=True)) if available else None
     )
-    w = _per_domain(domain_weights, "--domain-weights", law.eval_domains_, 1.0) if domain_weights else None
+    if law_targets(law):
+        if domain_weights:
+            raise BadInput(
+                f"--domain-weights: {law_path} is fitted on targets ({', '.join(law_targets(law)[:3])} ...), "
+                "not domain losses: weigh them with --target-weights"
+            )
+        weights_path, weights_flag = target_weights, "--target-weights"
+    else:
+        if target_weights:
+            raise BadInput(
+                f"--target-weights: {law_path} is fitted on domain losses, not targets: use --domain-weights"
+            )
+        weights_path, weights_flag = domain_weights, "--domain-weights"
+    w = _per_domain(weights_path, weights_flag, law.eval_domains_, 1.0) if weights_path else None
     obs = None
     if bootstrap:
         if mixtures is None or runs is None:
@@ -396,6 +472,22 @@ def optimize(
     _optimum_table(law, mixture, out)
 
 
+def _recommended_law(path: Path) -> Law:
+    """The unfitted law `evaluate --law all` recommended in its metrics.json."""
+    from mixlab.laws import get_law
+
+    doc = read_json(path, "--law-from")
+    best = doc.get("recommended") if isinstance(doc, dict) else None
+    if not (
+        isinstance(best, dict) and isinstance(best.get("law"), str) and isinstance(best.get("hyper"), dict)
+    ):
+        raise BadInput(
+            f"{path}: no field 'recommended' {{law, hyper}} (write it with `mixlab evaluate --law all`)"
+        )
+    log(f"{best['law']} recommended by {path}: {doc.get('reason', '')}")
+    return get_law(best["law"], **best["hyper"])
+
+
 def _optimum_table(law: Law, mixture: Mixture, out: Path) -> None:
     meta = mixture.meta
     refs = meta["references"]
@@ -412,6 +504,11 @@ def _optimum_table(law: Law, mixture: Mixture, out: Path) -> None:
         row = [d, share, f"[{lo:.3g}, {hi:.3g}]", _fmt(meta["predicted_loss"].get(d))]
         for ref in refs.values():
             row += [f"{ref['weights'][d]:.4f}", _fmt(ref["predicted_loss"].get(d))]
+        table.add_row(*row)
+    for t in meta.get("targets", ()):
+        row = [f"{t} (target, w={meta['target_weights'][t]:g})", "", "", _fmt(meta["predicted_loss"][t])]
+        for ref in refs.values():
+            row += ["", _fmt(ref["predicted_loss"][t])]
         table.add_row(*row)
     total = ["objective Σ w·L", "", "", _fmt(meta["objective"], 6)]
     for ref in refs.values():

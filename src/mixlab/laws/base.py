@@ -30,7 +30,8 @@ class Law:
     name: ClassVar[str] = ""
     fixed_step: ClassVar[bool] = False
     # how `laws.optimize` finds the optimum: "power" (the law has `separable_power(step)`), "dml" (it has
-    # `coefficients_at(step)`) or "simulation" (only `predict`)
+    # `coefficients_at(step)`), "coupled" (smooth in the whole mixture; `loss_gradient(r, step)` [e, m] if
+    # it has one) or "simulation" (only `predict`)
     solver: ClassVar[str] = "simulation"
     domains_: tuple[str, ...]
     eval_domains_: tuple[str, ...]
@@ -41,6 +42,7 @@ class Law:
         self.check_params()
         if obs.n_points == 0 or not obs.eval_domains:
             raise BadInput(f"{self.name}: no observations to fit")
+        self.check_targets(obs)
         self.domains_ = obs.domains
         self.eval_domains_ = obs.eval_domains
         # least squares on [runs, coefficients] matrices: BLAS threads only contend (one DML domain of
@@ -83,6 +85,16 @@ class Law:
 
     def check_params(self) -> None:
         """Raise BadInput on a hyper-parameter no fit can use (`fit` calls it; `get_law` too, early)."""
+
+    def check_targets(self, obs: Observations) -> None:
+        """Raise BadInput if `obs` has targets (eval names that are not mixture domains) and this law
+        predicts each loss from its own domain's share (the separable "power" form has no such share)."""
+        targets = [d for d in obs.eval_domains if d not in obs.domains]
+        if targets and self.solver == "power":
+            raise BadInput(
+                f"`law` '{self.name}' predicts each domain's loss from that domain's share; '{targets[0]}' is a "
+                "target, not a mixture domain (use a whole-mixture law: dml, regmix)"
+            )
 
     def unfittable_domains(self, obs: Observations) -> dict[str, str]:
         """Eval domains of `obs` this law cannot fit, each with the reason (e.g. too few points with a

@@ -8,6 +8,11 @@ Protocols:
 Metrics per eval domain over the predicted points: relative error % (mean |y − ŷ|/y·100), R² on log loss
 over each test run's points (averaged over runs with ≥ 2 points), RMSE (nats), n_points, and Spearman ρ
 between observed and predicted loss across test runs at each run's final predicted step (≥ 3 runs).
+Law selection (`compare_laws`): every law through kfold on the same folds, fixed-step laws fitted at the
+final step (the last evaluation step of the most runs), every law scored on the held-out runs' points at
+that step: mean over domains of Spearman ρ of the final loss across runs, R² of log loss across runs, and
+relative error; plus fit-and-predict seconds per fold. Ranked by ρ (then R², then error); the top one is
+recommended.
 Summaries: mean / worst / best over domains ("worst" = largest error, smallest R² or ρ). Points where
 the law's prediction is undefined (BiMix or the power law at a share of 0: an infinite loss, or 0 for
 α < 0; any prediction that is not a finite positive loss) are left out of
@@ -18,15 +23,18 @@ have a share of 0), with the number of fits that left each domain out in `domain
 
 from __future__ import annotations
 
+import functools
+import inspect
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mixlab.errors import BadInput
-from mixlab.laws.base import Law
+from mixlab.laws.base import LAWS, Law, get_law
 from mixlab.laws.metrics import r2_log
 from mixlab.laws.observations import Observations
 from mixlab.progress import track
@@ -56,6 +64,7 @@ def evaluate_law(
 ) -> Evaluation:
     """Run one protocol; `make_law()` returns a fresh unfitted law (same hyper-parameters every call)."""
     law = make_law()
+    law.check_targets(obs)
     header = {"law": law.name, "hyper": law.get_params(), "protocol": protocol}
     if protocol == "extrapolate":
         if law.fixed_step:
@@ -162,14 +171,20 @@ def _predict_points(law: Law | None, obs: Observations, mask: np.ndarray, fold: 
     pred = np.full((r.shape[0], len(obs.eval_domains)), np.nan)
     if law is not None:
         pred[:, [obs.eval_domains.index(d) for d in law.eval_domains_]] = law.predict(r, obs.steps[mask])
-    eval_cols = obs.eval_index
+    # a target (an eval name that is not a mixture domain) has no share of its own: NaN
+    share = np.column_stack(
+        [
+            r[:, obs.domains.index(d)] if d in obs.domains else np.full(r.shape[0], np.nan)
+            for d in obs.eval_domains
+        ]
+    )
     rows = []
     for p, point in enumerate(np.flatnonzero(mask)):
         for j, d in enumerate(obs.eval_domains):
             y = obs.losses[point, j]
             if np.isfinite(y):
                 run = obs.runs[obs.point_run[point]]
-                rows.append((run, obs.steps[point], d, r[p, eval_cols[j]], y, pred[p, j], fold))
+                rows.append((run, obs.steps[point], d, share[p, j], y, pred[p, j], fold))
     return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
 
 
@@ -227,3 +242,127 @@ def _summary(values: list[float | None], lower_is_better: bool) -> dict[str, flo
         return None
     worst, best = (max(vals), min(vals)) if lower_is_better else (min(vals), max(vals))
     return {"mean": float(np.mean(vals)), "worst": float(worst), "best": float(best)}
+
+
+@dataclass
+class LawComparison:
+    """`ranking`: one row per law that ran, best first ({law, hyper, spearman_final, r2_log, rel_error_pct,
+    fit_seconds, n_points, n_undefined}, means over eval domains); `failed`: {law: why it could not run}."""
+
+    step: float
+    folds: int
+    seed: int
+    n_runs: int
+    ranking: list[dict[str, Any]]
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def recommended(self) -> dict[str, Any] | None:
+        return self.ranking[0] if self.ranking and self.ranking[0]["spearman_final"] is not None else None
+
+    @property
+    def reason(self) -> str:
+        best = self.recommended
+        if best is None:
+            return "no law could be scored (see `failed`)"
+        text = (
+            f"highest mean Spearman ρ of the final loss across held-out runs ({best['spearman_final']:.3f}) "
+            f"in {self.folds}-fold cross-validation over {self.n_runs} runs at step {self.step:g}"
+        )
+        if len(self.ranking) > 1 and self.ranking[1]["spearman_final"] is not None:
+            nxt = self.ranking[1]
+            text += f"; next {nxt['law']} ({nxt['spearman_final']:.3f})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.recommended
+        return {
+            "protocol": "kfold",
+            "folds": self.folds,
+            "seed": self.seed,
+            "step": self.step,
+            "n_runs": self.n_runs,
+            "ranking": self.ranking,
+            "failed": self.failed,
+            "recommended": None if best is None else {"law": best["law"], "hyper": best["hyper"]},
+            "reason": self.reason,
+        }
+
+
+def final_step(obs: Observations) -> float:
+    """The last evaluation step of the most runs (the later one on a tie)."""
+    last = pd.Series(obs.steps).groupby(obs.point_run).max()
+    counts = last.value_counts()
+    return float(max(counts.index[counts == counts.max()]))
+
+
+def compare_laws(
+    obs: Observations,
+    laws: Sequence[str] | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    step: float | None = None,
+) -> LawComparison:
+    """Every law of `laws` (default: every registered law) through kfold on the same folds, scored at
+    `step` (default `final_step(obs)`); see the module docstring."""
+    names = sorted(LAWS) if laws is None else list(laws)
+    unknown = [n for n in names if n not in LAWS]
+    if unknown or not names:
+        raise BadInput(
+            f"`laws`: unknown law '{unknown[0] if unknown else ''}' (choose from {', '.join(sorted(LAWS))})"
+        )
+    at = final_step(obs) if step is None else float(step)
+    if not np.any(np.isclose(obs.steps, at)):
+        raise BadInput(f"`step` {at:g} is not an evaluation step of the runs")
+    rows, failed = [], {}
+    for name in names:
+        params = inspect.signature(LAWS[name]).parameters
+        hyper: dict[str, Any] = {"seed": seed} if "seed" in params else {}
+        if LAWS[name].fixed_step:
+            hyper["step"] = at
+        start = time.perf_counter()
+        try:
+            ev = evaluate_law(functools.partial(get_law, name, **hyper), obs, "kfold", folds=folds, seed=seed)
+        except BadInput as exc:
+            failed[name] = str(exc)
+            continue
+        seconds = (time.perf_counter() - start) / folds
+        rows.append(
+            {"law": name, "hyper": hyper, **_final_step_scores(ev.predictions, at), "fit_seconds": seconds}
+        )
+    rows.sort(key=_rank_key)
+    return LawComparison(at, folds, seed, len(obs.runs), rows, failed)
+
+
+def _final_step_scores(predictions: pd.DataFrame, step: float) -> dict[str, Any]:
+    """Means over domains of ρ, R²(log) across runs and relative error %, on the points at `step`."""
+    at = predictions[np.isclose(predictions["step"].to_numpy(float), step)]
+    rho, r2, rel, n_points, n_undefined = [], [], [], 0, 0
+    for _, sub in at.groupby("domain", sort=False):
+        yhat = sub["predicted"].to_numpy()
+        defined = np.isfinite(yhat) & (yhat > 0)
+        n_undefined += int((~defined).sum())
+        y, yhat = sub["observed"].to_numpy()[defined], yhat[defined]
+        n_points += int(y.size)
+        if y.size == 0:
+            continue
+        rel.append(float(np.mean(np.abs(y - yhat) / y) * 100))
+        if y.size >= 3 and np.unique(y).size > 1 and np.unique(yhat).size > 1:
+            rho.append(spearman(y, yhat))
+        value = r2_log(y, yhat)
+        if value is not None:
+            r2.append(value)
+
+    def mean(v: list[float]) -> float | None:
+        return float(np.mean(v)) if v else None
+
+    return {"spearman_final": mean(rho), "r2_log": mean(r2), "rel_error_pct": mean(rel),
+            "n_points": n_points, "n_undefined": n_undefined}  # fmt: skip
+
+
+def _rank_key(row: dict[str, Any]) -> tuple[float, float, float]:
+    def value(key: str, sign: float) -> float:
+        v = row[key]
+        return np.inf if v is None else sign * v
+
+    return (value("spearman_final", -1.0), value("r2_log", -1.0), value("rel_error_pct", 1.0))

@@ -10,7 +10,13 @@ Caps: hi_i = min(1, max_epochs · available_i / target_tokens) — a domain cann
   the others' caps leave a remainder: then it goes to them, to those the objective ignores first (in
   proportion to the prior mixture, default uniform), to those whose loss rises with their share last;
 - SLSQP on the same objective, used as a cross-check and for non-separable laws (DML, with restarts).
+Coupled laws (solver "coupled": any smooth law whose L_i depends on the whole mixture) get SLSQP from
+several starts — the prior, the uniform mixture, one vertex of the feasible polytope per domain and seeded
+Dirichlet draws — with the law's analytic Jacobian `loss_gradient(r, step)` [e, m] where it has one, central
+finite differences of `predict` otherwise; the lowest objective among the (projected, feasible) results wins.
 RegMix has no gradient: Dirichlet simulation around a prior mixture and top-k averaging (Liu et al. 2024).
+Targets: a law fitted on target metrics (eval names that are not mixture domains) is optimised the same way,
+the weights then weigh targets; own-share laws (solver "power") cannot be fitted on targets.
 `optimize_mixture` wraps it all for a fitted law: bounds, references, predicted losses, bootstrap → a Mixture.
 """
 
@@ -319,6 +325,53 @@ def optimize_dml(
     return OptimumResult(r, fun(r), "slsqp", {"starts": len(starts)})
 
 
+def polytope_vertices(lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
+    """One vertex of {Σ r = 1, lo ≤ r ≤ hi} per domain j: every share at its lower bound, then j filled to
+    its cap, then the others in index order (each vertex has every coordinate but one at a bound)."""
+    vertices = []
+    for j in range(lo.size):
+        v = lo.copy()
+        for i in (j, *(i for i in range(lo.size) if i != j)):
+            v[i] = min(hi[i], lo[i] + (1.0 - v.sum()))
+        vertices.append(v)
+    return vertices
+
+
+def numeric_jacobian(
+    predict: Callable[[np.ndarray], np.ndarray], r: np.ndarray, h: float = 1e-6
+) -> np.ndarray:
+    """∂L_i/∂r_j [e, m] of `predict` ([n, m] → [n, e]) at r by central differences (forward where r_j < h,
+    so no share turns negative), all 2m points in one call."""
+    m = r.size
+    back = np.minimum(h, np.maximum(r, 0.0))
+    points = np.vstack([r + h * np.eye(m), r - back[:, None] * np.eye(m)])
+    values = predict(points)
+    return ((values[:m] - values[m:]) / (h + back)[:, None]).T
+
+
+def optimize_coupled(
+    fun: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    prior: np.ndarray,
+    restarts: int = 8,
+    seed: int = 0,
+) -> OptimumResult:
+    """A non-separable objective on the simplex under bounds: SLSQP from the prior, the uniform mixture, the
+    polytope vertices of `polytope_vertices` and `restarts` seeded Dirichlet draws; the best feasible wins."""
+    m = lo.size
+    rng = np.random.default_rng(seed)
+    starts = [
+        prior,
+        np.full(m, 1.0 / m),
+        *polytope_vertices(lo, hi),
+        *rng.dirichlet(np.ones(m), size=restarts),
+    ]
+    r = minimize_on_simplex(fun, grad, lo, hi, starts)
+    return OptimumResult(r, fun(r), "slsqp-multistart", {"starts": len(starts)})
+
+
 def optimize_by_simulation(
     objective: Callable[[np.ndarray], np.ndarray],
     prior: np.ndarray,
@@ -373,9 +426,30 @@ def _solve_by_simulation(law: Law, step: float, w, lo, hi, prior, seed, n_sample
     )
 
 
+def _solve_coupled(law: Law, step: float, w, lo, hi, prior, seed, n_samples, top_k) -> OptimumResult:
+    if law.fixed_step:
+        law.check_steps(np.array([float(step)]))
+
+    def predict(r: np.ndarray) -> np.ndarray:
+        return law.predict(r, step)
+
+    analytic = hasattr(law, "loss_gradient")
+
+    def jacobian(r: np.ndarray) -> np.ndarray:
+        return law.loss_gradient(r, step) if analytic else numeric_jacobian(predict, r)
+
+    opt = optimize_coupled(
+        lambda r: float(predict(r[None, :])[0] @ w), lambda r: w @ jacobian(r), lo, hi, _project(prior, lo, hi),
+        seed=seed,
+    )  # fmt: skip
+    opt.details["gradient"] = "analytic" if analytic else "finite-difference"
+    return opt
+
+
 SOLVERS: dict[str, Callable[..., OptimumResult]] = {
     "power": _solve_power,
     "dml": _solve_dml,
+    "coupled": _solve_coupled,
     "simulation": _solve_by_simulation,
 }
 
@@ -395,7 +469,8 @@ def optimize_law(
 
     `domain_weights` [e] (default 1 each); `prior` [m] is the centre of RegMix's simulation and a start
     for SLSQP (default uniform). The law's `solver` picks the method: "power" (bimix, powerlaw) → KKT;
-    "dml" → SLSQP; "simulation" (regmix) → Dirichlet simulation.
+    "dml" → SLSQP; "coupled" → multi-start SLSQP on the law's Jacobian; "simulation" (regmix) → Dirichlet
+    simulation. For a law fitted on targets, the eval domains are the targets.
     """
     if not (np.isfinite(step) and step > 0):
         raise BadInput(f"step must be a positive, finite number, got {step}")
@@ -405,6 +480,11 @@ def optimize_law(
         raise BadInput("domain weights must be non-negative numbers, one per eval domain, not all zero")
     prior = np.full(m, 1.0 / m) if prior is None else np.asarray(prior, float)
     return SOLVERS[law.solver](law, step, w, lo, hi, prior, seed, n_samples, top_k)
+
+
+def law_targets(law: Law) -> list[str]:
+    """The eval names of a fitted law that are targets (metrics that are not mixture domains)."""
+    return [d for d in law.eval_domains_ if d not in law.domains_]
 
 
 def _over(names: Sequence[str], values: Mapping[str, float], param: str, default: float | None) -> np.ndarray:
@@ -439,7 +519,8 @@ def optimize_mixture(
     """The optimal mixture of a fitted `law` at `step` (what `mixlab optimize` writes as mixture.json).
 
     `min_weight`: a share for every domain or {domain: share} (missing: 0); `domain_weights`: importance
-    per eval domain (missing: 1); `available` tokens per domain with `target_tokens` and `max_epochs` cap
+    per eval domain (missing: 1) — for a law fitted on targets (eval names that are not mixture domains,
+    listed in the meta as "targets") the weights of the targets, so the objective is Σ_t w_t·ŷ_t; `available` tokens per domain with `target_tokens` and `max_epochs` cap
     each share (and add the "natural" mixture, proportional to `available`, as the first reference unless
     `references` has one; `available_source` names it in its errors). The meta records the bounds, the
     predicted losses at the optimum and at each reference, the epochs per domain (with `available` and
@@ -481,6 +562,10 @@ def optimize_mixture(
         "predicted_loss": dict(zip(law.eval_domains_, map(float, pred), strict=True)),
         "references": {},
     }
+    targets = law_targets(law)
+    if targets:
+        meta["targets"] = targets
+        meta["target_weights"] = dict(zip(law.eval_domains_, map(float, weights_vec), strict=True))
     if tokens is not None and target_tokens:
         meta["epochs"] = {
             d: float(r * target_tokens / t) if t > 0 else 0.0
