@@ -151,3 +151,29 @@ def test_regmix_1m_spearman_at_k_train_runs(sweep, k, floor):  # noqa: F811
     ).metrics
     assert sum(v["n_undefined"] for v in metrics["domains"].values()) == 0  # defined at shares of 0
     assert metrics["summary"]["spearman_final"]["mean"] >= floor
+
+
+def test_optimum_of_a_fitted_transfer_law_matches_brute_force():
+    """The coupled solver (multi-start SLSQP, finite-difference Jacobian) on the fitted law, under a floor and
+    a binding repetition cap, against the best point of a 1/120 simplex lattice refined by compass search."""
+    from mixlab.laws.optimize import optimize_law, simplex_bounds
+    from test_optimize_coupled import grid_then_compass
+
+    props = dirichlet_mixtures(24, 3, seed=2, concentration=1.0)
+    steps = np.array([1000.0, 4000.0, 16000.0])
+    point_run = np.repeat(np.arange(24), 3)
+    coef = {k: (v[:3, :3] if np.ndim(v) == 2 else v[:3]) for k, v in TRUE.items()}
+    clean = transfer_loss(props[point_run], np.tile(steps, 24), np.arange(3), coef)
+    doms = DOMAINS[:3]
+    obs = Observations(
+        doms, doms, tuple(f"run{k}" for k in range(24)), props, point_run, np.tile(steps, 24),
+        np.full(72, np.nan), clean,
+    )  # fmt: skip
+    with threadpool_limits(1):
+        law = get_law("transfer").fit(obs)
+    lo, hi = simplex_bounds(3, 0.05, np.array([1e9, 0.2e9, 5e9]), 1e9, 1.0)  # code capped at 0.2
+    opt = optimize_law(law, 16000.0, lo, hi, np.ones(3))
+    assert opt.method == "slsqp-multistart"
+    _, best = grid_then_compass(lambda r: law.predict(r, 16000.0).sum(axis=1), lo, hi, n=120)
+    assert opt.objective <= best * (1 + 1e-6)
+    assert np.all(opt.r >= lo - 1e-12) and np.all(opt.r <= hi + 1e-12) and abs(opt.r.sum() - 1) < 1e-12

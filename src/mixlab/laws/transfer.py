@@ -201,7 +201,7 @@ class TransferLaw(Law):
 
     name = "transfer"
     fixed_step = False
-    solver = "simulation"
+    solver = "coupled"
 
     def __init__(
         self,
