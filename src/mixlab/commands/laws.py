@@ -34,7 +34,7 @@ MixturesOpt = Annotated[Path, typer.Option("--mixtures", "-m", help="mixtures.cs
 RunsOpt = Annotated[
     Path, typer.Option("--runs", "-r", help="runs.csv or .parquet (run,step,tokens,domain,loss).")
 ]
-LawOpt = Annotated[str, typer.Option(help="Mixing law: bimix, dml, powerlaw or regmix.")]
+LawOpt = Annotated[str, typer.Option(help="Mixing law: bimix, dml, powerlaw, regmix or transfer.")]
 HyperOpt = Annotated[
     list[str] | None,
     typer.Option("--hyper", help="Law hyper-parameter KEY=VALUE (repeatable), e.g. residual=relative."),
@@ -196,7 +196,7 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write metrics.json.")],
     law: Annotated[
         str,
-        typer.Option(help="Mixing law: bimix, dml, powerlaw, regmix, or `all` to rank every law (kfold)."),
+        typer.Option(help="Mixing law: bimix, dml, powerlaw, regmix, transfer, or `all` to rank every law (kfold)."),
     ] = "bimix",
     protocol: Annotated[
         str | None,
