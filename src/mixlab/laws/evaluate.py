@@ -162,14 +162,14 @@ def _predict_points(law: Law | None, obs: Observations, mask: np.ndarray, fold: 
     pred = np.full((r.shape[0], len(obs.eval_domains)), np.nan)
     if law is not None:
         pred[:, [obs.eval_domains.index(d) for d in law.eval_domains_]] = law.predict(r, obs.steps[mask])
-    eval_cols = obs.eval_index
+    share = np.full_like(pred, np.nan) if obs.has_targets else r[:, obs.eval_index]  # targets: no own share
     rows = []
     for p, point in enumerate(np.flatnonzero(mask)):
         for j, d in enumerate(obs.eval_domains):
             y = obs.losses[point, j]
             if np.isfinite(y):
                 run = obs.runs[obs.point_run[point]]
-                rows.append((run, obs.steps[point], d, r[p, eval_cols[j]], y, pred[p, j], fold))
+                rows.append((run, obs.steps[point], d, share[p, j], y, pred[p, j], fold))
     return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
 
 
