@@ -1,7 +1,7 @@
 """`mixlab import olmix` on the real olmix DCLM swarm (shared/data/olmix: 127 runs over 24 topic domains,
 110 downstream-task BPB columns) and the target-metric objective it feeds: the task metrics are targets of the
 whole mixture, fitted by regmix/dml and refused by the own-share laws. Measured here (regmix, 100 train / 27
-test runs, mean Spearman over the 110 targets): 0.846 / 0.825 / 0.831 at seeds 0 / 1 / 2."""
+test runs, mean Spearman over the 110 targets): 0.845 / 0.824 / 0.832 at seeds 0 / 1 / 2."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_regmix_predicts_held_out_targets(imported, seed):
     law = get_law("regmix").fit(obs.select_runs([obs.runs[i] for i in train]))
     pred = law.predict(obs.proportions[test], np.ones(len(test)))
     rho = [spearmanr(pred[:, j], obs.losses[test, j]).statistic for j in range(len(obs.eval_domains))]
-    assert np.mean(rho) >= 0.75  # 0.846 at seed 0
+    assert np.mean(rho) >= 0.75  # 0.845 at seed 0
     # evaluate_law scores targets too; a target has no own share
     metrics = evaluate_law(lambda: get_law("regmix"), obs, "unseen", test_runs=[obs.runs[i] for i in test])
     assert metrics.metrics["summary"]["spearman_final"]["mean"] == pytest.approx(np.mean(rho), abs=1e-9)
