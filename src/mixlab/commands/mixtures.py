@@ -149,23 +149,27 @@ def _write_import(result: Any, out: Path) -> None:
         warn(
             f"{len(result.skipped_columns)} metric columns match no domain and were skipped: {', '.join(result.skipped_columns[:5])}"
         )
+    kind = "targets (metrics of the whole mixture)" if result.targets else "domains"
     out_console.print(
         f"{len(result.mixtures)} mixtures, {len(result.runs)} observations of "
-        f"{result.runs['domain'].nunique()} domains → {out}/mixtures.csv, {out}/runs.csv"
+        f"{result.runs['domain'].nunique()} {kind} → {out}/mixtures.csv, {out}/runs.csv"
     )
 
 
 @import_app.command("olmix")
 def import_olmix_cmd(
-    ratios: Annotated[Path, typer.Argument(help="olmix ratios.csv (run_id, [name], domain columns).")],
+    ratios: Annotated[Path, typer.Argument(help="olmix ratios.csv (run or run_id, [name], domain columns).")],
     metrics: Annotated[
-        Path, typer.Argument(help="olmix metrics.csv (run_id, [name], [step], metric columns).")
+        Path, typer.Argument(help="olmix metrics.csv (run or run_id, [name], [step], metric columns).")
     ],
     out: OutDirOpt,
     step: ImportStepOpt = 1.0,
     metric_pattern: PatternOpt = None,
 ) -> None:
-    """Import an olmix swarm (ratios.csv + metrics.csv joined on run_id).
+    """Import an olmix swarm (ratios.csv + metrics.csv joined on run or run_id).
+
+    Metric columns that match no domain (downstream-task BPB) are imported as targets: fit them with a
+    whole-mixture law (dml, regmix).
 
     Example: mixlab import olmix swarm/ratios.csv swarm/metrics.csv --out imported/
     """

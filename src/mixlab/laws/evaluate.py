@@ -171,13 +171,7 @@ def _predict_points(law: Law | None, obs: Observations, mask: np.ndarray, fold: 
     pred = np.full((r.shape[0], len(obs.eval_domains)), np.nan)
     if law is not None:
         pred[:, [obs.eval_domains.index(d) for d in law.eval_domains_]] = law.predict(r, obs.steps[mask])
-    # a target (an eval name that is not a mixture domain) has no share of its own: NaN
-    share = np.column_stack(
-        [
-            r[:, obs.domains.index(d)] if d in obs.domains else np.full(r.shape[0], np.nan)
-            for d in obs.eval_domains
-        ]
-    )
+    share = np.full_like(pred, np.nan) if obs.has_targets else r[:, obs.eval_index]  # targets: no own share
     rows = []
     for p, point in enumerate(np.flatnonzero(mask)):
         for j, d in enumerate(obs.eval_domains):

@@ -1,7 +1,9 @@
 """Importers from other tools' observation layouts into mixtures + runs (mixlab's long format).
 
-- olmix (AI2): `ratios.csv` (`run_id`, optional `name`, one column per domain) and `metrics.csv`
-  (`run_id`, optional `name`, optional `step`, one column per metric) joined on `run_id`.
+- olmix (AI2): `ratios.csv` (`run` or `run_id`, optional `name`, one column per domain, each row summing to 1
+  within 0.01) and `metrics.csv` (the same key, optional `name`, optional `step`, one column per metric)
+  joined on the key; pandas' `Unnamed: *` index column and an `index` column are not data (olmix's own
+  loader drops them too).
 - RegMix (Liu et al.): a mixture CSV and a loss CSV joined on an index column (default `index`), e.g.
   `train_mixture_1m.csv` (`index,train_the_pile_arxiv,...`) with `train_pile_loss_1m.csv`
   (`index,metric/the_pile_arxiv_val_loss,...`).
@@ -9,6 +11,10 @@ Metric columns are matched to domains by a pattern with `{domain}` (e.g. `metric
 or, by default, after stripping the prefix and suffix all domain (resp. metric) columns share. Metric columns
 that match no domain are skipped and reported; these layouts hold one evaluation per run unless a `step`
 column exists, so `step` sets the step otherwise.
+When no metric column matches a domain (and no pattern was given, and no column has a domain as a `/`-separated
+part, which is a per-domain layout whose pattern was not found), every metric column is a TARGET: a metric of
+the whole mixture (olmix swarms' downstream-task BPB), written to runs.csv under its own name (see
+`mixlab.laws.observations`).
 """
 
 from __future__ import annotations
@@ -27,14 +33,20 @@ from mixlab.mixture import Mixture
 SEPARATORS = "_/.-: "
 
 
+OLMIX_KEYS = ("run", "run_id")
+OLMIX_NOT_DATA = ("name", "index", "step")
+
+
 @dataclass
 class Imported:
     mixtures: list[Mixture]
     runs: pd.DataFrame  # run, step, tokens, domain, loss
     skipped_columns: list[str]
+    targets: bool = False  # the metric columns are targets, not per-domain losses
 
 
-def _read_csv(path: str | os.PathLike[str], key: str) -> pd.DataFrame:
+def _read_csv(path: str | os.PathLike[str], keys: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
+    """The CSV as strings and the first of `keys` it has (the join column)."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: file does not exist")
@@ -43,15 +55,27 @@ def _read_csv(path: str | os.PathLike[str], key: str) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot parse CSV ({str(exc).splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    if key not in frame.columns:
-        raise BadInput(f"{path}: missing join column '{key}' (columns: {', '.join(frame.columns[:8])})")
+    key = next((k for k in keys if k in frame.columns), None)
+    if key is None:
+        raise BadInput(
+            f"{path}: missing join column {' or '.join(map(repr, keys))} (columns: {', '.join(frame.columns[:8])})"
+        )
     dup = (
         frame[key].duplicated(keep=False) if "step" not in frame.columns else frame.duplicated([key, "step"])
     )
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[-1])
         raise BadInput(f"{path}: row {i + 2}: duplicate {key} '{frame[key].iloc[i]}'")
-    return frame
+    return frame, key
+
+
+def _olmix_data_columns(frame: pd.DataFrame, key: str) -> list[str]:
+    return [c for c in frame.columns if c not in (key, *OLMIX_NOT_DATA) and not c.startswith("Unnamed:")]
+
+
+def _names_a_domain(metric_cols: list[str], domains: list[str]) -> bool:
+    """Whether a metric column has a domain as a `/`-separated part (`eval/dclm/CE loss`)."""
+    return any(part in domains for c in metric_cols for part in c.split("/"))
 
 
 def strip_common_affixes(names: list[str]) -> list[str]:
@@ -96,6 +120,8 @@ def _to_observations(
     pattern: str | None,
     step: float,
     name_col: str | None,
+    metric_cols: list[str],
+    sums_to_one: bool = False,
 ) -> Imported:
     domains = strip_common_affixes(domain_cols)
     mixtures, names = [], {}
@@ -112,10 +138,15 @@ def _to_observations(
                 raise BadInput(
                     f"{where[0]}: row {i + 2}: field '{col}' is not a number ({values[col]!r})"
                 ) from None
+        total = sum(raw.values())
+        if sums_to_one and abs(total - 1.0) > 0.01:
+            raise BadInput(f"{where[0]}: row {i + 2}: ratios sum to {total:.4g}, not 1 (±0.01)")
         mixtures.append(Mixture.from_weights(name, raw, where=f"{where[0]}: row {i + 2}"))
         names[str(values[key])] = name
-    metric_cols = [c for c in metrics.columns if c not in (key, "name", "step")]
     mapping = _match_metrics(metric_cols, domains, pattern)
+    targets = not mapping and not pattern and not _names_a_domain(metric_cols, domains)
+    if targets:
+        mapping = {c: c for c in metric_cols}
     if not mapping:
         raise BadInput(
             f"{where[1]}: no metric column matches a domain ({', '.join(domains[:6])} ...); "
@@ -151,7 +182,7 @@ def _to_observations(
     runs = pd.DataFrame(rows, columns=["run", "step", "tokens", "domain", "loss"])
     used = {names[k] for k in metrics[key].astype(str)}
     return Imported(
-        [m for m in mixtures if m.name in used], runs, [c for c in metric_cols if c not in mapping]
+        [m for m in mixtures if m.name in used], runs, [c for c in metric_cols if c not in mapping], targets
     )
 
 
@@ -161,13 +192,23 @@ def import_olmix(
     step: float = 1.0,
     metric_pattern: str | None = None,
 ) -> Imported:
-    """olmix `ratios.csv` + `metrics.csv` (joined on `run_id`) → mixtures and long-format runs."""
-    w = _read_csv(ratios, "run_id")
-    m = _read_csv(metrics, "run_id")
-    domain_cols = [c for c in w.columns if c not in ("run_id", "name")]
+    """olmix `ratios.csv` + `metrics.csv` (joined on `run` or `run_id`) → mixtures and long-format runs."""
+    w, key = _read_csv(ratios, OLMIX_KEYS)
+    m, metrics_key = _read_csv(metrics, OLMIX_KEYS)
+    if metrics_key != key:
+        raise BadInput(f"{metrics}: join column is '{metrics_key}' but {ratios} has '{key}'")
     name_col = "name" if "name" in w.columns else None
     return _to_observations(
-        w, m, "run_id", domain_cols, (str(ratios), str(metrics)), metric_pattern, step, name_col
+        w,
+        m,
+        key,
+        _olmix_data_columns(w, key),
+        (str(ratios), str(metrics)),
+        metric_pattern,
+        step,
+        name_col,
+        _olmix_data_columns(m, key),
+        sums_to_one=True,
     )
 
 
@@ -179,9 +220,10 @@ def import_regmix(
     metric_pattern: str | None = None,
 ) -> Imported:
     """RegMix mixture CSV + loss CSV (joined on `index_column`) → mixtures (named by the index) and runs."""
-    w = _read_csv(mixtures, index_column)
-    m = _read_csv(losses, index_column)
+    w, _ = _read_csv(mixtures, (index_column,))
+    m, _ = _read_csv(losses, (index_column,))
     domain_cols = [c for c in w.columns if c != index_column]
+    metric_cols = [c for c in m.columns if c not in (index_column, "name", "step")]
     return _to_observations(
-        w, m, index_column, domain_cols, (str(mixtures), str(losses)), metric_pattern, step, None
+        w, m, index_column, domain_cols, (str(mixtures), str(losses)), metric_pattern, step, None, metric_cols
     )

@@ -1,5 +1,10 @@
 """Observations of proxy runs: `runs.csv` (long format, see `mixlab.runs`) joined with `mixtures.csv`,
 validated, as arrays. Every law consumes the in-memory `Observations` built here.
+
+The `domain` of a runs.csv row is either a mixture domain (a per-domain loss) or, for every row of the file,
+a name that is no mixture domain: a TARGET metric (a downstream task's BPB, say) of the whole mixture. Laws of
+the whole mixture (dml, regmix) fit targets; laws of each domain's own share (bimix, powerlaw, transfer) read
+`eval_index`, which refuses them.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ class Observations:
     """Per-domain losses of proxy runs at their evaluation steps.
 
     domains:       mixture domains, length m (column order of `proportions`)
-    eval_domains:  domains with losses, a subset of `domains`, length e (column order of `losses`)
+    eval_domains:  domains with losses, a subset of `domains`, or target names none of which is a domain,
+                   length e (column order of `losses`)
     runs:          run names, length n_runs
     proportions:   [n_runs, m] training proportions of each run (rows sum to 1)
     point_run:     [n_points] index into `runs` of each evaluation point
     steps:         [n_points] training step of each point (> 0 for the bivariate law)
     tokens:        [n_points] training tokens seen at the point, NaN when unknown
-    losses:        [n_points, e] validation loss in nats; NaN where a domain was not evaluated
+    losses:        [n_points, e] validation loss in nats (or target value); NaN where not evaluated
     source:        where the observations came from (the runs file), for error messages
     Points are sorted by run, then step.
     """
@@ -47,8 +53,19 @@ class Observations:
         return int(self.steps.shape[0])
 
     @property
+    def has_targets(self) -> bool:
+        """True when the eval columns are target metrics rather than per-domain losses."""
+        return not set(self.eval_domains) <= set(self.domains)
+
+    @property
     def eval_index(self) -> np.ndarray:
-        """[e] column of each eval domain in `domains`/`proportions`."""
+        """[e] column of each eval domain in `domains`/`proportions`; refused for target metrics."""
+        if self.has_targets:
+            target = next(d for d in self.eval_domains if d not in self.domains)
+            raise BadInput(
+                f"{self.source}: target '{target}' is not a mixture domain; a law of each domain's own share "
+                "(bimix, powerlaw, transfer) cannot fit it: use a whole-mixture law (dml, regmix)"
+            )
         return np.array([self.domains.index(d) for d in self.eval_domains], dtype=int)
 
     @property
@@ -142,21 +159,26 @@ def build_observations(
 ) -> Observations:
     """Join validated runs (from `read_runs`) with their mixtures; `source` names the runs file.
 
-    Every run must have a mixture of the same name; every loss domain must be a mixture domain.
+    Every run must have a mixture of the same name; the loss domains must all be mixture domains, or none
+    (then they are target metrics, kept in the order they first appear).
     """
     by_name = {m.name: m for m in mixtures}
     domains = tuple(dict.fromkeys(d for m in mixtures for d in m.weights))
     for i, run in enumerate(runs["run"].to_numpy()):
         if run not in by_name:
             raise BadInput(f"{runs['where'].iloc[i]}: run '{run}' has no mixture in {mixtures_where}")
-    for i, domain in enumerate(runs["domain"].to_numpy()):
-        if domain not in domains:
-            raise BadInput(
-                f"{runs['where'].iloc[i]}: domain '{domain}' is not a column of {mixtures_where} "
-                f"(domains: {', '.join(domains)})"
-            )
+    is_domain = runs["domain"].isin(domains).to_numpy()
+    if is_domain.any() and not is_domain.all():
+        i = int(np.flatnonzero(~is_domain)[0])
+        raise BadInput(
+            f"{runs['where'].iloc[i]}: domain '{runs['domain'].iloc[i]}' is not a column of {mixtures_where} "
+            f"(domains: {', '.join(domains)}; a runs file holds per-domain losses or only targets, not both)"
+        )
     seen_domains, seen_runs = set(runs["domain"]), set(runs["run"])  # built once: the sweep may be large
-    eval_domains = tuple(d for d in domains if d in seen_domains)
+    if is_domain.any():
+        eval_domains = tuple(d for d in domains if d in seen_domains)
+    else:
+        eval_domains = tuple(dict.fromkeys(runs["domain"]))
     run_names = tuple(m.name for m in mixtures if m.name in seen_runs)
     run_pos = {r: k for k, r in enumerate(run_names)}
     points = runs[["run", "step"]].drop_duplicates()
