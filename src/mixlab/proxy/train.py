@@ -369,12 +369,13 @@ def train_run(
         )
 
 
-def read_checkpoint_history(out_dir: Path) -> list[dict[str, Any]]:
-    """The eval history saved in a partial run's checkpoint ([] when there is none or it is unreadable)."""
+def read_checkpoint(out_dir: Path) -> dict[str, Any] | None:
+    """A partial run's checkpoint (its settings and eval history); None when there is none or it is
+    unreadable."""
     path = Path(out_dir) / CHECKPOINT
     if not path.is_file():
-        return []
+        return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["history"]
+        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception:
-        return []
+        return None
