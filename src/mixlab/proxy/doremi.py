@@ -36,7 +36,7 @@ from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, write_mixture_json
 from mixlab.progress import log, track
 from mixlab.proxy.config import DoReMiConfig
-from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
+from mixlab.proxy.data import MixtureSampler, Streams, eval_set
 from mixlab.proxy.model import autocast, build_model
 from mixlab.proxy.schedule import lr_multiplier
 from mixlab.proxy.train import (
@@ -220,7 +220,7 @@ def run_doremi(
             if on_step is not None:
                 on_step(step + 1)
         seconds = seconds_before + time.perf_counter() - t0
-        windows = {d: validation_windows(streams, d, config.seq_len) for d in domains}
+        windows = eval_set(streams, domains, config.seq_len)
         proxy_losses = evaluate(model, windows, device, config.eval_batch_size)
 
     trajectory_arr = np.asarray(trajectory)

@@ -28,7 +28,7 @@ from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture
 from mixlab.progress import new_progress, warn
 from mixlab.proxy.config import TrainConfig
-from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
+from mixlab.proxy.data import EvalSet, MixtureSampler, Streams, eval_set
 from mixlab.proxy.model import (
     autocast,
     build_model,
@@ -56,27 +56,24 @@ class RunResult:
     model: torch.nn.Module | None = field(default=None, repr=False)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
-    model: torch.nn.Module, windows: dict[str, np.ndarray], device: torch.device, batch_size: int = 16
+    model: torch.nn.Module, windows: EvalSet, device: torch.device, batch_size: int = 16
 ) -> dict[str, float]:
-    """Mean token cross-entropy (nats) per domain over its validation windows ([n, seq_len + 1] ids)."""
+    """Mean token cross-entropy (nats) per domain over its validation windows, in batches of `batch_size`
+    rows drawn across domains (each row's loss sum does not depend on how rows are batched)."""
     was_training = model.training
     model.eval()
-    losses = {}
-    for domain, w in windows.items():
-        total, count = 0.0, 0
-        for lo in range(0, len(w), batch_size):
-            chunk = torch.from_numpy(w[lo : lo + batch_size]).to(device)
-            logits = model(input_ids=chunk[:, :-1], use_cache=False).logits.float()
-            targets = chunk[:, 1:]
-            total += F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"
-            ).item()
-            count += targets.numel()
-        losses[domain] = total / count
+    totals = torch.zeros(len(windows.domains), dtype=torch.float64)
+    rows = torch.from_numpy(windows.windows)
+    index = torch.from_numpy(windows.domain_index)
+    for lo in range(0, len(rows), batch_size):
+        chunk = rows[lo : lo + batch_size].to(device)
+        logits = model(input_ids=chunk[:, :-1], use_cache=False).logits.float()
+        per_token = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
+        totals.index_add_(0, index[lo : lo + batch_size], per_token.sum(dim=1).double().cpu())
     model.train(was_training)
-    return losses
+    return {d: float(t) / int(n) for d, t, n in zip(windows.domains, totals, windows.targets, strict=True)}
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -276,9 +273,7 @@ def train_run(
         precision = run_precision(config, streams.vocab_size, device)
         optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
         sampler = MixtureSampler(streams, np.array(weights), config.seq_len, config.batch_size, config.seed)
-        windows = {
-            d: validation_windows(streams, d, config.seq_len) for d in (eval_domains or streams.domains)
-        }
+        windows = eval_set(streams, eval_domains or streams.domains, config.seq_len)
         eval_at = set(config.eval_steps())
         step, history, train_seconds, wall_before, resumed_from = 0, [], 0.0, 0.0, None
         expected = {"config": config.to_dict(), "weights": weights}
