@@ -55,7 +55,7 @@ def test_finished_stages_are_skipped_on_rerun(tiny_corpus: Path, tmp_path: Path)
 def test_sample_streams_drop_validation_documents(tiny_corpus: Path, tmp_path: Path) -> None:
     from mixlab.corpus import Corpus, load_tokenizer
     from mixlab.proxy import prepare_streams
-    from mixlab.proxy_sample import sample_streams, validation_documents
+    from mixlab.proxy.sample_streams import sample_streams, validation_documents
 
     corpus = Corpus.open(tiny_corpus)
     tok = load_tokenizer("bpe:300", corpus=corpus)

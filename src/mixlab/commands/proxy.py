@@ -41,11 +41,28 @@ MaxTokensOpt = Annotated[
 ]
 
 
-def _train_config(ctx: typer.Context, **kw: object):
-    """The run settings, checked before torch loads or the corpus is read."""
+# The training options sweep and doremi share: verb parameter -> TrainConfig field.
+TRAIN_OPTIONS = {
+    "model": "model",
+    "tokens_per_run": "tokens",
+    "seq_len": "seq_len",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "schedule": "schedule",
+    "warmup": "warmup",
+    "device": "device",
+    "precision": "precision",
+    "threads": "threads",
+}
+
+
+def _train_config(ctx: typer.Context, options: dict[str, object], *, evals: int):
+    """The run settings from a verb's parameters (`options`: its locals()), checked before torch loads or
+    the corpus is read."""
     from mixlab.proxy.config import TrainConfig
 
-    return TrainConfig(seed=settings(ctx).seed, **kw)
+    fields = {field: options[name] for name, field in TRAIN_OPTIONS.items()}
+    return TrainConfig(seed=settings(ctx).seed, evals=evals, **fields)
 
 
 def sweep(
@@ -84,20 +101,7 @@ def sweep(
     """
     from mixlab.proxy.config import check_stream_options
 
-    config = _train_config(
-        ctx,
-        model=model,
-        tokens=tokens_per_run,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        lr=lr,
-        schedule=schedule,
-        warmup=warmup,
-        evals=evals,
-        device=device,
-        precision=precision,
-        threads=threads,
-    )
+    config = _train_config(ctx, locals(), evals=evals)
     check_stream_options(val_tokens, max_tokens_per_domain)
     from mixlab.mixture import read_mixture_set
     from mixlab.proxy import run_sweep
@@ -169,20 +173,7 @@ def doremi(
     from mixlab.proxy.config import DoReMiConfig, check_stream_options
 
     knobs = DoReMiConfig(step_size=step_size, smoothing=smoothing, min_weight=min_weight)
-    config = _train_config(
-        ctx,
-        model=model,
-        tokens=tokens_per_run,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        lr=lr,
-        schedule=schedule,
-        warmup=warmup,
-        evals=1,
-        device=device,
-        precision=precision,
-        threads=threads,
-    )
+    config = _train_config(ctx, locals(), evals=1)
     check_stream_options(val_tokens, max_tokens_per_domain)
     c = Corpus.open(corpus)
     knobs.check_domains(len(c.domains))

@@ -358,7 +358,7 @@ class Demo:
 
     def stage_compare(self) -> None:
         from mixlab.proxy import train_run
-        from mixlab.proxy_sample import sample_streams
+        from mixlab.proxy.sample_streams import sample_streams
 
         streams, tokenizer = self.base_streams()
         plans: list[tuple[str, Any, Mixture]] = [

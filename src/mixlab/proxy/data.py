@@ -355,3 +355,33 @@ def validation_windows(streams: Streams, domain: str, seq_len: int) -> np.ndarra
         )
     starts = np.arange(n, dtype=np.int64) * seq_len
     return val[starts[:, None] + np.arange(seq_len + 1)]
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The validation windows of several domains stacked into one array, so evaluation batches across
+    domains.
+
+    windows: int64 [n_windows, seq_len + 1] (domain after domain, in `domains` order); domain_index: int64
+    [n_windows], each row's position in `domains`; targets: int64 [len(domains)], predicted tokens per domain.
+    """
+
+    domains: tuple[str, ...]
+    windows: np.ndarray
+    domain_index: np.ndarray
+    targets: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def _eval_set(path: Path, domains: tuple[str, ...], seq_len: int) -> EvalSet:
+    streams = Streams.load(path)
+    parts = [validation_windows(streams, d, seq_len) for d in domains]
+    windows = np.concatenate(parts)
+    index = np.repeat(np.arange(len(domains)), [len(p) for p in parts])
+    return EvalSet(domains, windows, index, np.array([p[:, 1:].size for p in parts]))
+
+
+def eval_set(streams: Streams, domains: list[str] | tuple[str, ...], seq_len: int) -> EvalSet:
+    """The stacked validation windows of `domains`, made once per stream set and sequence length (cached:
+    every run of a sweep evaluates on the same windows)."""
+    return _eval_set(streams.path, tuple(domains), seq_len)

@@ -36,16 +36,17 @@ from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, write_mixture_json
 from mixlab.progress import log, track
 from mixlab.proxy.config import DoReMiConfig
-from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
-from mixlab.proxy.model import autocast, build_model, configure_torch, resolve_device
+from mixlab.proxy.data import MixtureSampler, Streams, eval_set
+from mixlab.proxy.model import autocast, build_model
 from mixlab.proxy.schedule import lr_multiplier
 from mixlab.proxy.train import (
     TrainConfig,
+    TrainingState,
     batch_to_device,
     evaluate,
-    load_checkpoint,
     make_optimizer,
     run_precision,
+    torch_session,
     train_run,
 )
 
@@ -157,10 +158,7 @@ def run_doremi(
     ref_model = ref_run.model
     ref_model.eval()
 
-    device = resolve_device(config.device)
-    previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
-    configure_torch(config.seed + 1, config.threads, device)
-    try:
+    with torch_session(config, config.seed + 1) as (device, _):
         precision = run_precision(config, streams.vocab_size, device)
         model = build_model(config.model, streams.vocab_size, config.seq_len).to(device)
         optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
@@ -175,12 +173,9 @@ def run_doremi(
             "data": {"vocab_size": streams.vocab_size, "tokens": streams.info},
         }
         first, seconds_before = 0, 0.0
-        state = load_checkpoint(out / PROXY_CHECKPOINT, {"key": key}, what="proxy")
+        training = TrainingState(model, optimizer, sampler)
+        state = training.restore(out / PROXY_CHECKPOINT, {"key": key}, "proxy")
         if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            sampler.load_state_dict(state["sampler"])
-            torch.set_rng_state(state["torch_rng"])
             trajectory = list(state["trajectory"])
             alpha, first, seconds_before = trajectory[-1], state["step"], state["seconds"]
             log(f"DoReMi: resuming the proxy at step {first} of {config.steps}")
@@ -214,27 +209,19 @@ def run_doremi(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             if step + 1 < config.steps and time.perf_counter() - saved >= checkpoint_every_s:
-                state = {
-                    "key": key,
-                    "step": step + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "sampler": sampler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "trajectory": np.asarray(trajectory),
-                    "seconds": seconds_before + time.perf_counter() - t0,
-                }
-                with atomic_path(out / PROXY_CHECKPOINT) as tmp:
-                    torch.save(state, tmp)
+                training.save(
+                    out / PROXY_CHECKPOINT,
+                    key=key,
+                    step=step + 1,
+                    trajectory=np.asarray(trajectory),
+                    seconds=seconds_before + time.perf_counter() - t0,
+                )
                 saved = time.perf_counter()
             if on_step is not None:
                 on_step(step + 1)
         seconds = seconds_before + time.perf_counter() - t0
-        windows = {d: validation_windows(streams, d, config.seq_len) for d in domains}
+        windows = eval_set(streams, domains, config.seq_len)
         proxy_losses = evaluate(model, windows, device, config.eval_batch_size)
-    finally:
-        torch.set_num_threads(previous[0])
-        torch.use_deterministic_algorithms(previous[1])
 
     trajectory_arr = np.asarray(trajectory)
     average = trajectory_arr[1:].mean(axis=0)

@@ -30,19 +30,33 @@ from mixlab.files import write_json
 from mixlab.mixture import Mixture, read_mixtures, write_mixtures
 from mixlab.progress import log
 from mixlab.proxy.data import Streams, prepare_streams
-from mixlab.proxy.train import META, RunResult, TrainConfig, read_checkpoint_history, train_run
+from mixlab.proxy.train import META, RunResult, TrainConfig, read_checkpoint, train_run
 from mixlab.runs import RunsAppender
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
 
 
-def _run_history(run_dir: Path) -> list[dict[str, Any]]:
+def _run_record(run_dir: Path) -> tuple[list[float] | None, list[dict[str, Any]]]:
+    """(the weights a finished or partial run trained on, None when it has none; its eval history)."""
     meta_path = run_dir / META
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("status") == "done":
-            return meta["history"]
-    return read_checkpoint_history(run_dir)
+            return meta["weights"], meta["history"]
+    checkpoint = read_checkpoint(run_dir)
+    if checkpoint is None:
+        return None, []
+    return checkpoint.get("weights"), checkpoint["history"]
+
+
+def _as_trained(mixture: Mixture, weights: list[float] | None, domains: Sequence[str]) -> Mixture:
+    """`mixture` with the exact weights its run trained on, when they agree to the 1e-9 that mixtures.csv
+    keeps (its 10 digits round them), so a re-read mixture resumes its run instead of retraining it."""
+    if weights is None or len(weights) != len(domains):
+        return mixture
+    if any(abs(w - mixture.weights.get(d, 0.0)) > 1e-9 for d, w in zip(domains, weights, strict=True)):
+        return mixture
+    return Mixture(mixture.name, dict(zip(domains, weights, strict=True)), mixture.meta)
 
 
 def _merge_mixtures(out: Path, mixtures: Sequence[Mixture], domains: Sequence[str]) -> list[Mixture]:
@@ -140,7 +154,9 @@ def _train_all(
     on_step: Callable[[str, int], None] | None,
 ) -> list[RunResult]:
     results = []
-    histories = {m.name: _run_history(out / "runs" / m.name) for m in mixtures}
+    records = {m.name: _run_record(out / "runs" / m.name) for m in mixtures}
+    mixtures = [_as_trained(m, records[m.name][0], streams.domains) for m in mixtures]
+    histories = {name: history for name, (_, history) in records.items()}
     with RunsAppender(out / "runs.csv", histories) as runs_csv:
         for i, m in enumerate(mixtures, start=1):
             log(f"[{i}/{len(mixtures)}] run {m.name}")

@@ -10,9 +10,10 @@ atomically, and `on_eval` is called. A run given `out_dir` resumes from its chec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture
 from mixlab.progress import new_progress, warn
 from mixlab.proxy.config import TrainConfig
-from mixlab.proxy.data import MixtureSampler, Streams, validation_windows
+from mixlab.proxy.data import EvalSet, MixtureSampler, Streams, eval_set
 from mixlab.proxy.model import (
     autocast,
     build_model,
@@ -55,27 +56,24 @@ class RunResult:
     model: torch.nn.Module | None = field(default=None, repr=False)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
-    model: torch.nn.Module, windows: dict[str, np.ndarray], device: torch.device, batch_size: int = 16
+    model: torch.nn.Module, windows: EvalSet, device: torch.device, batch_size: int = 16
 ) -> dict[str, float]:
-    """Mean token cross-entropy (nats) per domain over its validation windows ([n, seq_len + 1] ids)."""
+    """Mean token cross-entropy (nats) per domain over its validation windows, in batches of `batch_size`
+    rows drawn across domains (each row's loss sum does not depend on how rows are batched)."""
     was_training = model.training
     model.eval()
-    losses = {}
-    for domain, w in windows.items():
-        total, count = 0.0, 0
-        for lo in range(0, len(w), batch_size):
-            chunk = torch.from_numpy(w[lo : lo + batch_size]).to(device)
-            logits = model(input_ids=chunk[:, :-1], use_cache=False).logits.float()
-            targets = chunk[:, 1:]
-            total += F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"
-            ).item()
-            count += targets.numel()
-        losses[domain] = total / count
+    totals = torch.zeros(len(windows.domains), dtype=torch.float64)
+    rows = torch.from_numpy(windows.windows)
+    index = torch.from_numpy(windows.domain_index)
+    for lo in range(0, len(rows), batch_size):
+        chunk = rows[lo : lo + batch_size].to(device)
+        logits = model(input_ids=chunk[:, :-1], use_cache=False).logits.float()
+        per_token = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
+        totals.index_add_(0, index[lo : lo + batch_size], per_token.sum(dim=1).double().cpu())
     model.train(was_training)
-    return losses
+    return {d: float(t) / int(n) for d, t, n in zip(windows.domains, totals, windows.targets, strict=True)}
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -175,6 +173,52 @@ def load_checkpoint(path: Path, expected: dict[str, Any], what: str = "run") -> 
     return state
 
 
+@contextlib.contextmanager
+def torch_session(config: TrainConfig, seed: int) -> Iterator[tuple[torch.device, int]]:
+    """(device, threads) for training under `config`, torch seeded with `seed`; torch's thread count and
+    deterministic-algorithms flag are restored on exit."""
+    device = resolve_device(config.device)
+    previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    threads = configure_torch(seed, config.threads, device)
+    try:
+        yield device, threads
+    finally:
+        torch.set_num_threads(previous[0])
+        torch.use_deterministic_algorithms(previous[1])
+
+
+@dataclass
+class TrainingState:
+    """What a training checkpoint restores: model, optimizer, sampler and torch's RNG."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    sampler: MixtureSampler
+
+    def save(self, path: Path, **entries: Any) -> None:
+        """Write `entries` (the key a resume must match, step, history, ...) with the state, atomically."""
+        state = {
+            **entries,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    def restore(self, path: Path, expected: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """Load the checkpoint at `path` when its entries match `expected` (see `load_checkpoint`);
+        returns all its entries, or None when the `what` restarts."""
+        state = load_checkpoint(path, expected, what)
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])
+        return state
+
+
 def train_run(
     streams: Streams,
     mixture: Mixture,
@@ -219,10 +263,7 @@ def train_run(
     if done is not None and not keep_model:
         return RunResult(mixture.name, done["losses"], done["history"], done, steps_trained=0)
 
-    device = resolve_device(config.device)
-    previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
-    threads = configure_torch(config.seed, config.threads, device)
-    try:
+    with torch_session(config, config.seed) as (device, threads):
         model = build_model(config.model, streams.vocab_size, config.seq_len).to(device)
         if done is not None:
             model.load_state_dict(torch.load(out / MODEL, map_location=device))
@@ -232,18 +273,13 @@ def train_run(
         precision = run_precision(config, streams.vocab_size, device)
         optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
         sampler = MixtureSampler(streams, np.array(weights), config.seq_len, config.batch_size, config.seed)
-        windows = {
-            d: validation_windows(streams, d, config.seq_len) for d in (eval_domains or streams.domains)
-        }
+        windows = eval_set(streams, eval_domains or streams.domains, config.seq_len)
         eval_at = set(config.eval_steps())
         step, history, train_seconds, wall_before, resumed_from = 0, [], 0.0, 0.0, None
         expected = {"config": config.to_dict(), "weights": weights}
-        state = load_checkpoint(out / CHECKPOINT, expected) if out is not None else None
+        training = TrainingState(model, optimizer, sampler)
+        state = training.restore(out / CHECKPOINT, expected, "run") if out is not None else None
         if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            sampler.load_state_dict(state["sampler"])
-            torch.set_rng_state(state["torch_rng"])
             step, history, train_seconds = state["step"], state["history"], state["train_seconds"]
             wall_before = state["wall_seconds"]
             resumed_from = step
@@ -271,17 +307,14 @@ def train_run(
                     history.append(record)
                     if out is not None:
                         wall = wall_before + time.perf_counter() - wall_start
-                        _save_checkpoint(
-                            out,
-                            model,
-                            optimizer,
-                            sampler,
-                            config,
-                            weights,
-                            step,
-                            history,
-                            train_seconds,
-                            wall,
+                        training.save(
+                            out / CHECKPOINT,
+                            step=step,
+                            config=config.to_dict(),
+                            weights=weights,
+                            history=history,
+                            train_seconds=train_seconds,
+                            wall_seconds=wall,
                         )
                     if on_eval is not None:
                         on_eval(record)
@@ -329,45 +362,15 @@ def train_run(
             steps_trained=step - start_step,
             model=model if keep_model else None,
         )
-    finally:
-        torch.set_num_threads(previous[0])
-        torch.use_deterministic_algorithms(previous[1])
 
 
-def _save_checkpoint(
-    out: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    sampler: MixtureSampler,
-    config: TrainConfig,
-    weights: list[float],
-    step: int,
-    history: list[dict[str, Any]],
-    train_seconds: float,
-    wall_seconds: float,
-) -> None:
-    state = {
-        "step": step,
-        "config": config.to_dict(),
-        "weights": weights,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "sampler": sampler.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "history": history,
-        "train_seconds": train_seconds,
-        "wall_seconds": wall_seconds,
-    }
-    with atomic_path(out / CHECKPOINT) as tmp:
-        torch.save(state, tmp)
-
-
-def read_checkpoint_history(out_dir: Path) -> list[dict[str, Any]]:
-    """The eval history saved in a partial run's checkpoint ([] when there is none or it is unreadable)."""
+def read_checkpoint(out_dir: Path) -> dict[str, Any] | None:
+    """A partial run's checkpoint (its settings and eval history); None when there is none or it is
+    unreadable."""
     path = Path(out_dir) / CHECKPOINT
     if not path.is_file():
-        return []
+        return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["history"]
+        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception:
-        return []
+        return None

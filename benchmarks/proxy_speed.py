@@ -1,0 +1,245 @@
+"""Proxy training speed: mixlab's `train_run` against a bare PyTorch loop, fp32 and bf16 side by side, the
+fixed-cost share of a run's wall time, and an MFU estimate.
+
+On real text (this Python's standard library, two domains, as `proxy_pipeline.py`; or `--corpus DIR` with
+`--tokenizer`), in one process:
+
+1. throughput per precision (fp32, bf16 autocast): `train_run` (sampler, schedule, clip, AdamW, everything a
+   sweep run does; its `train_seconds` excludes evaluation) alternates (ABBA) with a bare loop of the same
+   model, batch, sequence length and precision: torch's AdamW on batches sampled before timing, nothing else.
+   Best of each arm; ratio = train_run / bare (target >= 0.9). `--precision auto`'s pick is run too, and
+   compared with the faster precision's bare loop;
+2. fixed costs of one run at sweep sizes (`--run-tokens`, `--evals`, `--val-tokens`), the way a sweep runs
+   it (checkpoint at every evaluation): wall of `train_run` split into training, evaluation, model build,
+   stream loading (Streams.load + sampler + validation windows), and process start-up (a fresh interpreter
+   importing `mixlab.cli`); share = (wall - training) / wall;
+3. MFU = 6 * N * tokens/s / peak, N the model's parameters (tied embedding once: it is also the LM head's
+   matmul; attention score FLOPs ignored), peak the best `torch.matmul` FLOP/s of square matrices in that
+   precision and thread count.
+
+    python benchmarks/proxy_speed.py [--quick] [--threads 2] [--corpus DIR --tokenizer SPEC]
+
+The last stdout line is the JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MIXLAB_QUIET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from mixlab.corpus import Corpus, load_tokenizer  # noqa: E402
+from mixlab.mixture import Mixture  # noqa: E402
+from mixlab.proxy import MixtureSampler, TrainConfig, prepare_streams, train_run  # noqa: E402
+from mixlab.proxy.data import Streams, eval_set  # noqa: E402
+from mixlab.proxy.model import build_model, count_parameters  # noqa: E402
+from mixlab.proxy.train import evaluate  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proxy_pipeline import build_corpus  # noqa: E402
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def bare_loop(batches: list[torch.Tensor], vocab: int, config: TrainConfig, precision: str) -> float:
+    """Seconds of `len(batches)` AdamW steps of a fresh model on pre-made [batch, seq+1] tensors."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, vocab, config.seq_len)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=config.peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
+    t0 = time.perf_counter()
+    for batch in batches:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(input_ids=batch[:, :-1], use_cache=False).logits
+        loss = F.cross_entropy(logits.float().reshape(-1, vocab), batch[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def matmul_peak(dtype: torch.dtype, size: int, repeats: int) -> float:
+    """Best FLOP/s of `size` x `size` matrix products in `dtype`."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best
+
+
+def startup_seconds() -> float:
+    """Wall seconds of a fresh interpreter importing the CLI (what every `mixlab sweep` pays first)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import mixlab.cli, mixlab.proxy.train"], check=True)
+    return time.perf_counter() - t0
+
+
+def fixed_costs(streams: Streams, mixture: Mixture, config: TrainConfig, out: Path) -> dict[str, float]:
+    """Wall seconds of one sweep-like run (checkpointing into `out`) and its parts, each measured apart."""
+    t0 = time.perf_counter()
+    result = train_run(streams, mixture, config, out)
+    wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    loaded = Streams.load(streams.path)
+    MixtureSampler(loaded, mixture.vector(loaded.domains), config.seq_len, config.batch_size, config.seed)
+    windows = eval_set(loaded, loaded.domains, config.seq_len)
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model = build_model(config.model, streams.vocab_size, config.seq_len)
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    evaluate(model, windows, torch.device("cpu"), config.eval_batch_size)
+    one_eval = time.perf_counter() - t0
+    evals = len(config.eval_steps())
+    train = result.meta["train_seconds"]
+    startup = startup_seconds()
+    total = wall + startup
+    return {
+        "run_wall_seconds": round(total, 2),
+        "train_seconds": round(train, 2),
+        "evaluation_seconds": round(one_eval * evals, 2),
+        "model_build_seconds": round(build, 3),
+        "stream_loading_seconds": round(load, 3),
+        "startup_seconds": round(startup, 2),
+        "other_seconds": round(wall - train - one_eval * evals - build - load, 2),
+        "fixed_share": round((total - train) / total, 3),
+        "tokens_per_second_wall": round(config.tokens / total),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps, a shorter run, less text")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--corpus", type=Path, help="a mixlab corpus (default: the standard library's text)")
+    parser.add_argument("--tokenizer", default="bpe:4096")
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--run-tokens", type=int, help="tokens of the fixed-cost run (default 300,000)")
+    parser.add_argument("--evals", type=int, default=10)
+    parser.add_argument("--val-tokens", type=int, default=4096)
+    args = parser.parse_args()
+    steps = {"fp32": 12, "bf16": 3} if args.quick else {"fp32": 40, "bf16": 8}
+    repeats = 1 if args.quick else 2
+    run_tokens = args.run_tokens or (40_000 if args.quick else 300_000)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("MIXLAB_CACHE", str(Path(tmp) / "cache"))
+        if args.corpus is None:
+            corpus = Corpus.open(build_corpus(Path(tmp) / "corpus", (1 << 20) if args.quick else (4 << 20)))
+        else:
+            corpus = Corpus.open(args.corpus)
+        tok = load_tokenizer(args.tokenizer, corpus=corpus)
+        streams = prepare_streams(corpus, tok, val_tokens=args.val_tokens)
+        vocab = streams.vocab_size
+        mixture = Mixture.from_weights("uniform", dict.fromkeys(streams.domains, 1.0 / len(streams.domains)))
+
+        def config(precision: str, n_steps: int, **kw) -> TrainConfig:
+            return TrainConfig(model=args.model, tokens=n_steps * args.batch_size * args.seq_len,
+                               seq_len=args.seq_len, batch_size=args.batch_size, evals=1,
+                               precision=precision, device="cpu", threads=args.threads, **kw)  # fmt: skip
+
+        speed: dict[str, dict[str, float]] = {}
+        for precision in PRECISIONS:
+            cfg = config(precision, steps[precision])
+            sampler = MixtureSampler(streams, mixture.vector(streams.domains), cfg.seq_len, cfg.batch_size, 0)
+            batches = [torch.from_numpy(sampler.next_batch()[0]) for _ in range(cfg.steps)]
+            best = {"mixlab": float("inf"), "bare": float("inf")}
+            for k in range(repeats):
+                for arm in ("mixlab", "bare") if k % 2 == 0 else ("bare", "mixlab"):
+                    if arm == "mixlab":
+                        seconds = train_run(streams, mixture, cfg).meta["train_seconds"]
+                    else:
+                        seconds = bare_loop(batches, vocab, cfg, precision)
+                    best[arm] = min(best[arm], seconds)
+            tokens = cfg.steps * cfg.batch_size * cfg.seq_len
+            speed[precision] = {
+                "mixlab_tokens_per_second": round(tokens / best["mixlab"]),
+                "bare_tokens_per_second": round(tokens / best["bare"]),
+                "ratio": round(best["bare"] / best["mixlab"], 3),
+            }
+        auto_meta = train_run(streams, mixture, config("auto", steps["fp32"])).meta
+        faster_bare = max(speed[p]["bare_tokens_per_second"] for p in PRECISIONS)
+
+        torch.manual_seed(0)
+        n_params = count_parameters(build_model(args.model, vocab, args.seq_len))
+        size, reps = (512, 3) if args.quick else (1024, 5)
+        peaks = {
+            p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16, size, reps) for p in PRECISIONS
+        }
+        for p in PRECISIONS:
+            speed[p]["matmul_peak_gflops"] = round(peaks[p] / 1e9, 2)
+            speed[p]["mfu"] = round(6 * n_params * speed[p]["mixlab_tokens_per_second"] / peaks[p], 4)
+
+        fixed = fixed_costs(
+            streams,
+            mixture,
+            TrainConfig(
+                model=args.model,
+                tokens=run_tokens,
+                seq_len=args.seq_len,
+                batch_size=args.batch_size,
+                evals=args.evals,
+                precision="auto",
+                device="cpu",
+                threads=args.threads,
+            ),  # fmt: skip
+            Path(tmp) / "run",
+        )
+
+    result = {
+        "benchmark": "proxy_speed",
+        "quick": args.quick,
+        "threads": args.threads,
+        "loadavg_1min": os.getloadavg()[0],
+        "model": args.model,
+        "parameters": n_params,
+        "vocab_size": vocab,
+        "seq_len": args.seq_len,
+        "batch_size": args.batch_size,
+        "domains": len(streams.domains),
+        "steps": steps,
+        **{f"{p}_{k}": v for p in PRECISIONS for k, v in speed[p].items()},
+        "target_ratio": 0.9,
+        "auto_precision": auto_meta["precision"],
+        "auto_precision_reason": auto_meta["precision_reason"],
+        "auto_tokens_per_second": round(auto_meta["tokens_per_second"]),
+        "auto_vs_faster_bare": round(auto_meta["tokens_per_second"] / faster_bare, 3),
+        "fixed_cost_run": {"tokens": run_tokens, "evals": args.evals, "val_tokens": args.val_tokens, **fixed},
+        "fixed_share": fixed["fixed_share"],
+        "target_fixed_share": 0.15,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print("precision  train_run tok/s  bare tok/s  ratio  matmul GFLOP/s  MFU")
+    for p in PRECISIONS:
+        s = speed[p]
+        print(f"{p:9}  {s['mixlab_tokens_per_second']:>15,}  {s['bare_tokens_per_second']:>10,}  "
+              f"{s['ratio']:>5.2f}  {s['matmul_peak_gflops']:>14.1f}  {s['mfu']:.1%}")  # fmt: skip
+    print(f"auto -> {result['auto_precision']} ({result['auto_precision_reason']}): "
+          f"{result['auto_tokens_per_second']:,} tok/s = {result['auto_vs_faster_bare']:.2f}x the faster bare loop")  # fmt: skip
+    print(f"one {run_tokens:,}-token run: {fixed['run_wall_seconds']} s wall, {fixed['train_seconds']} s training; "
+          f"fixed share {fixed['fixed_share']:.0%} (eval {fixed['evaluation_seconds']} s, start-up "
+          f"{fixed['startup_seconds']} s, build {fixed['model_build_seconds']} s, streams "
+          f"{fixed['stream_loading_seconds']} s, other {fixed['other_seconds']} s)")  # fmt: skip
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
