@@ -20,13 +20,8 @@ class MixlabError(Exception):
     exit_code = 1
 
 
-class BadInput(MixlabError):
-    """Invalid user input: a missing path, a malformed row, an unknown name. Exit code 2."""
-
-    exit_code = 2
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+class _NamesParameters:
+    """A one-line message that names parameters in backticks, which the CLI prints as its flags."""
 
     @property
     def params(self) -> list[str]:
@@ -37,6 +32,23 @@ class BadInput(MixlabError):
         """The message with each `name` replaced by `rename(name)` (a CLI flag); unnamed ones lose the quotes."""
         rename = rename or {}
         return _PARAM.sub(lambda m: rename.get(m.group(1), m.group(1)), str(self))
+
+
+class BadInput(_NamesParameters, MixlabError):
+    """Invalid user input: a missing path, a malformed row, an unknown name. Exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+class MixlabWarning(_NamesParameters, UserWarning):
+    """What a run did that its user may not expect (documents repeated, a target share missed); the CLI
+    prints it as one `warning:` line on stderr (silenced by `--quiet`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class NotFittedError(MixlabError, RuntimeError):

@@ -59,3 +59,18 @@ def integer(minimum: int, maximum: int) -> Callback:
 MAX_SEED = 2**32 - 1
 # Workers are processes (or Ray tasks) of one machine's pool; more than this is a typo, not a machine.
 MAX_WORKERS = 1024
+
+
+def count_or_none(minimum: int, maximum: int) -> Callback:
+    """Callback: an integer in [minimum, maximum], or `none` (no limit, None)."""
+
+    def callback(param: typer.CallbackParam, value: str | None) -> int | None:
+        if value is None or value.strip().lower() == "none":
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise BadInput(f"{flag_name(param)} must be an integer or none, got {value!r}") from None
+        return check_integer(number, flag_name(param), minimum, maximum)
+
+    return callback

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mixlab.commands.common import CorpusArg, engine, out_console, settings
+from mixlab.commands.options import count_or_none
 from mixlab.errors import BadInput
 from mixlab.mixture import read_mixture_ref
 
@@ -120,7 +121,13 @@ def sample(
         float, typer.Option(help="p = α·d + (1−α)·q; 0 = quality only, 1 = diversity only.")
     ] = 0.8,
     normalisation: Annotated[str, typer.Option(help="Normalisation of q and d: minmax | rank.")] = "minmax",
-    max_repeats: Annotated[int | None, typer.Option(help="At most this many copies of a document.")] = None,
+    max_repeats: Annotated[
+        str,
+        typer.Option(
+            help="At most this many copies of a document; none lifts the cap.",
+            callback=count_or_none(1, 2**31),
+        ),
+    ] = "4",
     target_mixture: Annotated[
         Path | None,
         typer.Option(
@@ -158,10 +165,12 @@ def sample(
     table = Table(
         title=f"{out}: {summary['realised_tokens']:,} tokens for a budget of {summary['budget_tokens']:,.0f}"
     )
-    for col in ("domain", "share before", "share after", "sampled tokens"):
+    targeted = target is not None
+    for col in ("domain", "share before", *(["target"] if targeted else []), "share after", "sampled tokens"):
         table.add_column(col, justify="left" if col == "domain" else "right")
     for name, d in summary["domains"].items():
-        table.add_row(name, f"{d['before']:.4f}", f"{d['after']:.4f}", f"{d['sampled_tokens']:,}")
+        aim = [f"{d['target']:.4f}"] if targeted else []
+        table.add_row(name, f"{d['before']:.4f}", *aim, f"{d['after']:.4f}", f"{d['sampled_tokens']:,}")
     out_console.print(table)
 
 

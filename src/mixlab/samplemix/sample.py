@@ -12,6 +12,7 @@ import functools
 import math
 import os
 import shutil
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,22 +24,27 @@ import pyarrow.parquet as pq
 
 from mixlab.corpus import Corpus, ParquetShardWriter, Shard, read_shard
 from mixlab.engine import Engine, LocalEngine
-from mixlab.errors import BadInput
+from mixlab.errors import BadInput, MixlabWarning
 from mixlab.figures import load_plotting
 from mixlab.files import atomic_dir, write_json
 from mixlab.samplemix.plots import summary_png
 from mixlab.samplemix.sampler import domain_counts, sampling_weights
 from mixlab.samplemix.scores_file import read_scores
 
+DEFAULT_MAX_REPEATS = 4
+# a domain whose realised share is further than this fraction of its target share from it is reported
+TARGET_TOLERANCE = 0.01
+
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """Options of `sample_corpus` (the CLI's flags)."""
+    """Options of `sample_corpus` (the CLI's flags). `max_repeats=None` lifts the cap on copies of a document;
+    the default, 4, is the common practice for repeated pre-training data."""
 
     budget_tokens: float
     alpha: float = 0.8
     normalisation: str = "minmax"
-    max_repeats: int | None = None
+    max_repeats: int | None = DEFAULT_MAX_REPEATS
     target_mixture: dict[str, float] | None = None
     min_share: dict[str, float] | None = None
     max_share: dict[str, float] | None = None
@@ -170,6 +176,7 @@ def sample_corpus(
     mean_bytes_per_token = 4.0
     n_buckets = max(1, math.ceil(realised * mean_bytes_per_token / config.bucket_bytes))
     summary = _summary(config, domains, codes, tokens, counts, budgets, realised)
+    _warn(summary, config)
     out = Path(out)
     with atomic_dir(out) as tmp, ThreadPoolExecutor(1, thread_name_prefix="mixlab-plot") as background:
         buckets_dir = tmp / ".buckets"
@@ -243,6 +250,7 @@ def _summary(config, domains, codes, tokens, counts, budgets, realised) -> dict[
                 "pool_tokens": int(pool[j]),
                 "sampled_tokens": int(sample[j]),
                 "budget_tokens": float(budgets.get(d, 0.0)),
+                **({"target": _target_share(config.target_mixture, d)} if config.target_mixture else {}),
             }
             for j, d in enumerate(domains)
         },
@@ -252,4 +260,33 @@ def _summary(config, domains, codes, tokens, counts, budgets, realised) -> dict[
     }
 
 
-__all__ = ["SampleConfig", "sample_corpus"]
+def _target_share(target: dict[str, float], domain: str) -> float:
+    return float(target.get(domain, 0.0)) / float(sum(target.values()))
+
+
+def _warn(summary: dict[str, Any], config: SampleConfig) -> None:
+    """MixlabWarning when the sample repeats documents (the budget exceeds the pool) or misses a domain's
+    target share by more than TARGET_TOLERANCE of that share."""
+    budget, pool = summary["budget_tokens"], summary["pool_tokens"]
+    if budget > pool:
+        cap = "no cap" if config.max_repeats is None else f"at most {config.max_repeats} copies each"
+        warnings.warn(
+            MixlabWarning(
+                f"`budget` {budget:,.0f} tokens exceeds the pool of {pool:,} tokens: documents repeat"
+                f" ({budget / pool:.2f}× the pool on average, {cap}, see `max_repeats`)"
+            ),
+            stacklevel=3,
+        )
+    for name, d in summary["domains"].items():
+        target = d.get("target")
+        if target is not None and abs(d["after"] - target) > TARGET_TOLERANCE * target:
+            warnings.warn(
+                MixlabWarning(
+                    f"domain {name}: realised share {d['after']:.4f} misses the `target` share {target:.4f} by"
+                    f" {abs(d['after'] - target) / target:.1%} of it"
+                ),
+                stacklevel=3,
+            )
+
+
+__all__ = ["DEFAULT_MAX_REPEATS", "SampleConfig", "sample_corpus"]
