@@ -113,7 +113,7 @@ def expected_rates(
         raise BadInput(
             f"`budget` {budget:.0f} cannot be met with `max_repeats` {max_repeats}: the "
             f"{int(drawable.sum())} documents with a non-zero weight hold {lengths[drawable].sum():.0f} tokens, "
-            f"at most {capacity:.0f} tokens with {max_repeats} copies each"
+            f"at most {capacity:.0f} tokens with {max_repeats} copies each (a larger cap, or none, lifts this)"
         )
     # Water-filling: f(s) = Σ len·min(s·p, R) is concave, increasing and piecewise linear. From s = T/M,
     # solving the current linear piece for T never overshoots s*, so a document over the cap stays over it and
