@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mixlab.errors import BadInput
-from mixlab.files import atomic_path, write_json
+from mixlab.files import atomic_path, read_json, write_json
 from mixlab.mixture import Mixture, read_mixture_json, read_mixtures, write_mixture_json, write_mixtures
 from mixlab.progress import log, quiet
 
@@ -372,6 +372,9 @@ class Demo:
         for method in METHODS:
             if method not in {p[0] for p in plans}:
                 self.skipped.setdefault(f"compare:{method}", "its mixture or sample was not produced")
+        for method, method_streams, mixture in plans:
+            write_json(self.p("compare", method, "train_unigram.json"),
+                       {"entropy": training_unigram_entropy(method_streams, mixture)})  # fmt: skip
         for seed in self.config.seeds:
             for method, method_streams, mixture in plans:
                 log(f"[bold]evaluation model[/bold] {method} (seed {seed})")
@@ -402,17 +405,26 @@ class Demo:
                     for h in meta["history"]
                 ]
                 runs.append({"seed": seed, "val_loss": meta["losses"], "curve": curve, "epochs": meta.get("epochs"),
-                             "tokens_per_second": meta.get("tokens_per_second")})  # fmt: skip
+                             "tokens": meta.get("tokens"), "tokens_per_second": meta.get("tokens_per_second")})  # fmt: skip
                 scale = {"model": self.config.model, "parameters": meta.get("parameters"),
                          "tokens_per_model": meta.get("tokens"), "steps": meta.get("steps"),
                          "seq_len": self.config.seq_len, "validation_tokens_per_domain": self.config.val_tokens}  # fmt: skip
                 weights = dict(zip(meta["domains"], meta["weights"], strict=True))
             if runs:
                 methods[method] = {"mixture": weights, "runs": runs}
+                unigram = self.p("compare", method, "train_unigram.json")
+                if unigram.exists():
+                    methods[method]["train_unigram_entropy"] = read_json(unigram)["entropy"]
+                sample = self.p("samplemix", "sample" if method == "samplemix" else "hybrid", "summary.json")
+                if method in ("samplemix", "hybrid") and sample.exists():
+                    summary = read_json(sample)
+                    methods[method]["sample"] = {
+                        k: summary.get(k) for k in ("budget_tokens", "realised_tokens")
+                    }
         return {"domains": domains, "methods": methods, "scale": scale, "seeds": list(self.config.seeds)}
 
     def stage_report(self) -> None:
-        from mixlab.report import collect, comparison_table, reading
+        from mixlab.report import collect, comparison_table, reading, verdict
 
         comparison = self.comparison()
         metrics = {}
@@ -425,6 +437,8 @@ class Demo:
                     summary = m["summary"] if applicable else {"not_applicable": m.get("reason")}
                     metrics.setdefault(law, {})[protocol] = summary
         optimum = self.p("optimum", "mixture.json")
+        entropy = self.p("entropy", "entropy.json")
+        law_metrics = [m for _, m in collect([self.p("laws")]).metrics] if self.p("laws").exists() else []
         rows = comparison_table(comparison) if comparison["methods"] else []
         results = {
             "comparison": comparison,
@@ -435,8 +449,9 @@ class Demo:
             ],  # fmt: skip
             "law_metrics": metrics,
             "optimum": read_mixture_json(optimum).to_dict() if optimum.exists() else None,
-            "reading": reading(comparison if comparison["methods"] else None,
-                               [m for _, m in collect([self.p("laws")]).metrics] if self.p("laws").exists() else []),
+            "verdict": verdict(comparison, law_metrics, read_mixture_json(optimum) if optimum.exists() else None,
+                               read_json(entropy) if entropy.exists() else None) if comparison["methods"] else None,
+            "reading": reading(comparison if comparison["methods"] else None, law_metrics),
             "config": self.config.to_dict(),
             "seed": self.seed,
             "stage_seconds": self.timings,
@@ -484,6 +499,17 @@ class Demo:
 def own_shares(streams: Any) -> dict[str, float]:
     """Token share of each domain in a sample's training streams (the domain mix SampleMix produced)."""
     return {d: float(streams.train_tokens(d)) for d in streams.domains}
+
+
+def training_unigram_entropy(streams: Any, mixture: Mixture) -> float:
+    """Entropy (nats) of the token distribution a run on `mixture` trains on: the domains' unigram distributions
+    weighted by the mixture (the loss a model that learnt only token frequencies would reach on its own data)."""
+    weights = dict(zip(streams.domains, mixture.vector(streams.domains), strict=True))
+    counts = {d: np.bincount(np.asarray(streams.train(d))) for d in streams.domains if weights[d] > 0}
+    vocab = max(len(c) for c in counts.values())
+    p = sum(weights[d] * np.pad(c, (0, vocab - len(c))) / c.sum() for d, c in counts.items())
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log(p)).sum())
 
 
 def _mmss(seconds: float) -> str:
