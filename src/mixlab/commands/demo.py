@@ -21,7 +21,8 @@ def demo(
         str | None, typer.Option(help="Tokenizer spec for every stage (default bpe:4096).")
     ] = None,
     seeds: Annotated[
-        str | None, typer.Option(help="Comma-separated seeds of the evaluation models, e.g. 0,1,2.")
+        str | None,
+        typer.Option(help="Comma-separated seeds of the evaluation models (default 0,1,2; --quick 0,1)."),
     ] = None,
     eval_tokens: Annotated[int | None, typer.Option(help="Training tokens of each evaluation model.")] = None,
     sweep_tokens: Annotated[int | None, typer.Option(help="Training tokens of each proxy run.")] = None,
@@ -48,6 +49,8 @@ def demo(
     for row in results.get("comparison_table", []):
         spread = f" ± {row['avg_std']:.4f}" if row["n_seeds"] > 1 else ""
         out_console.print(f"{row['method']:>10}  {row['avg_mean']:.4f}{spread}")
+    if results.get("verdict"):
+        out_console.print(results["verdict"]["decision"])
     out_console.print(f"report: {out / 'report.html'}")
 
 

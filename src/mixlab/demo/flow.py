@@ -55,7 +55,7 @@ class DemoConfig:
     random_mixtures: int = 4
     eval_tokens: int = 300_000
     eval_evals: int = 5
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2)
     bootstrap: int = 50
     max_epochs: float = 4.0
     min_weight: float = 0.01  # floor of every domain's share in the BiMix optimum (ours, not the paper's)
@@ -80,7 +80,7 @@ class DemoConfig:
             random_mixtures=2,
             eval_tokens=16_384,
             eval_evals=4,
-            seeds=(0,),
+            seeds=(0, 1),  # the paired intervals need two seeds at least
             bootstrap=10,
             entropy_max_tokens=200_000,
             doremi_tokens=4_096,
