@@ -13,12 +13,14 @@ from mixlab.commands.common import out_console, settings
 def demo(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Directory for every artefact, results.json and report.html.")],
-    quick: Annotated[bool, typer.Option(help="Tiny settings: a first look in under 3 minutes.")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="Tiny settings (two seeds, 16-step models): a first look.")
+    ] = False,
     corpus: Annotated[
         Path | None, typer.Option(help="Use this corpus instead of building the demo corpus in OUT/corpus.")
     ] = None,
     tokenizer: Annotated[
-        str | None, typer.Option(help="Tokenizer spec for every stage (default bpe:4096).")
+        str | None, typer.Option(help="Tokenizer spec for every stage (default bpe:1024).")
     ] = None,
     seeds: Annotated[
         str | None,

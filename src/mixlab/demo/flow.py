@@ -42,18 +42,22 @@ METHODS = ("natural", "uniform", "ce", "bimix-opt", "doremi", "samplemix", "hybr
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of every stage. Tokens are in the demo tokenizer's tokens; `*_tokens` are per training run."""
+    """Sizes of every stage. Tokens are in the demo tokenizer's tokens; `*_tokens` are per training run.
+
+    [choice] Sized for signal within ~20 min on 2 idle cores (an estimate, see the issue-16 closing note): a
+    1,024-token vocabulary (the tiny model's embedding and head no longer dominate its compute, so the same
+    seconds buy ~2x the steps of bpe:4096), 400k tokens per run (195 steps), three seeds."""
 
     max_mb_per_domain: float | None = 3.0
-    tokenizer: str = "bpe:4096"
+    tokenizer: str = "bpe:1024"
     model: str = "tiny"
     seq_len: int = 128
     batch_size: int = 16
     val_tokens: int = 4096
-    sweep_tokens: int = 300_000
+    sweep_tokens: int = 400_000
     sweep_evals: int = 10
     random_mixtures: int = 4
-    eval_tokens: int = 300_000
+    eval_tokens: int = 400_000
     eval_evals: int = 5
     seeds: tuple[int, ...] = (0, 1, 2)
     bootstrap: int = 50
@@ -64,11 +68,12 @@ class DemoConfig:
     annotate_documents: int | None = (
         None  # documents the SampleMix quality scorer learns from (None: score's default)
     )
-    tokens_per_second: float = 8_000.0  # first guess of proxy training speed; corrected as runs finish
+    tokens_per_second: float = 15_000.0  # first guess of proxy training speed; corrected as runs finish
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        """Tiny settings for tests and a first look (< 3 minutes on 2 cores)."""
+        """Tiny settings for tests and a first look: two seeds, 16 steps per model (past unigram statistics,
+        barely)."""
         return cls(
             max_mb_per_domain=0.3,
             tokenizer="bpe:512",
