@@ -117,3 +117,16 @@ def test_report_opens_with_the_decision() -> None:
     page = render(a)
     assert page.index('id="decision"') < page.index('id="comparison"')
     assert "mixlab recommends good for this corpus" in page and "<td>better</td>" in page
+
+
+def test_training_unigram_entropy_by_hand(tmp_path: Path) -> None:
+    from mixlab.demo.flow import training_unigram_entropy
+    from mixlab.proxy.data import Streams
+
+    np.array([0, 0, 1, 1], dtype=np.uint16).tofile(tmp_path / "x.train.bin")
+    np.array([2, 2], dtype=np.uint16).tofile(tmp_path / "y.train.bin")
+    np.array([5], dtype=np.uint16).tofile(tmp_path / "z.train.bin")  # weight 0: not in the training mix
+    streams = Streams(tmp_path, ["x", "y", "z"], 8, None, "uint16", 0, {})
+    # half x (tokens 0, 1 equally), half y (token 2): p = (1/4, 1/4, 1/2), H = 1.5 ln 2
+    mix = Mixture("m", {"x": 0.5, "y": 0.5, "z": 0.0})
+    assert training_unigram_entropy(streams, mix) == pytest.approx(1.5 * math.log(2))
