@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mixlab.commands.common import out_console, settings
+from mixlab.errors import BadInput
 
 
 def demo(
@@ -41,7 +42,7 @@ def demo(
     from mixlab.demo import run_demo
 
     s = settings(ctx)
-    seed_tuple = tuple(int(x) for x in seeds.split(",")) if seeds else None
+    seed_tuple = _seeds(seeds) if seeds else None
     results = run_demo(
         out, quick=quick, corpus=corpus, seed=s.seed, workers=s.workers, engine=s.engine,
         ray_address=s.ray_address,
@@ -54,6 +55,16 @@ def demo(
     if results.get("verdict"):
         out_console.print(results["verdict"]["decision"])
     out_console.print(f"report: {out / 'report.html'}")
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise BadInput(f"--seeds '{text}': expected integers separated by commas") from None
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise BadInput(f"--seeds '{text}': expected distinct non-negative integers")
+    return seeds
 
 
 def register(app: typer.Typer) -> None:
