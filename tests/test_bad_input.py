@@ -1409,3 +1409,14 @@ def test_issue12_integer_options_refuse_nan_and_inf(flag: str, value: str, tmp_p
     assert result.returncode == 2, result.stderr
     assert flag in result.stderr and "Traceback" not in result.stderr
     assert tree(tmp_path) == before
+
+
+# --- issue 16: demo seeds ---
+
+
+@pytest.mark.parametrize("seeds", ["0,x", "0,,1", "1,1", "-1"])
+def test_issue16_demo_seeds_refused_before_anything_is_written(seeds: str, tmp_path: Path) -> None:
+    before = tree(tmp_path)
+    result = run_mixlab("--quiet", "demo", "--out", str(tmp_path / "out"), "--seeds", seeds, cwd=tmp_path)
+    assert_one_line_cause(result, f"--seeds '{seeds}'")
+    assert tree(tmp_path) == before

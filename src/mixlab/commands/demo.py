@@ -8,20 +8,24 @@ from typing import Annotated
 import typer
 
 from mixlab.commands.common import out_console, settings
+from mixlab.errors import BadInput
 
 
 def demo(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Directory for every artefact, results.json and report.html.")],
-    quick: Annotated[bool, typer.Option(help="Tiny settings: a first look in under 3 minutes.")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="Tiny settings (two seeds, 16-step models): a first look.")
+    ] = False,
     corpus: Annotated[
         Path | None, typer.Option(help="Use this corpus instead of building the demo corpus in OUT/corpus.")
     ] = None,
     tokenizer: Annotated[
-        str | None, typer.Option(help="Tokenizer spec for every stage (default bpe:4096).")
+        str | None, typer.Option(help="Tokenizer spec for every stage (default bpe:1024).")
     ] = None,
     seeds: Annotated[
-        str | None, typer.Option(help="Comma-separated seeds of the evaluation models, e.g. 0,1,2.")
+        str | None,
+        typer.Option(help="Comma-separated seeds of the evaluation models (default 0,1,2; --quick 0,1)."),
     ] = None,
     eval_tokens: Annotated[int | None, typer.Option(help="Training tokens of each evaluation model.")] = None,
     sweep_tokens: Annotated[int | None, typer.Option(help="Training tokens of each proxy run.")] = None,
@@ -38,7 +42,7 @@ def demo(
     from mixlab.demo import run_demo
 
     s = settings(ctx)
-    seed_tuple = tuple(int(x) for x in seeds.split(",")) if seeds else None
+    seed_tuple = _seeds(seeds) if seeds else None
     results = run_demo(
         out, quick=quick, corpus=corpus, seed=s.seed, workers=s.workers, engine=s.engine,
         ray_address=s.ray_address,
@@ -48,7 +52,19 @@ def demo(
     for row in results.get("comparison_table", []):
         spread = f" ± {row['avg_std']:.4f}" if row["n_seeds"] > 1 else ""
         out_console.print(f"{row['method']:>10}  {row['avg_mean']:.4f}{spread}")
+    if results.get("verdict"):
+        out_console.print(results["verdict"]["decision"])
     out_console.print(f"report: {out / 'report.html'}")
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise BadInput(f"--seeds '{text}': expected integers separated by commas") from None
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise BadInput(f"--seeds '{text}': expected distinct non-negative integers")
+    return seeds
 
 
 def register(app: typer.Typer) -> None:

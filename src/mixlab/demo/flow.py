@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mixlab.errors import BadInput
-from mixlab.files import atomic_path, write_json
+from mixlab.files import atomic_path, read_json, write_json
 from mixlab.mixture import Mixture, read_mixture_json, read_mixtures, write_mixture_json, write_mixtures
 from mixlab.progress import log, quiet
 
@@ -42,20 +42,24 @@ METHODS = ("natural", "uniform", "ce", "bimix-opt", "doremi", "samplemix", "hybr
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of every stage. Tokens are in the demo tokenizer's tokens; `*_tokens` are per training run."""
+    """Sizes of every stage. Tokens are in the demo tokenizer's tokens; `*_tokens` are per training run.
+
+    [choice] Sized for signal within ~20 min on 2 idle cores (an estimate, see the issue-16 closing note): a
+    1,024-token vocabulary (the tiny model's embedding and head no longer dominate its compute, so the same
+    seconds buy ~2x the steps of bpe:4096), 400k tokens per run (195 steps), three seeds."""
 
     max_mb_per_domain: float | None = 3.0
-    tokenizer: str = "bpe:4096"
+    tokenizer: str = "bpe:1024"
     model: str = "tiny"
     seq_len: int = 128
     batch_size: int = 16
     val_tokens: int = 4096
-    sweep_tokens: int = 300_000
+    sweep_tokens: int = 400_000
     sweep_evals: int = 10
     random_mixtures: int = 4
-    eval_tokens: int = 300_000
+    eval_tokens: int = 400_000
     eval_evals: int = 5
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2)
     bootstrap: int = 50
     max_epochs: float = 4.0
     min_weight: float = 0.01  # floor of every domain's share in the BiMix optimum (ours, not the paper's)
@@ -64,11 +68,12 @@ class DemoConfig:
     annotate_documents: int | None = (
         None  # documents the SampleMix quality scorer learns from (None: score's default)
     )
-    tokens_per_second: float = 8_000.0  # first guess of proxy training speed; corrected as runs finish
+    tokens_per_second: float = 15_000.0  # first guess of proxy training speed; corrected as runs finish
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        """Tiny settings for tests and a first look (< 3 minutes on 2 cores)."""
+        """Tiny settings for tests and a first look: two seeds, 16 steps per model (past unigram statistics,
+        barely)."""
         return cls(
             max_mb_per_domain=0.3,
             tokenizer="bpe:512",
@@ -80,7 +85,7 @@ class DemoConfig:
             random_mixtures=2,
             eval_tokens=16_384,
             eval_evals=4,
-            seeds=(0,),
+            seeds=(0, 1),  # the paired intervals need two seeds at least
             bootstrap=10,
             entropy_max_tokens=200_000,
             doremi_tokens=4_096,
@@ -372,6 +377,9 @@ class Demo:
         for method in METHODS:
             if method not in {p[0] for p in plans}:
                 self.skipped.setdefault(f"compare:{method}", "its mixture or sample was not produced")
+        for method, method_streams, mixture in plans:
+            write_json(self.p("compare", method, "train_unigram.json"),
+                       {"entropy": training_unigram_entropy(method_streams, mixture)})  # fmt: skip
         for seed in self.config.seeds:
             for method, method_streams, mixture in plans:
                 log(f"[bold]evaluation model[/bold] {method} (seed {seed})")
@@ -402,17 +410,26 @@ class Demo:
                     for h in meta["history"]
                 ]
                 runs.append({"seed": seed, "val_loss": meta["losses"], "curve": curve, "epochs": meta.get("epochs"),
-                             "tokens_per_second": meta.get("tokens_per_second")})  # fmt: skip
+                             "tokens": meta.get("tokens"), "tokens_per_second": meta.get("tokens_per_second")})  # fmt: skip
                 scale = {"model": self.config.model, "parameters": meta.get("parameters"),
                          "tokens_per_model": meta.get("tokens"), "steps": meta.get("steps"),
                          "seq_len": self.config.seq_len, "validation_tokens_per_domain": self.config.val_tokens}  # fmt: skip
                 weights = dict(zip(meta["domains"], meta["weights"], strict=True))
             if runs:
                 methods[method] = {"mixture": weights, "runs": runs}
+                unigram = self.p("compare", method, "train_unigram.json")
+                if unigram.exists():
+                    methods[method]["train_unigram_entropy"] = read_json(unigram)["entropy"]
+                sample = self.p("samplemix", "sample" if method == "samplemix" else "hybrid", "summary.json")
+                if method in ("samplemix", "hybrid") and sample.exists():
+                    summary = read_json(sample)
+                    methods[method]["sample"] = {
+                        k: summary.get(k) for k in ("budget_tokens", "realised_tokens")
+                    }
         return {"domains": domains, "methods": methods, "scale": scale, "seeds": list(self.config.seeds)}
 
     def stage_report(self) -> None:
-        from mixlab.report import collect, comparison_table, reading
+        from mixlab.report import collect, comparison_table, reading, verdict
 
         comparison = self.comparison()
         metrics = {}
@@ -425,6 +442,8 @@ class Demo:
                     summary = m["summary"] if applicable else {"not_applicable": m.get("reason")}
                     metrics.setdefault(law, {})[protocol] = summary
         optimum = self.p("optimum", "mixture.json")
+        entropy = self.p("entropy", "entropy.json")
+        law_metrics = [m for _, m in collect([self.p("laws")]).metrics] if self.p("laws").exists() else []
         rows = comparison_table(comparison) if comparison["methods"] else []
         results = {
             "comparison": comparison,
@@ -435,8 +454,9 @@ class Demo:
             ],  # fmt: skip
             "law_metrics": metrics,
             "optimum": read_mixture_json(optimum).to_dict() if optimum.exists() else None,
-            "reading": reading(comparison if comparison["methods"] else None,
-                               [m for _, m in collect([self.p("laws")]).metrics] if self.p("laws").exists() else []),
+            "verdict": verdict(comparison, law_metrics, read_mixture_json(optimum) if optimum.exists() else None,
+                               read_json(entropy) if entropy.exists() else None) if comparison["methods"] else None,
+            "reading": reading(comparison if comparison["methods"] else None, law_metrics),
             "config": self.config.to_dict(),
             "seed": self.seed,
             "stage_seconds": self.timings,
@@ -484,6 +504,17 @@ class Demo:
 def own_shares(streams: Any) -> dict[str, float]:
     """Token share of each domain in a sample's training streams (the domain mix SampleMix produced)."""
     return {d: float(streams.train_tokens(d)) for d in streams.domains}
+
+
+def training_unigram_entropy(streams: Any, mixture: Mixture) -> float:
+    """Entropy (nats) of the token distribution a run on `mixture` trains on: the domains' unigram distributions
+    weighted by the mixture (the loss a model that learnt only token frequencies would reach on its own data)."""
+    weights = dict(zip(streams.domains, mixture.vector(streams.domains), strict=True))
+    counts = {d: np.bincount(np.asarray(streams.train(d))) for d in streams.domains if weights[d] > 0}
+    vocab = max(len(c) for c in counts.values())
+    p = sum(weights[d] * np.pad(c, (0, vocab - len(c))) / c.sum() for d, c in counts.items())
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log(p)).sum())
 
 
 def _mmss(seconds: float) -> str:

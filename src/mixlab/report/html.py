@@ -17,7 +17,7 @@ from mixlab.files import write_text
 from mixlab.mixture import Mixture
 from mixlab.report import plots
 from mixlab.report.artefacts import Artefacts, collect
-from mixlab.report.summary import comparison_table, mean_curves, reading
+from mixlab.report.summary import comparison_table, mean_curves, reading, verdict
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1150px;color:#222;
@@ -449,7 +449,45 @@ def _comparison(a: Artefacts, root: Path | None) -> str | None:
     return "".join(out) + src([path], root)
 
 
+def demo_verdict(a: Artefacts) -> dict[str, Any] | None:
+    """The decision and paired verdict of a demo's comparison, from the artefacts it was derived from."""
+    if not a.comparisons or not a.comparisons[0][1]["comparison"].get("methods"):
+        return None
+    optimum = next((m for _, m in a.single_mixtures if m.name == "bimix-opt"), None)
+    entropy = a.entropy[0][1] if a.entropy else None
+    return verdict(a.comparisons[0][1]["comparison"], [m for _, m in a.metrics], optimum, entropy)
+
+
+def _decision(a: Artefacts, root: Path | None) -> str | None:
+    v = demo_verdict(a)
+    if v is None:
+        return None
+    out = [f'<div class="reading"><p><b>{_e(v["decision"])}</b></p>']
+    if v["trust"]:
+        out.append(
+            "<p>How far to trust it:</p><ul>" + "".join(f"<li>{_e(t)}</li>" for t in v["trust"]) + "</ul>"
+        )
+    out.append("</div>")
+    level = int(round(100 * v["level"]))
+    out.append(
+        f"<p>Each method against {_e(v['reference'])}, paired on the same seeds and the same validation documents: "
+        f"per seed, the method's average validation loss minus {_e(v['reference'])}'s (negative = better), mean and "
+        f"{level}% Student-t interval over seeds.</p>"
+    )
+    rows = [[r["method"], len(r["seeds"]), r["difference"]["mean"], r["difference"]["lo"], r["difference"]["hi"],
+             r["verdict"]] for r in v["paired"]]  # fmt: skip
+    best = next((i for i, r in enumerate(v["paired"]) if r["method"] == v["recommended"]), None)
+    out.append(
+        table(
+            ["method", "seeds", "mean difference", f"{level}% low", f"{level}% high", "verdict"], rows, best
+        )
+    )
+    out.append("".join(f"<p>{_e(line)}</p>" for line in v["sentences"]))
+    return "".join(out) + src([a.comparisons[0][0]], root)
+
+
 SECTIONS = [
+    ("decision", "Decision", _decision, "results.json with a comparison (mixlab demo)"),
     ("corpus", "Corpus", _corpus, "corpus stats JSON (mixlab corpus stats --json)"),
     ("entropy", "Entropy proxies", _entropy, "entropy.json (mixlab entropy)"),
     ("mixtures", "Mixtures", _mixtures, "mixtures.csv / mixture.json"),

@@ -120,3 +120,227 @@ def reading(comparison: Mapping[str, Any] | None, metrics: Sequence[Mapping[str,
         "check that the pipeline and the laws behave, not to settle which method is better for large models."
     )
     return lines
+
+
+# ---------------------------------------------------------------- the paired verdict against natural
+
+LEVEL = 0.95
+REFERENCE = "natural"
+# [choice] an entropy estimate is unsettled when the last doubling of its sample still moved it by over 1 %
+UNSETTLED_REL_CHANGE = 0.01
+# [choice] below this unseen-mixture R²(log) the fitted law does not rank mixtures it has not seen
+GOOD_UNSEEN_R2 = 0.8
+
+
+def paired_interval(differences: Sequence[float], level: float = LEVEL) -> dict[str, float | int | None]:
+    """Mean of paired differences with its two-sided `level` Student-t interval over the pairs.
+
+    differences: one value per pair (here: per seed, a method's loss minus the reference's on the same
+    validation documents). With one pair the spread is unknown: std, lo and hi are None."""
+    from scipy.stats import t as student_t
+
+    d = np.asarray(differences, dtype=float)
+    if d.ndim != 1 or d.size == 0 or not np.all(np.isfinite(d)):
+        raise ValueError("`differences` must be a non-empty 1-d array of finite numbers")
+    n, mean = int(d.size), float(d.mean())
+    if n < 2:
+        return {"n": n, "mean": mean, "std": None, "lo": None, "hi": None}
+    std = float(d.std(ddof=1))
+    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * std / np.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "lo": mean - half, "hi": mean + half}
+
+
+def _average_loss_by_seed(entry: Mapping[str, Any], domains: Sequence[str]) -> dict[int, float]:
+    return {
+        int(r["seed"]): float(np.mean([r["val_loss"][d] for d in domains])) for r in entry.get("runs") or []
+    }
+
+
+def paired_against_reference(
+    comparison: Mapping[str, Any], reference: str = REFERENCE
+) -> list[dict[str, Any]]:
+    """Each method against `reference` on the seeds both ran: per-seed differences of the average validation
+    loss (method - reference; negative = better) and their paired interval. Sorted by mean difference.
+
+    verdict: "better" / "worse" when the interval excludes 0, "not resolved" when it contains 0, "one seed"
+    when only one shared seed exists (no interval)."""
+    methods = comparison["methods"]
+    if reference not in methods:
+        return []
+    domains = list(comparison["domains"])
+    ref = _average_loss_by_seed(methods[reference], domains)
+    rows = []
+    for method, entry in methods.items():
+        if method == reference:
+            continue
+        own = _average_loss_by_seed(entry, domains)
+        seeds = sorted(set(own) & set(ref))
+        if not seeds:
+            continue
+        ci = paired_interval([own[s] - ref[s] for s in seeds])
+        if ci["lo"] is None:
+            verdict = "one seed"
+        elif ci["hi"] < 0:
+            verdict = "better"
+        elif ci["lo"] > 0:
+            verdict = "worse"
+        else:
+            verdict = "not resolved"
+        rows.append({"method": method, "seeds": seeds, "difference": ci, "verdict": verdict})
+    return sorted(rows, key=lambda r: r["difference"]["mean"])
+
+
+def _unseen_r2(metrics: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    out = {}
+    for m in metrics:
+        s = m.get("summary") or {}
+        r2 = (s.get("r2_log") or {}).get("mean") if m.get("protocol") == "unseen" else None
+        if r2 is not None:
+            out[str(m["law"])] = float(r2)
+    return out
+
+
+def unsettled_entropies(entropy: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """{measure: [domains]} whose estimate moved by more than UNSETTLED_REL_CHANGE over the last doubling of
+    its sample (entropy.json's convergence table)."""
+    out: dict[str, list[str]] = {}
+    for domain, entry in ((entropy or {}).get("domains") or {}).items():
+        change = (entry.get("convergence") or {}).get("last_step_change") or {}
+        for measure, delta in change.items():
+            value = entry.get(measure)
+            if value and abs(float(delta)) > UNSETTLED_REL_CHANGE * abs(float(value)):
+                out.setdefault(measure, []).append(domain)
+    return out
+
+
+def shares_at_floor(optimum: Any) -> list[str]:
+    """Domains whose share in an optimised mixture sits on its lower bound (the optimiser wanted less)."""
+    if optimum is None:
+        return []
+    bounds = optimum.meta.get("bounds") or {}
+    return [
+        d for d, w in optimum.weights.items() if d in bounds and abs(float(w) - float(bounds[d][0])) <= 1e-6
+    ]
+
+
+def budget_sentence(comparison: Mapping[str, Any]) -> str:
+    """Whether every evaluation model trained the same number of tokens (the SampleMix samples included)."""
+    trained = {m: {r.get("tokens") for r in e.get("runs") or []} for m, e in comparison["methods"].items()}
+    budgets = set().union(*trained.values()) if trained else set()
+    samples = {m: e["sample"] for m, e in comparison["methods"].items() if e.get("sample")}
+    drawn = "; ".join(
+        f"{m}'s sample was drawn to a budget of {s['budget_tokens']:,.0f} tokens ({s['realised_tokens']:,} drawn)"
+        for m, s in samples.items()
+        if s.get("budget_tokens") is not None and s.get("realised_tokens") is not None
+    )
+    if len(budgets) == 1 and None not in budgets:
+        text = f"Every evaluation model trained the same {next(iter(budgets)):,} tokens"
+        text += ", SampleMix and the hybrid included" if samples else ""
+    else:
+        text = "The evaluation models did not all train the same number of tokens: " + ", ".join(
+            f"{m} {sorted(t, key=str)}" for m, t in trained.items()
+        )
+    return text + (f" ({drawn})." if drawn else ".")
+
+
+def _pm(ci: Mapping[str, Any]) -> str:
+    if ci["lo"] is None:
+        return f"{ci['mean']:+.4f} nats (one seed, no interval)"
+    return f"{ci['mean']:+.4f} nats (95% interval {ci['lo']:+.4f} to {ci['hi']:+.4f}, {ci['n']} seeds)"
+
+
+def verdict(
+    comparison: Mapping[str, Any],
+    metrics: Sequence[Mapping[str, Any]],
+    optimum: Any = None,
+    entropy: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The demo's decision and verdict, derived from the numbers: which methods beat natural beyond seed noise
+    (paired over seeds, same validation documents), what the laws fitted on the demo's sweep achieve on unseen
+    mixtures, the recommended mixture with its gain, and how far to trust it.
+
+    optimum: the BiMix-optimised Mixture (its meta's bounds), entropy: entropy.json's content (both optional)."""
+    paired = paired_against_reference(comparison)
+    methods = comparison["methods"]
+    better = [r for r in paired if r["verdict"] == "better"]
+    worse = [r["method"] for r in paired if r["verdict"] == "worse"]
+    unresolved = [r["method"] for r in paired if r["verdict"] in ("not resolved", "one seed")]
+    r2 = _unseen_r2(metrics)
+    sentences = []
+    if better:
+        sentences.append(
+            "Beat natural beyond seed noise (95% paired interval below 0): "
+            + "; ".join(f"{r['method']} {_pm(r['difference'])}" for r in better)
+            + "."
+        )
+    else:
+        sentences.append("No method beat natural beyond seed noise (no 95% paired interval lies below 0).")
+    if unresolved:
+        sentences.append("Not distinguishable from natural: " + ", ".join(unresolved) + ".")
+    if worse:
+        sentences.append("Worse than natural beyond seed noise: " + ", ".join(worse) + ".")
+    if r2:
+        sentences.append(
+            "Laws fitted on this demo's own sweep, R² of log loss on its unseen (random) mixtures: "
+            + ", ".join(f"{law} {v:.3f}" for law, v in r2.items())
+            + "."
+        )
+
+    sentences.append(budget_sentence(comparison))
+
+    best = better[0] if better else None
+    recommended = best["method"] if best else REFERENCE
+    trust = []
+    ref = methods.get(REFERENCE)
+    if ref:
+        losses = list(_average_loss_by_seed(ref, comparison["domains"]).values())
+        if len(losses) > 1:
+            trust.append(
+                f"seed noise: natural's average loss varies by {np.std(losses, ddof=1):.4f} nats (std) over "
+                f"{len(losses)} seeds"
+            )
+        else:
+            trust.append("seed noise: unknown, only one seed was trained")
+    if "bimix" in r2:
+        quality = (
+            "ranks unseen mixtures well"
+            if r2["bimix"] >= GOOD_UNSEEN_R2
+            else "does not rank unseen mixtures reliably"
+        )
+        trust.append(
+            f"law fit: BiMix unseen R²(log) {r2['bimix']:.3f}, it {quality} (aim ≥ {GOOD_UNSEEN_R2})"
+        )
+    for measure, domains in unsettled_entropies(entropy).items():
+        trust.append(
+            f"entropy: the {measure} estimate is not settled in {', '.join(domains)} (moved > "
+            f"{UNSETTLED_REL_CHANGE:.0%} over the last doubling of its sample)"
+        )
+    floor = shares_at_floor(optimum)
+    if floor:
+        trust.append(
+            f"optimum: bimix-opt holds {', '.join(floor)} at the share floor (the law pushed them to 0)"
+        )
+    if best:
+        decision = (
+            f"mixlab recommends {recommended} for this corpus: average validation loss "
+            f"{_pm(best['difference'])} against natural."
+        )
+    else:
+        closest = paired[0] if paired else None
+        decision = "mixlab recommends keeping the natural mixture: no method beat it beyond seed noise" + (
+            f" (closest: {closest['method']} {_pm(closest['difference'])})." if closest else "."
+        )
+    return {
+        "reference": REFERENCE,
+        "level": LEVEL,
+        "paired": paired,
+        "better": [r["method"] for r in better],
+        "not_resolved": unresolved,
+        "worse": worse,
+        "unseen_r2_log": r2,
+        "recommended": recommended,
+        "recommended_mixture": (methods.get(recommended) or {}).get("mixture"),
+        "decision": decision,
+        "trust": trust,
+        "sentences": sentences,
+    }
