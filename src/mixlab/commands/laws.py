@@ -196,7 +196,9 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write metrics.json.")],
     law: Annotated[
         str,
-        typer.Option(help="Mixing law: bimix, dml, powerlaw, regmix, transfer, or `all` to rank every law (kfold)."),
+        typer.Option(
+            help="Mixing law: bimix, dml, powerlaw, regmix, transfer, or `all` to rank every law (kfold)."
+        ),
     ] = "bimix",
     protocol: Annotated[
         str | None,
