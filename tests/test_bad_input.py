@@ -1420,3 +1420,28 @@ def test_issue16_demo_seeds_refused_before_anything_is_written(seeds: str, tmp_p
     result = run_mixlab("--quiet", "demo", "--out", str(tmp_path / "out"), "--seeds", seeds, cwd=tmp_path)
     assert_one_line_cause(result, f"--seeds '{seeds}'")
     assert tree(tmp_path) == before
+
+
+# --- issue 12: options of `mixtures random` and `corpus demo` ---------------------------------------------
+# Found in the final audit of every float option: nan crashed `corpus demo` (int(nan)) and reached the
+# Dirichlet draws of `mixtures random` (a cause naming a mixture weight, not the flag).
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["corpus", "demo", "--out", "corpus", "--max-mb-per-domain", "nan"], "--max-mb-per-domain"),
+        (["corpus", "demo", "--out", "corpus", "--max-mb-per-domain", "0"], "--max-mb-per-domain"),
+        (["mixtures", "random", "--prior", "uniform", "--domains", "a,b", "--n", "4", "--concentration", "nan",
+          "--out", "m.csv"], "--concentration"),
+        (["mixtures", "random", "--prior", "uniform", "--domains", "a,b", "--n", "4", "--concentration", "-1",
+          "--out", "m.csv"], "--concentration"),
+        (["mixtures", "random", "--prior", "uniform", "--domains", "a,b", "--n", "4", "--min-distance", "inf",
+          "--out", "m.csv"], "--min-distance"),
+    ],
+)  # fmt: skip
+def test_mixtures_random_and_corpus_demo_refuse_bad_numbers(tmp_path, argv, flag):
+    res = run_mixlab(*argv, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert_one_line_cause(res, flag)
+    assert list(tmp_path.iterdir()) == []

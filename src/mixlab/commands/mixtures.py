@@ -215,13 +215,20 @@ def mixtures_random(
     ] = None,
     tokenizer: TokenizerOpt = "bpe:8192",
     concentration: Annotated[
-        float, typer.Option(help="Dirichlet concentration around the prior (1 + uniform prior = flat).")
+        float,
+        typer.Option(
+            help="Dirichlet concentration around the prior (1 + uniform prior = flat).", callback=number(0.0)
+        ),
     ] = 1.0,
     min_weight: Annotated[
         float, typer.Option(help="Weights below this are zeroed, the rest renormalised.")
     ] = 0.0,
     min_distance: Annotated[
-        float, typer.Option(help="Reject a draw within this L1 distance of an accepted one (near-duplicate).")
+        float,
+        typer.Option(
+            help="Reject a draw within this L1 distance of an accepted one (near-duplicate).",
+            callback=number(0.0, strict=False),
+        ),
     ] = 0.05,
     prefix: Annotated[str, typer.Option(help="Mixture names: PREFIX-000, PREFIX-001, ...")] = "random",
     domains: Annotated[
