@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -12,7 +13,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import out_console, settings
+from mixlab.commands.common import engine, out_console, settings
 from mixlab.commands.options import check_number, integer, number
 from mixlab.errors import BadInput
 from mixlab.files import read_json, write_json
@@ -145,7 +146,8 @@ def fit(
         fitted = make().fit(obs)
     doc = fitted.to_dict()
     if bootstrap:
-        laws, failed = bootstrap_laws(make, obs, bootstrap, settings(ctx).seed)
+        with engine(ctx) as eng:
+            laws, failed = bootstrap_laws(make, obs, bootstrap, settings(ctx).seed, eng)
         doc["bootstrap"] = bootstrap_summary(laws, failed)
     write_json(out, doc)
     table = Table(title=f"{law} fitted on {len(obs.runs)} runs, {obs.n_points} evaluation points → {out}")
@@ -447,23 +449,26 @@ def optimize(
         if mixtures is None or runs is None:
             raise BadInput("--bootstrap needs --mixtures and --runs (the observations the law was fitted on)")
         obs = load_observations(mixtures, runs)
-    mixture = optimize_mixture(
-        law,
-        steps,
-        min_weight=lo_arg,
-        domain_weights=None if w is None else dict(zip(law.eval_domains_, w, strict=True)),
-        available=tokens,
-        target_tokens=target_tokens,
-        max_epochs=max_epochs,
-        references=read_mixture_set(reference) if reference else (),
-        bootstrap=bootstrap,
-        observations=obs,
-        seed=settings(ctx).seed,
-        n_samples=samples,
-        top_k=top_k,
-        name=name,
-        available_source=str(available),
-    )
+    # the engine runs the bootstrap's refits; a Ray engine connects when created, so only for a bootstrap
+    with engine(ctx) if bootstrap else contextlib.nullcontext() as eng:
+        mixture = optimize_mixture(
+            law,
+            steps,
+            min_weight=lo_arg,
+            domain_weights=None if w is None else dict(zip(law.eval_domains_, w, strict=True)),
+            available=tokens,
+            target_tokens=target_tokens,
+            max_epochs=max_epochs,
+            references=read_mixture_set(reference) if reference else (),
+            bootstrap=bootstrap,
+            observations=obs,
+            seed=settings(ctx).seed,
+            n_samples=samples,
+            top_k=top_k,
+            name=name,
+            available_source=str(available),
+            engine=eng,
+        )
     write_mixture_json(out, mixture)
     filled = mixture.meta["details"].get("inactive_filled")
     if filled:

@@ -4,43 +4,57 @@ Each replicate resamples the runs with replacement (all evaluations of a picked 
 the law with the same hyper-parameters and records what the caller asks for. Intervals are percentile
 intervals at `LEVEL` (95 %). Replicates whose fit fails (e.g. a resample with a single distinct mixture
 leaves α unidentifiable for a fixed-step law) are counted and left out.
+
+The refits run on an engine's workers. Every replicate's resample is drawn in the calling process, in
+replicate order, from the one seeded generator, and the refits are deterministic given their resample, so
+the replicates are the same whichever engine or number of workers runs them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
 from mixlab.laws.base import Law
 from mixlab.laws.observations import Observations
-from mixlab.progress import track
 
 LEVEL = 0.95  # of every interval in law.json and mixture.json
 
 
 def bootstrap_laws(
-    make_law: Callable[[], Law], obs: Observations, n: int, seed: int = 0
+    make_law: Callable[[], Law],
+    obs: Observations,
+    n: int,
+    seed: int = 0,
+    engine: Engine | None = None,
 ) -> tuple[list[Law], int]:
-    """(fitted laws, number of failed replicates) from `n` run-resampled replicates."""
+    """(fitted laws, number of failed replicates) from `n` run-resampled replicates, refitted on `engine`'s
+    workers (default: in this process). `make_law` and `obs` must pickle for a process or Ray engine."""
     if n < 2:
         raise BadInput(f"`bootstrap` needs at least 2 replicates, got {n}")
     rng = np.random.default_rng(seed)
     n_runs = len(obs.runs)
-    laws, failed = [], 0
-    for _ in track(range(n), n, "bootstrap"):
-        picks = rng.integers(0, n_runs, size=n_runs)
-        try:
-            laws.append(make_law().fit(obs.resample_runs(picks)))
-        except BadInput:
-            failed += 1
+    picks = [rng.integers(0, n_runs, size=n_runs) for _ in range(n)]
+    refits = (engine or LocalEngine(1)).map(functools.partial(_refit, make_law, obs), picks, "bootstrap")
+    laws = [law for law in refits if law is not None]
     if len(laws) < 2:
         raise BadInput(
             f"bootstrap: only {len(laws)} of {n} replicates could be fitted (too few distinct runs?)"
         )
-    return laws, failed
+    return laws, n - len(laws)
+
+
+def _refit(make_law: Callable[[], Law], obs: Observations, picks: np.ndarray) -> Law | None:
+    """A worker's replicate: the law refitted on the runs `picks`, None when that resample cannot be fitted."""
+    try:
+        return make_law().fit(obs.resample_runs(picks))
+    except BadInput:
+        return None
 
 
 def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq, minimize
 
+from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
 from mixlab.laws.base import Law, check_is_fitted, get_law
 from mixlab.laws.bootstrap import bootstrap_laws, bootstrap_summary, named_intervals
@@ -515,6 +516,7 @@ def optimize_mixture(
     top_k: int = 100,
     name: str = "optimum",
     available_source: str = "available",
+    engine: Engine | None = None,
 ) -> Mixture:
     """The optimal mixture of a fitted `law` at `step` (what `mixlab optimize` writes as mixture.json).
 
@@ -525,7 +527,8 @@ def optimize_mixture(
     `references` has one; `available_source` names it in its errors). The meta records the bounds, the
     predicted losses at the optimum and at each reference, the epochs per domain (with `available` and
     `target_tokens`), and with `bootstrap` N > 0 the intervals over N refits on run-resampled
-    `observations` (the runs `law` was fitted on).
+    `observations` (the runs `law` was fitted on); the refits and their optima run on `engine`'s workers
+    (default: in this process), with the same result on every engine.
     """
     if top_k > n_samples:
         raise BadInput(f"`top_k` {top_k} exceeds `n_samples` {n_samples}")
@@ -584,14 +587,17 @@ def optimize_mixture(
     if bootstrap:
         if observations is None:
             raise BadInput("`bootstrap` needs `observations` (the runs the law was fitted on)")
+        engine = engine or LocalEngine(1)
         laws, failed = bootstrap_laws(
-            functools.partial(get_law, law.name, **law.get_params()), observations, bootstrap, seed
+            functools.partial(get_law, law.name, **law.get_params()), observations, bootstrap, seed, engine
         )
-        optima, at_opt, at_ref = [], [], {k: [] for k in ref_vecs}
+        optimum = functools.partial(
+            optimize_law, step=step, lo=lo, hi=hi, domain_weights=w, prior=prior, seed=seed,
+            n_samples=n_samples, top_k=top_k,
+        )  # fmt: skip
+        optima = [o.r for o in engine.map(optimum, laws, "bootstrap optima")]
+        at_opt, at_ref = [], {k: [] for k in ref_vecs}
         for b in laws:
-            optima.append(
-                optimize_law(b, step, lo, hi, w, prior, seed=seed, n_samples=n_samples, top_k=top_k).r
-            )
             at_opt.append(predicted(opt.r, b))
             for k, vec in ref_vecs.items():
                 at_ref[k].append(predicted(vec, b))
