@@ -94,8 +94,21 @@ def test_fit_evaluate_predict_optimize_export(sweep, tmp_path):
     ci = opt.meta["bootstrap"]["optimal_weights"]["web"]
     assert ci["lo"] <= opt.weights["web"] + 1e-9 and ci["hi"] >= opt.weights["web"] - 1e-9
 
-    res = runner.invoke(app, ["export", str(tmp_path / "opt.json"), "--format", "megatron"])
-    assert res.exit_code == 0 and res.output.split()[1::2] == ["web", "code", "books"]
+    prefixes = {d: f"/data/{d}_text_document" for d in ("web", "code", "books")}
+    (tmp_path / "prefixes.json").write_text(json.dumps(prefixes))
+    res = runner.invoke(
+        app,
+        [
+            "export",
+            str(tmp_path / "opt.json"),
+            "--format",
+            "megatron",
+            "--paths",
+            str(tmp_path / "prefixes.json"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert res.output.split()[1::2] == list(prefixes.values())
 
 
 def test_optimize_verb_writes_what_optimize_mixture_returns(sweep, tmp_path):
