@@ -11,19 +11,29 @@ yielded in input order, so a deterministic merge gives identical output on every
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mixlab.engine.base import Engine
 from mixlab.engine.local import LocalEngine
 from mixlab.errors import BadInput
 
-__all__ = ["Engine", "LocalEngine", "get_engine"]
+__all__ = ["ENGINES", "Engine", "LocalEngine", "get_engine"]
+
+
+def _ray_engine(workers: int | None, ray_address: str | None) -> Engine:
+    from mixlab.engine.ray import RayEngine  # imports ray: only when asked for
+
+    return RayEngine(workers, ray_address)
+
+
+ENGINES: dict[str, Callable[[int | None, str | None], Engine]] = {
+    "local": lambda workers, _address: LocalEngine(workers),
+    "ray": _ray_engine,
+}
 
 
 def get_engine(name: str = "local", workers: int | None = None, ray_address: str | None = None) -> Engine:
     """An engine by name: 'local' (process pool; inline when workers == 1) or 'ray' (Ray Data)."""
-    if name == "local":
-        return LocalEngine(workers)
-    if name == "ray":
-        from mixlab.engine.ray import RayEngine  # imports ray: only when asked for
-
-        return RayEngine(workers, ray_address)
-    raise BadInput(f"`engine` {name}: unknown engine (expected 'local' or 'ray')")
+    if name not in ENGINES:
+        raise BadInput(f"`engine` {name}: unknown engine (expected 'local' or 'ray')")
+    return ENGINES[name](workers, ray_address)
