@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from mixlab.commands.common import CorpusArg, SkipOpt, TokenizerOpt, engine, out_console, settings
-from mixlab.commands.options import number
 from mixlab.corpus import Corpus, corpus_stats, load_tokenizer
 from mixlab.demo.corpus import SOURCES, build_demo_corpus
 from mixlab.files import write_json
@@ -63,10 +62,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Directory to write the corpus to (replaced atomically).")],
     max_mb_per_domain: Annotated[
         float | None,
-        typer.Option(
-            help="Cap each domain at this many MB of text (a seeded random subset), for tests.",
-            callback=number(0.0),
-        ),
+        typer.Option(help="Cap each domain at this many MB of text (a seeded random subset), for tests."),
     ] = None,
     domain: Annotated[
         list[str] | None,

@@ -27,13 +27,13 @@ def check_number(value: float, flag: str, minimum: float = 0.0, strict: bool = T
     ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
     if not ok:
         bound = f"> {minimum:g}" if strict else f"≥ {minimum:g}"
-        raise BadInput(f"{flag} must be a finite number {bound}, got {value:g}")
+        raise BadInput(f"{flag} {value:g}: must be a finite number {bound}")
     return value
 
 
 def check_integer(value: int, flag: str, minimum: int, maximum: int) -> int:
     if not minimum <= value <= maximum:
-        raise BadInput(f"{flag} must be an integer in [{minimum}, {maximum}], got {value}")
+        raise BadInput(f"{flag} {value}: must be an integer in [{minimum}, {maximum}]")
     return value
 
 

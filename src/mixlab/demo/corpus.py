@@ -605,8 +605,8 @@ def build_demo_corpus(
     `max_mb_per_domain` caps each domain at that many MB (10^6 bytes) of text: the prefix of a seeded
     shuffle. `domains` restricts the build to some of the domains of `SOURCES`.
     """
-    if max_mb_per_domain is not None and max_mb_per_domain <= 0:
-        raise BadInput(f"`max_mb_per_domain` {max_mb_per_domain}: must be positive")
+    if max_mb_per_domain is not None and not 0 < max_mb_per_domain < math.inf:  # nan fails too
+        raise BadInput(f"`max_mb_per_domain` {max_mb_per_domain}: must be positive and finite")
     known = {s.domain for s in SOURCES}
     wanted = list(domains) if domains is not None else [s.domain for s in SOURCES]
     unknown = [d for d in wanted if d not in known]
