@@ -246,7 +246,7 @@ def test_optimize_verb_weighs_targets_and_refuses_the_wrong_weights_flag(tmp_pat
 
     def cli(*args):
         return subprocess.run(
-            [sys.executable, "-m", "mixlab.cli", "--quiet", "optimize", str(tmp_path / "law.json"), "--steps",
+            [sys.executable, "-m", "mixlab.cli", "optimize", str(tmp_path / "law.json"), "--steps",
              "1000", "--min-weight", "0.05", *args], capture_output=True, text=True, timeout=120,
             env={**os.environ, "PYTHONPATH": env_src},
         )  # fmt: skip

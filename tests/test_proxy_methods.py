@@ -217,7 +217,7 @@ def test_cli_mixtures_random_uniform_and_file_prior(tmp_path):
             "--n",
             "3",
             "--prior",
-            str(out),
+            f"{out}:random-000",  # one row of a mixtures file (a bare multi-row file is refused, issue 14)
             "--concentration",
             "50",
             "--out",

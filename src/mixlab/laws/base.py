@@ -33,6 +33,7 @@ class Law:
     # `coefficients_at(step)`), "coupled" (smooth in the whole mixture; `loss_gradient(r, step)` [e, m] if
     # it has one) or "simulation" (only `predict`)
     solver: ClassVar[str] = "simulation"
+    own_share: ClassVar[bool] = False  # each domain's loss is a function of its own share (no targets)
     domains_: tuple[str, ...]
     eval_domains_: tuple[str, ...]
     fit_report_: dict[str, Any]
@@ -88,12 +89,13 @@ class Law:
 
     def check_targets(self, obs: Observations) -> None:
         """Raise BadInput if `obs` has targets (eval names that are not mixture domains) and this law
-        predicts each loss from its own domain's share (the separable "power" form has no such share)."""
+        predicts each loss from its own domain's share (`own_share`), which a target does not have."""
         targets = [d for d in obs.eval_domains if d not in obs.domains]
-        if targets and self.solver == "power":
+        if targets and self.own_share:
             raise BadInput(
-                f"`law` '{self.name}' predicts each domain's loss from that domain's share; '{targets[0]}' is a "
-                "target, not a mixture domain (use a whole-mixture law: dml, regmix)"
+                f"{obs.source}: target '{targets[0]}' is not a mixture domain: `law` '{self.name}' predicts each "
+                f"domain's loss from its own share, so '{targets[0]}' is a target it cannot fit (use a "
+                "whole-mixture law: dml, regmix)"
             )
 
     def unfittable_domains(self, obs: Observations) -> dict[str, str]:

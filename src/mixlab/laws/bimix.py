@@ -169,6 +169,7 @@ class BiMixLaw(Law):
     name = "bimix"
     fixed_step = False
     solver = "power"
+    own_share = True
 
     def __init__(self, residual: str = "log") -> None:
         self.residual = residual

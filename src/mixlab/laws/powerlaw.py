@@ -33,6 +33,7 @@ class PowerLaw(FixedStepLaw):
 
     name = "powerlaw"
     solver = "power"
+    own_share = True
 
     def unfittable_domains(self, obs: Observations) -> dict[str, str]:
         """Domains with fewer than 2 distinct positive shares at a step evaluated on ≥ `min_runs` runs."""

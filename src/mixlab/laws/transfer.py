@@ -202,6 +202,7 @@ class TransferLaw(Law):
     name = "transfer"
     fixed_step = False
     solver = "coupled"
+    own_share = True
 
     def __init__(
         self,
