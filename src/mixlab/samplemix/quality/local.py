@@ -26,6 +26,7 @@ Calibrated, the scores straddle the rounding points and the domain order survive
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -90,10 +91,20 @@ def prompt_head() -> str:
 
 def smollm2_dir() -> Path:
     """A Hugging Face checkpoint of SmolLM2-135M-Instruct in the cache, fetched and converted on first use."""
+    from filelock import FileLock
+
     models = cache_dir("models")
     converted = models / "smollm2-135m-instruct-hf"
     if (converted / "config.json").exists():
         return converted
+    # one fetch and conversion at a time: two processes sharing the cache would write the same `.part` files
+    with FileLock(str(models / "smollm2.lock")):
+        if not (converted / "config.json").exists():
+            _fetch_and_convert(models, converted)
+    return converted
+
+
+def _fetch_and_convert(models: Path, converted: Path) -> None:
     gguf_dir = models / "smollm2-135m-instruct"
     gguf = gguf_dir / SMOLLM2_GGUF
     if not gguf.exists():
@@ -129,10 +140,10 @@ def smollm2_dir() -> Path:
     model.hf_quantizer = None  # the weights are already de-quantised to float32: save them plainly
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    shutil.rmtree(partial, ignore_errors=True)  # left by a process killed while converting
     tokenizer.save_pretrained(partial)
     model.save_pretrained(partial)
     os.replace(partial, converted)
-    return converted
 
 
 def _load(model_dir: Path, gguf_file: str | None) -> tuple[Any, Any]:
