@@ -334,14 +334,15 @@ def optimize_coupled(
     seed: int = 0,
 ) -> OptimumResult:
     """A non-separable objective on the simplex under bounds: SLSQP from the prior, the uniform mixture, the
-    polytope vertices of `polytope_vertices` and `restarts` seeded Dirichlet draws; the best feasible wins."""
+    `restarts` seeded Dirichlet draws and the polytope vertices of `polytope_vertices`; the lowest objective
+    wins (the first of equal ones)."""
     m = lo.size
     rng = np.random.default_rng(seed)
     starts = [
         prior,
         np.full(m, 1.0 / m),
-        *polytope_vertices(lo, hi),
         *rng.dirichlet(np.ones(m), size=restarts),
+        *polytope_vertices(lo, hi),  # last: on a tie in the objective the earlier start's optimum stays
     ]
     r = minimize_on_simplex(fun, grad, lo, hi, starts)
     return OptimumResult(r, fun(r), "slsqp-multistart", {"starts": len(starts)})
