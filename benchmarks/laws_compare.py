@@ -13,6 +13,17 @@ dml 0.928 / 0.768 / 0.981 (bimix and powerlaw leave out each test run's share-0 
 --regmix-k: every law fitted on k = 32, 64, 128, 512 train runs (3 seeded subsets for k < 512); measured mean
 Spearman regmix 0.937 / 0.970 / 0.982 / 0.989, bimix and powerlaw 0.940 at every k, dml 0.812 / 0.879 / 0.901 /
 0.928, transfer 0.975 / 0.987 / 0.990 / 0.992 (benchmarks/results.json: laws_compare_regmix_k).
+--olmix: olmix's DCLM swarm (shared/data/olmix: 127 runs, 24 topics, 110 task-BPB targets), every law that
+fits targets (regmix, dml, transfer's target form) on 3 seeded 100 → 27 splits: mean / median / min Spearman
+over the targets (benchmarks/results.json: laws_compare_olmix). Measured, mean over targets at splits 0 / 1 / 2:
+regmix 0.8455 / 0.8247 / 0.8309, dml 0.8338 / 0.7810 / 0.8205, transfer 0.8495 / 0.8122 / 0.8367.
+--own-sweeps: mixlab's own sweeps (benchmarks/data/sweeps: cosine and exp10, 8 mixtures × 20 evaluations of
+100k tokens; cosine_300k, 4 × 20 of 300k tokens; 5 demo domains): extrapolation (per run, fit the first half
+of its evaluations, predict the rest: mean relative error) for the laws with a step axis, and unseen mixtures
+(k-fold over runs: R²(log) per run, Spearman of the final loss; and `compare_laws`' ranking at the final step)
+for every law (benchmarks/results.json: laws_compare_own_sweeps). Measured: extrapolation bimix = transfer
+(0.0128 cosine, 0.0126 exp10, 0.0481 cosine_300k); k-fold R²(log) per run bimix −4.02 / −5.91 / −22.0,
+transfer −1.50 / −0.82 / −3.42; Spearman final bimix 0.733 / 0.867 / 0.680, transfer 0.400 / 0.710 / 0.760.
 """
 
 from __future__ import annotations
@@ -29,9 +40,11 @@ import pandas as pd
 
 os.environ.setdefault("MIXLAB_QUIET", "1")
 
+from mixlab.errors import BadInput  # noqa: E402
 from mixlab.laws import Observations, build_observations, get_law, load_observations  # noqa: E402
+from mixlab.laws.evaluate import compare_laws as rank_laws  # noqa: E402
 from mixlab.laws.evaluate import evaluate_law  # noqa: E402
-from mixlab.laws.importers import import_regmix  # noqa: E402
+from mixlab.laws.importers import import_olmix, import_regmix  # noqa: E402
 from mixlab.laws.optimize import optimize_law, optimize_power, power_closed_form  # noqa: E402
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix  # noqa: E402
 from mixlab.mixture import Mixture  # noqa: E402
@@ -176,6 +189,96 @@ def regmix_k_table(n_subsets: int = 3, seed: int = 0) -> dict:
     return {"setup": setup, "laws": table}
 
 
+OLMIX = REGMIX.parent / "olmix"
+TARGET_LAWS = ("regmix", "dml", "transfer")
+
+
+def olmix_table(seeds: tuple[int, ...] = (0, 1, 2), n_fit: int = 100) -> dict:
+    """Every law that fits targets, on olmix's swarm: fit `n_fit` runs of a seeded permutation, predict the
+    rest (unseen protocol), Spearman over the runs per target; mean / median / min over targets per split."""
+    imp = import_olmix(OLMIX / "dclm_ratios.csv", OLMIX / "dclm_metrics.csv")
+    obs = build_observations(imp.mixtures, imp.runs.assign(where=[f"row {i}" for i in range(len(imp.runs))]))
+    table: dict = {law: {} for law in TARGET_LAWS}
+    for seed in seeds:
+        perm = np.random.default_rng(seed).permutation(len(obs.runs))
+        fit, held = [obs.runs[i] for i in perm[:n_fit]], [obs.runs[i] for i in perm[n_fit:]]
+        for law in TARGET_LAWS:
+            t0 = time.perf_counter()
+            m = evaluate_law(
+                lambda law=law: get_law(law), obs, "unseen", test_runs=held, train_runs=fit
+            ).metrics
+            rho = np.array([m["domains"][d]["spearman_final"] for d in obs.eval_domains], dtype=float)
+            table[law][str(seed)] = {
+                "mean": float(np.nanmean(rho)),
+                "median": float(np.nanmedian(rho)),
+                "min": float(np.nanmin(rho)),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            cell = table[law][str(seed)]
+            print(f"olmix seed {seed} {law:9} Spearman mean {cell['mean']:.4f} median {cell['median']:.4f} "
+                  f"min {cell['min']:.4f}  {cell['seconds']} s", flush=True)  # fmt: skip
+    for row in table.values():
+        row["mean_over_splits"] = float(np.mean([row[str(s)]["mean"] for s in seeds]))
+    print("| law | " + " | ".join(f"split {s}" for s in seeds) + " | mean |")
+    print("|---|" + "---|" * (len(seeds) + 1))
+    for law, row in table.items():
+        cells = " | ".join(f"{row[str(s)]['mean']:.4f}" for s in seeds)
+        print(f"| {law} | {cells} | {row['mean_over_splits']:.4f} |")
+    setup = {"runs": len(obs.runs), "targets": len(obs.eval_domains), "fit": n_fit, "seeds": list(seeds)}
+    return {"setup": setup, "laws": table}
+
+
+SWEEPS = Path(__file__).resolve().parent / "data" / "sweeps"
+
+
+def own_sweeps_table(folds: int = 4) -> dict:
+    """Extrapolation (each run's first half of evaluations → the rest) and k-fold over runs on mixlab's own
+    sweeps in benchmarks/data/sweeps (copies of three sweep outputs: mixtures.csv, runs.csv, sweep.json)."""
+    out = {}
+    for sweep in sorted(p for p in SWEEPS.iterdir() if p.is_dir()):
+        obs = load_observations(sweep / "mixtures.csv", sweep / "runs.csv")
+        config = json.loads((sweep / "sweep.json").read_text())["config"]
+        half = len(obs.distinct_steps) // 2
+        row: dict = {"extrapolate": {}, "kfold": {}}
+        for law in ALL_LAWS:
+            if not get_law(law).fixed_step:
+                m = evaluate_law(lambda law=law: get_law(law), obs, "extrapolate", holdout_last=half).metrics
+                row["extrapolate"][law] = m["summary"]["rel_error_pct"]["mean"] / 100
+            try:
+                m = evaluate_law(lambda law=law: get_law(law), obs, "kfold", folds=folds).metrics
+            except BadInput as exc:  # e.g. regmix needs ≥ 4 training runs
+                row["kfold"][law] = {"r2_log": None, "spearman_final": None, "failed": str(exc)}
+                continue
+            row["kfold"][law] = {k: (m["summary"][k] or {}).get("mean") for k in ("r2_log", "spearman_final")}
+        ranking = rank_laws(obs, folds=folds)
+        row["compare_laws"] = {
+            "step": ranking.step,
+            "failed": ranking.failed,
+            "ranking": [
+                {k: r[k] for k in ("law", "spearman_final", "r2_log", "rel_error_pct")}
+                for r in ranking.ranking
+            ],
+            "recommended": ranking.to_dict()["recommended"],
+        }
+        row["setup"] = {"runs": len(obs.runs), "evaluations": len(obs.distinct_steps), "held_out_last": half,
+                        "tokens_per_run": config["tokens"], "schedule": config["schedule"], "folds": folds}  # fmt: skip
+        out[sweep.name] = row
+        print(f"sweep {sweep.name} ({len(obs.runs)} runs × {len(obs.distinct_steps)} evals, {config['schedule']}, "
+              f"{config['tokens']} tokens/run)", flush=True)  # fmt: skip
+        for law in ALL_LAWS:
+            ext = row["extrapolate"].get(law)
+            kf = row["kfold"][law]
+            print(f"  {law:9} extrapolate rel err {'n/a (fixed-step)' if ext is None else f'{ext:.4f}':17} "
+                  f"kfold R²(log) {_num(kf['r2_log'])}  Spearman final {_num(kf['spearman_final'])}", flush=True)  # fmt: skip
+        print("  compare_laws:", ", ".join(f"{r['law']} {_num(r['spearman_final'])}/{_num(r['r2_log'])}"
+                                           for r in row["compare_laws"]["ranking"]), flush=True)  # fmt: skip
+    return out
+
+
+def _num(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
 def print_table(table: dict) -> None:
     print(
         f"{'law':9} {'protocol':12} {'rel err % mean/worst/best':32} {'R² log mean/worst/best':30} {'Spearman final':24} s"
@@ -201,7 +304,15 @@ def main() -> None:
         action="store_true",
         help="every law on RegMix 1M fitted on k = 32, 64, 128, 512 train runs",
     )
+    parser.add_argument("--olmix", action="store_true", help="the target laws on olmix's DCLM swarm")
+    parser.add_argument("--own-sweeps", action="store_true", help="every law on mixlab's own sweeps")
     args = parser.parse_args()
+    if args.olmix:
+        print(json.dumps({"olmix": olmix_table()}))
+        return
+    if args.own_sweeps:
+        print(json.dumps({"own_sweeps": own_sweeps_table(args.folds)}))
+        return
     if args.regmix_k:
         print(json.dumps({"regmix_1m_k": regmix_k_table()}))
         return

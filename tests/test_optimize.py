@@ -8,11 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixlab.errors import BadInput
-from mixlab.laws import get_law
+from mixlab.laws import get_law, law_from_dict
 from mixlab.laws.optimize import (
     minimize_on_simplex,
     optimize_by_simulation,
-    optimize_dml,
     optimize_law,
     optimize_power,
     power_bounded_kkt,
@@ -130,8 +129,12 @@ def test_infeasible_bounds_are_bad_input():
 def test_dml_optimum_matches_grid():
     c, k = np.array([1.5, 2.0, 1.0]), np.array([1.0, 0.8, 1.2])
     t = np.array([[-2.0, 0.3, 0.1], [0.2, -1.5, 0.4], [0.1, 0.2, -2.5]])
-    w = np.ones(3)
-    result = optimize_dml(c, k, t, w, np.zeros(3), np.ones(3), np.full(3, 1 / 3))
+    per_step = {
+        d: {"c": c[i], "k": k[i], "t": dict(zip("abc", t[i], strict=True))} for i, d in enumerate("abc")
+    }
+    law = law_from_dict({"law": "dml", "domains": list("abc"), "eval_domains": list("abc"),
+                         "params": {"steps": [1.0], "per_step": [per_step]}})  # fmt: skip
+    result = optimize_law(law, 1.0, np.zeros(3), np.ones(3))
     grid = grid_argmin(lambda r: (c + k * np.exp(r @ t.T)).sum(axis=1))
     np.testing.assert_allclose(result.r, grid, atol=1e-3)
 

@@ -169,7 +169,7 @@ def import_olmix_cmd(
     """Import an olmix swarm (ratios.csv + metrics.csv joined on run or run_id).
 
     Metric columns that match no domain (downstream-task BPB) are imported as targets: fit them with a
-    whole-mixture law (dml, regmix).
+    whole-mixture law (dml, regmix, transfer).
 
     Example: mixlab import olmix swarm/ratios.csv swarm/metrics.csv --out imported/
     """

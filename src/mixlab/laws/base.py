@@ -95,7 +95,7 @@ class Law:
             raise BadInput(
                 f"{obs.source}: target '{targets[0]}' is not a mixture domain: `law` '{self.name}' predicts each "
                 f"domain's loss from its own share, so '{targets[0]}' is a target it cannot fit (use a "
-                "whole-mixture law: dml, regmix)"
+                "whole-mixture law: dml, regmix, transfer)"
             )
 
     def unfittable_domains(self, obs: Observations) -> dict[str, str]:

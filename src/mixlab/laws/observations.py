@@ -3,8 +3,8 @@ validated, as arrays. Every law consumes the in-memory `Observations` built here
 
 The `domain` of a runs.csv row is either a mixture domain (a per-domain loss) or, for every row of the file,
 a name that is no mixture domain: a TARGET metric (a downstream task's BPB, say) of the whole mixture. Laws of
-the whole mixture (dml, regmix) fit targets; laws of each domain's own share (bimix, powerlaw, transfer) read
-`eval_index`, which refuses them.
+the whole mixture (dml, regmix, transfer's target form) fit targets; laws of each domain's own share (bimix,
+powerlaw) refuse them (`Law.check_targets`, called by every fit).
 """
 
 from __future__ import annotations
@@ -59,14 +59,10 @@ class Observations:
 
     @property
     def eval_index(self) -> np.ndarray:
-        """[e] column of each eval domain in `domains`/`proportions`; refused for target metrics."""
-        if self.has_targets:
-            target = next(d for d in self.eval_domains if d not in self.domains)
-            raise BadInput(
-                f"{self.source}: target '{target}' is not a mixture domain; a law of each domain's own share "
-                "(bimix, powerlaw, transfer) cannot fit it: use a whole-mixture law (dml, regmix)"
-            )
-        return np.array([self.domains.index(d) for d in self.eval_domains], dtype=int)
+        """[e] column of each eval domain in `domains`/`proportions`, −1 for a target metric (no own share)."""
+        return np.array(
+            [self.domains.index(d) if d in self.domains else -1 for d in self.eval_domains], dtype=int
+        )
 
     @property
     def point_proportions(self) -> np.ndarray:

@@ -9,14 +9,15 @@ Caps: hi_i = min(1, max_epochs · available_i / target_tokens) — a domain cann
   domains with α_i ≤ 0 (or no weight) gain nothing from a larger share and sit at their lower bound, unless
   the others' caps leave a remainder: then it goes to them, to those the objective ignores first (in
   proportion to the prior mixture, default uniform), to those whose loss rises with their share last;
-- SLSQP on the same objective, used as a cross-check and for non-separable laws (DML, with restarts).
-Coupled laws (solver "coupled": any smooth law whose L_i depends on the whole mixture) get SLSQP from
+- SLSQP on the same objective, used as a cross-check.
+Coupled laws (solver "coupled": any smooth law whose L_i depends on the whole mixture) and DML (solver "dml":
+the same driver on DML's analytic gradient) get SLSQP from
 several starts — the prior, the uniform mixture, one vertex of the feasible polytope per domain and seeded
 Dirichlet draws — with the law's analytic Jacobian `loss_gradient(r, step)` [e, m] where it has one, central
 finite differences of `predict` otherwise; the lowest objective among the (projected, feasible) results wins.
 RegMix has no gradient: Dirichlet simulation around a prior mixture and top-k averaging (Liu et al. 2024).
 Targets: a law fitted on target metrics (eval names that are not mixture domains) is optimised the same way,
-the weights then weigh targets; own-share laws (solver "power") cannot be fitted on targets.
+the weights then weigh targets; own-share laws (bimix, powerlaw) cannot be fitted on targets.
 `optimize_mixture` wraps it all for a fitted law: bounds, references, predicted losses, bootstrap → a Mixture.
 """
 
@@ -299,33 +300,6 @@ def optimize_power(
     )  # fmt: skip
 
 
-def optimize_dml(
-    c: np.ndarray,
-    k: np.ndarray,
-    t: np.ndarray,
-    weights: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    prior: np.ndarray,
-    restarts: int = 8,
-    seed: int = 0,
-) -> OptimumResult:
-    """Σ_i w_i (c_i + k_i·exp(t_i·r)) — convex in r for k_i ≥ 0 — by SLSQP from the prior, the uniform
-    mixture and `restarts` Dirichlet starts."""
-
-    def fun(r: np.ndarray) -> float:
-        return float(np.sum(weights * (c + k * np.exp(t @ r))))
-
-    def grad(r: np.ndarray) -> np.ndarray:
-        return (weights * k * np.exp(t @ r)) @ t
-
-    rng = np.random.default_rng(seed)
-    m = lo.size
-    starts = [prior, np.full(m, 1.0 / m), *rng.dirichlet(np.ones(m), size=restarts)]
-    r = minimize_on_simplex(fun, grad, lo, hi, starts)
-    return OptimumResult(r, fun(r), "slsqp", {"starts": len(starts)})
-
-
 def polytope_vertices(lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
     """One vertex of {Σ r = 1, lo ≤ r ≤ hi} per domain j: every share at its lower bound, then j filled to
     its cap, then the others in index order (each vertex has every coordinate but one at a bound)."""
@@ -360,14 +334,15 @@ def optimize_coupled(
     seed: int = 0,
 ) -> OptimumResult:
     """A non-separable objective on the simplex under bounds: SLSQP from the prior, the uniform mixture, the
-    polytope vertices of `polytope_vertices` and `restarts` seeded Dirichlet draws; the best feasible wins."""
+    `restarts` seeded Dirichlet draws and the polytope vertices of `polytope_vertices`; the lowest objective
+    wins (the first of equal ones)."""
     m = lo.size
     rng = np.random.default_rng(seed)
     starts = [
         prior,
         np.full(m, 1.0 / m),
-        *polytope_vertices(lo, hi),
         *rng.dirichlet(np.ones(m), size=restarts),
+        *polytope_vertices(lo, hi),  # last: on a tie in the objective the earlier start's optimum stays
     ]
     r = minimize_on_simplex(fun, grad, lo, hi, starts)
     return OptimumResult(r, fun(r), "slsqp-multistart", {"starts": len(starts)})
@@ -416,8 +391,19 @@ def _solve_power(law: Law, step: float, w, lo, hi, prior, seed, n_samples, top_k
 
 
 def _solve_dml(law: Law, step: float, w, lo, hi, prior, seed, n_samples, top_k) -> OptimumResult:
+    """Σ_i w_i (c_i + k_i·exp(t_i·r)) — convex in r for k_i ≥ 0 — by the coupled driver on its analytic
+    gradient."""
     c, k, t = law.coefficients_at(step)
-    return optimize_dml(c, k, t, w, lo, hi, _project(prior, lo, hi), seed=seed)
+
+    def fun(r: np.ndarray) -> float:
+        return float(np.sum(w * (c + k * np.exp(t @ r))))
+
+    def grad(r: np.ndarray) -> np.ndarray:
+        return (w * k * np.exp(t @ r)) @ t
+
+    opt = optimize_coupled(fun, grad, lo, hi, _project(prior, lo, hi), seed=seed)
+    opt.details["gradient"] = "analytic"
+    return opt
 
 
 def _solve_by_simulation(law: Law, step: float, w, lo, hi, prior, seed, n_samples, top_k) -> OptimumResult:
@@ -470,7 +456,7 @@ def optimize_law(
 
     `domain_weights` [e] (default 1 each); `prior` [m] is the centre of RegMix's simulation and a start
     for SLSQP (default uniform). The law's `solver` picks the method: "power" (bimix, powerlaw) → KKT;
-    "dml" → SLSQP; "coupled" → multi-start SLSQP on the law's Jacobian; "simulation" (regmix) → Dirichlet
+    "dml" and "coupled" → multi-start SLSQP on the law's Jacobian; "simulation" (regmix) → Dirichlet
     simulation. For a law fitted on targets, the eval domains are the targets.
     """
     if not (np.isfinite(step) and step > 0):

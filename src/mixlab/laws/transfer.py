@@ -19,6 +19,17 @@ mean squared log residual + λ(‖T_i‖² + ‖u_i‖²) (regularisation toward
 Jacobian, box bounds, two starts (ε₀ = 0.003, 0.03; α₀ from a log–log fit, T₀ = 1e-3, u₀ = 0, γ₀ = 0.7,
 δ₀ = 1, the step part as BiMix's); the lower cost wins. The step part is BiMix's reparametrisation
 log(e^b (s/s_ref)^{−β} + e^c); with < 3 distinct steps B = 0, β = 0.
+Target form, for an eval name that is no mixture domain (a TARGET metric such as a task's BPB: no own share):
+
+    y_t(r, s) = exp(Σ_j u_tj r_j) · e_t(r)^{−α_t} · (B_t s^{−β_t} + C_t)
+    e_t(r)    = ε_t + Σ_j T_tj r_j^{γ_t},   T_tj = exp(τ_tj)
+
+Without an own share fixing the scale of e, (τ + k, ε·e^k, C·e^{αk}) leaves y unchanged; the ridge on τ (not T)
+picks one point, with prior τ = u = 0: every source transfers equally, y ∝ (ε + Σ_j r_j^γ)^{−α}, a diversity
+term. Fitted the same way (θ = (α, log ε, γ, τ [m], u [m], b, β, c), ridge rows √(λn)·(τ, u), starts
+ε₀ = 0.01, 0.3 with α₀ = 0.05, τ₀ = u₀ = 0, γ₀ = 0.7). On olmix's DCLM swarm (100 fit / 27 predicted runs, 110
+task-BPB targets) "auto" gives λ = 1e-4, the value an inner 4-fold CV over the fit runs picked on each of 3 splits
+in the prototype (grid 1e-5, 1e-4, 1e-3).
 λ (hyper-parameter `lam`): "auto" = lam0 / n_runs (strong when runs are few). lam0 = 0.01 was chosen on the
 512 RegMix train runs only (a 256-run pool fitted at k = 32…256, scored on the other 256 train runs; flat
 over 0.01–0.1). "cv": the lam0 of LAM0_GRID with the smallest inner `folds`-fold squared log error over
@@ -27,6 +38,7 @@ runs (noisy per subset, ~16 extra fits); or a number.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,6 +50,9 @@ from mixlab.laws.metrics import residual_report
 from mixlab.laws.observations import Observations
 
 ALPHA_BOUNDS = (0.0, 5.0)
+TAU_BOUNDS = (-12.0, 5.0)  # target form: log T
+LOG_EPS_TARGET_BOUNDS = (float(np.log(1e-5)), float(np.log(10.0)))  # target form: log ε
+TARGET_LOG_BOUND = 50.0  # target form: |b|, |c| (the log step factor carries e's free scale)
 EPS_BOUNDS = (1e-5, 1.0)
 GAMMA_BOUNDS = (0.2, 2.0)  # also δ's
 T_MAX = 10.0
@@ -60,9 +75,12 @@ def effective_share(
     r: np.ndarray, own: np.ndarray, eps: np.ndarray, gamma: np.ndarray, delta: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
     """e [n, e] = ε + r_own^δ + Σ_{j≠own} T_j r_j^γ for proportions r [n, m]; own [e] columns, T [e, m]
-    (its own-column entry is ignored)."""
+    (its own-column entry is ignored); own = −1 marks a target: e = ε + Σ_j T_j r_j^γ (δ unused)."""
     out = np.empty((r.shape[0], own.size))
     for i, c in enumerate(own):
+        if c < 0:
+            out[:, i] = eps[i] + _powers(r, gamma[i])[0] @ T[i]
+            continue
         other = np.arange(r.shape[1]) != c
         own_pow, _ = _powers(r[:, c], delta[i])
         other_pow, _ = _powers(r[:, other], gamma[i])
@@ -103,47 +121,63 @@ def transfer_log_loss(
     return -alpha * log_e + r @ u + g, jac
 
 
-def fit_transfer_domain(
-    r: np.ndarray, s: np.ndarray, loss: np.ndarray, own: int, lam: float, max_nfev: int = 300
-) -> dict[str, Any]:
-    """Fit one eval domain on tuples r [n, m] (rows sum to 1), s [n] > 0, loss [n] > 0; `lam` ≥ 0: the ridge
-    on T and u (penalty λ·(‖T‖² + ‖u‖²) per mean squared log residual). T and u come back over all m
-    columns (T_own = 1, the own share's coefficient)."""
-    n, m = r.shape
-    log_y = np.log(loss)
-    s_ref = float(s.max())
-    log_s = np.log(s / s_ref)
-    steps_free = np.unique(s).size >= 3
-    p = N_HEAD + 2 * m + 2
+def target_log_loss(theta: np.ndarray, r: np.ndarray, log_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log ŷ [n] and its Jacobian [n, 2m + 6] for one target; θ = (α, log ε, γ, τ [m], u [m], b, β, c),
+    r [n, m] proportions, log_s [n] = log(s / s_ref)."""
+    m = r.shape[1]
+    alpha, log_eps, gamma = theta[:3]
+    tau, u = theta[3 : 3 + m], theta[3 + m : 3 + 2 * m]
+    b, beta, c = theta[3 + 2 * m :]
+    r_pow, log_r = _powers(r, gamma)
+    T = np.exp(tau)
+    e = np.exp(log_eps) + r_pow @ T
+    log_e = np.log(e)
+    v = b - beta * log_s
+    g = np.logaddexp(v, c)
+    w_b, w_c = np.exp(v - g), np.exp(c - g)
+    d_e = -alpha / e
+    jac = np.column_stack(
+        [-log_e, d_e * np.exp(log_eps), d_e * ((r_pow * log_r) @ T), d_e[:, None] * r_pow * T, r, w_b,
+         -log_s * w_b, w_c]
+    )  # fmt: skip
+    return -alpha * log_e + r @ u + g, jac
+
+
+def _step_start(
+    rest: np.ndarray, s: np.ndarray, log_s: np.ndarray, floor: float
+) -> tuple[float, float, float]:
+    """(b₀, β₀, c₀) of the log step factor log(e^b (s/s_ref)^−β + e^c) from `rest` [n], the log loss less the
+    mixture factor's start; with < 3 distinct steps only c (b at `floor`, β = 0)."""
+    late = float(np.exp(rest[log_s == 0].mean()))
+    if np.unique(s).size < 3:
+        return floor, 0.0, float(np.log(late))
+    early = float(np.exp(rest[s == s.min()].mean()))
+    beta0 = 0.4
+    b_lin = max(early - late, 0.01 * late) / max(np.exp(log_s.min()) ** (-beta0) - 1.0, 1e-9)
+    return float(np.log(b_lin)), beta0, float(np.log(max(late - b_lin, 0.05 * late)))
+
+
+def _fit_starts(
+    log_model: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    log_y: np.ndarray,
+    starts: list[np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    steps_free: bool,
+    pen_idx: np.ndarray,
+    ridge: float,
+    max_nfev: int,
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """TRF on log residuals plus ridge rows `ridge`·θ[pen_idx] from each start; (result, θ, free) of the
+    lowest cost. The last three coefficients are (b, β, c): b and β stay at their start unless `steps_free`."""
+    p = lo.size
     free = np.ones(p, dtype=bool)
     if not steps_free:
         free[p - 3 : p - 1] = False  # b, β: only C when the step dependence is not identifiable
-    ridge = np.sqrt(lam * n)
-    pen_idx = np.arange(N_HEAD, N_HEAD + 2 * m - 1)
     pen = np.zeros((pen_idx.size, p))
     pen[np.arange(pen_idx.size), pen_idx] = ridge
-
-    upper = float(log_y.max() + ALPHA_BOUNDS[1] * -np.log(EPS_BOUNDS[0]) + 5.0)
-    lo = np.r_[ALPHA_BOUNDS[0], EPS_BOUNDS[0], GAMMA_BOUNDS[0], GAMMA_BOUNDS[0], np.zeros(m - 1),
-               np.full(m, -U_MAX), LOG_FLOOR, BETA_BOUNDS[0], LOG_FLOOR]  # fmt: skip
-    hi = np.r_[ALPHA_BOUNDS[1], EPS_BOUNDS[1], GAMMA_BOUNDS[1], GAMMA_BOUNDS[1], np.full(m - 1, T_MAX),
-               np.full(m, U_MAX), upper, BETA_BOUNDS[1], upper]  # fmt: skip
-
     best = None
-    for eps0 in (0.003, 0.03):
-        log_e0 = np.log(eps0 + r[:, own])
-        _, alpha0 = np.linalg.lstsq(np.column_stack([np.ones(n), -log_e0]), log_y, rcond=None)[0]
-        alpha0 = float(np.clip(alpha0, 0.01, ALPHA_BOUNDS[1] - 0.01))
-        rest = log_y + alpha0 * log_e0  # the log step factor if the mixture factor were BiMix's
-        late = float(np.exp(rest[s == s_ref].mean()))
-        if steps_free:
-            early = float(np.exp(rest[s == s.min()].mean()))
-            beta0 = 0.4
-            b_lin = max(early - late, 0.01 * late) / max(np.exp(log_s.min()) ** (-beta0) - 1.0, 1e-9)
-            b0, c0 = np.log(b_lin), np.log(max(late - b_lin, 0.05 * late))
-        else:
-            b0, beta0, c0 = LOG_FLOOR, 0.0, np.log(late)
-        theta0 = np.r_[alpha0, eps0, 0.7, 1.0, np.full(m - 1, 1e-3), np.zeros(m), b0, beta0, c0]
+    for theta0 in starts:
         theta0 = np.clip(theta0, lo + 1e-9, hi - 1e-9)
 
         def full(x: np.ndarray, theta0: np.ndarray = theta0) -> np.ndarray:
@@ -153,10 +187,10 @@ def fit_transfer_domain(
 
         def fun(x: np.ndarray, full=full) -> np.ndarray:
             theta = full(x)
-            return np.r_[transfer_log_loss(theta, r, log_s, own)[0] - log_y, ridge * theta[pen_idx]]
+            return np.r_[log_model(theta)[0] - log_y, ridge * theta[pen_idx]]
 
         def jac(x: np.ndarray, full=full) -> np.ndarray:
-            return np.vstack([transfer_log_loss(full(x), r, log_s, own)[1], pen])[:, free]
+            return np.vstack([log_model(full(x))[1], pen])[:, free]
 
         res = least_squares(
             fun,
@@ -169,40 +203,110 @@ def fit_transfer_domain(
         )
         if best is None or res.cost < best[0].cost:
             best = (res, full(res.x))
-    res, theta = best
-    other = np.arange(m) != own
-    T = np.ones(m)
-    T[other] = theta[N_HEAD : N_HEAD + m - 1]
-    names = ["alpha", "eps", "gamma", "delta"] + [f"T{j}" for j in range(m - 1)] + [f"u{j}" for j in range(m)]
+    return best[0], best[1], free
+
+
+def _result(
+    res: Any, theta: np.ndarray, free: np.ndarray, lo: np.ndarray, hi: np.ndarray, names: list[str],
+    s_ref: float, steps_free: bool, head: dict[str, float], T: np.ndarray, u: np.ndarray,
+) -> dict[str, Any]:  # fmt: skip
     on_bound = free & (np.isclose(theta, lo, rtol=0, atol=1e-6) | np.isclose(theta, hi, rtol=0, atol=1e-6))
     at_bound = [name for name, hit in zip([*names, "B", "beta", "C"], on_bound, strict=True) if hit]
     b, beta, c = theta[-3:]
     return {
-        "alpha": float(theta[0]),
-        "eps": float(theta[1]),
-        "gamma": float(theta[2]),
-        "delta": float(theta[3]),
+        **head,
         "T": T,
-        "u": theta[N_HEAD + m - 1 : N_HEAD + 2 * m - 1].copy(),
+        "u": u,
         "B": float(np.exp(b) * s_ref**beta) if steps_free else 0.0,
         "beta": float(beta) if steps_free else 0.0,
         "C": float(np.exp(c)),
         "cost": float(res.cost),
         "nfev": int(res.nfev),
         "steps_identified": bool(steps_free),
-        "at_bound": [a for a in at_bound if not a.startswith(("T", "u"))],  # T = 0 on its bound is the rule
+        "at_bound": [a for a in at_bound if not a.startswith(("T", "u", "tau"))],  # the ridge's own business
     }
+
+
+def fit_transfer_domain(
+    r: np.ndarray, s: np.ndarray, loss: np.ndarray, own: int, lam: float, max_nfev: int = 300
+) -> dict[str, Any]:
+    """Fit one eval domain on tuples r [n, m] (rows sum to 1), s [n] > 0, loss [n] > 0; `lam` ≥ 0: the ridge
+    on T and u (penalty λ·(‖T‖² + ‖u‖²) per mean squared log residual). T and u come back over all m
+    columns (T_own = 1, the own share's coefficient)."""
+    n, m = r.shape
+    log_y = np.log(loss)
+    s_ref = float(s.max())
+    log_s = np.log(s / s_ref)
+    steps_free = np.unique(s).size >= 3
+    upper = float(log_y.max() + ALPHA_BOUNDS[1] * -np.log(EPS_BOUNDS[0]) + 5.0)
+    lo = np.r_[ALPHA_BOUNDS[0], EPS_BOUNDS[0], GAMMA_BOUNDS[0], GAMMA_BOUNDS[0], np.zeros(m - 1),
+               np.full(m, -U_MAX), LOG_FLOOR, BETA_BOUNDS[0], LOG_FLOOR]  # fmt: skip
+    hi = np.r_[ALPHA_BOUNDS[1], EPS_BOUNDS[1], GAMMA_BOUNDS[1], GAMMA_BOUNDS[1], np.full(m - 1, T_MAX),
+               np.full(m, U_MAX), upper, BETA_BOUNDS[1], upper]  # fmt: skip
+    starts = []
+    for eps0 in (0.003, 0.03):
+        log_e0 = np.log(eps0 + r[:, own])
+        _, alpha0 = np.linalg.lstsq(np.column_stack([np.ones(n), -log_e0]), log_y, rcond=None)[0]
+        alpha0 = float(np.clip(alpha0, 0.01, ALPHA_BOUNDS[1] - 0.01))
+        # the log step factor if the mixture factor were BiMix's
+        b0, beta0, c0 = _step_start(log_y + alpha0 * log_e0, s, log_s, LOG_FLOOR)
+        starts.append(np.r_[alpha0, eps0, 0.7, 1.0, np.full(m - 1, 1e-3), np.zeros(m), b0, beta0, c0])
+    res, theta, free = _fit_starts(
+        lambda theta: transfer_log_loss(theta, r, log_s, own), log_y, starts, lo, hi, steps_free,
+        np.arange(N_HEAD, N_HEAD + 2 * m - 1), np.sqrt(lam * n), max_nfev,
+    )  # fmt: skip
+    other = np.arange(m) != own
+    T = np.ones(m)
+    T[other] = theta[N_HEAD : N_HEAD + m - 1]
+    names = ["alpha", "eps", "gamma", "delta"] + [f"T{j}" for j in range(m - 1)] + [f"u{j}" for j in range(m)]
+    head = {k: float(v) for k, v in zip(("alpha", "eps", "gamma", "delta"), theta[:N_HEAD], strict=True)}
+    u = theta[N_HEAD + m - 1 : N_HEAD + 2 * m - 1].copy()
+    return _result(res, theta, free, lo, hi, names, s_ref, steps_free, head, T, u)
+
+
+def fit_transfer_target(
+    r: np.ndarray, s: np.ndarray, y: np.ndarray, lam: float, max_nfev: int = 300
+) -> dict[str, Any]:
+    """Fit one target (the target form) on tuples r [n, m], s [n] > 0, y [n] > 0; `lam` ≥ 0: the ridge on
+    τ = log T and u (penalty λ·(‖τ‖² + ‖u‖²) per mean squared log residual). δ comes back NaN (unused)."""
+    n, m = r.shape
+    log_y = np.log(y)
+    s_ref = float(s.max())
+    log_s = np.log(s / s_ref)
+    steps_free = np.unique(s).size >= 3
+    lo = np.r_[ALPHA_BOUNDS[0], LOG_EPS_TARGET_BOUNDS[0], GAMMA_BOUNDS[0], np.full(m, TAU_BOUNDS[0]),
+               np.full(m, -U_MAX), -TARGET_LOG_BOUND, BETA_BOUNDS[0], -TARGET_LOG_BOUND]  # fmt: skip
+    hi = np.r_[ALPHA_BOUNDS[1], LOG_EPS_TARGET_BOUNDS[1], GAMMA_BOUNDS[1], np.full(m, TAU_BOUNDS[1]),
+               np.full(m, U_MAX), TARGET_LOG_BOUND, BETA_BOUNDS[1], TARGET_LOG_BOUND]  # fmt: skip
+    alpha0, gamma0 = 0.05, 0.7
+    starts = []
+    for eps0 in (0.01, 0.3):
+        log_e0 = np.log(eps0 + _powers(r, gamma0)[0].sum(axis=1))
+        b0, beta0, c0 = _step_start(log_y + alpha0 * log_e0, s, log_s, -TARGET_LOG_BOUND)
+        starts.append(np.r_[alpha0, np.log(eps0), gamma0, np.zeros(m), np.zeros(m), b0, beta0, c0])
+    res, theta, free = _fit_starts(
+        lambda theta: target_log_loss(theta, r, log_s), log_y, starts, lo, hi, steps_free,
+        np.arange(3, 3 + 2 * m), np.sqrt(lam * n), max_nfev,
+    )  # fmt: skip
+    names = ["alpha", "eps", "gamma"] + [f"tau{j}" for j in range(m)] + [f"u{j}" for j in range(m)]
+    head = {
+        "alpha": float(theta[0]),
+        "eps": float(np.exp(theta[1])),
+        "gamma": float(theta[2]),
+        "delta": np.nan,
+    }
+    T, u = np.exp(theta[3 : 3 + m]), theta[3 + m : 3 + 2 * m].copy()
+    return _result(res, theta, free, lo, hi, names, s_ref, steps_free, head, T, u)
 
 
 @register_law
 class TransferLaw(Law):
-    """Transfer-BiMix per eval domain. Hyper-parameters: lam ("auto" | "cv" | a number ≥ 0), lam0 (> 0, the
+    """Transfer-BiMix per eval domain (the target form for target metrics). Hyper-parameters: lam ("auto" | "cv" | a number ≥ 0), lam0 (> 0, the
     "auto" rule's numerator), folds (≥ 2, for "cv"), seed (the "cv" fold split), max_nfev (per start)."""
 
     name = "transfer"
     fixed_step = False
     solver = "coupled"
-    own_share = True
 
     def __init__(
         self,
@@ -259,7 +363,10 @@ class TransferLaw(Law):
         for j, domain in enumerate(obs.eval_domains):
             use = self._usable(obs, j)
             y = obs.losses[use, j]
-            fit = fit_transfer_domain(r_all[use], obs.steps[use], y, int(own[j]), lam, int(self.max_nfev))
+            if own[j] < 0:
+                fit = fit_transfer_target(r_all[use], obs.steps[use], y, lam, int(self.max_nfev))
+            else:
+                fit = fit_transfer_domain(r_all[use], obs.steps[use], y, int(own[j]), lam, int(self.max_nfev))
             fits.append(fit)
             pred = transfer_loss(r_all[use], obs.steps[use], own[j : j + 1], _stack([fit]))[:, 0]
             report[domain] = {
@@ -313,15 +420,23 @@ class TransferLaw(Law):
     def _coef(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, f"{k}_") for k in (*COEFS, "T", "u")}
 
+    def _own(self) -> np.ndarray:
+        """[e] column of each eval domain in `domains_`, −1 for a target (the target form)."""
+        return np.array([self.domains_.index(d) if d in self.domains_ else -1 for d in self.eval_domains_])
+
+    def _coef_names(self, d: str) -> tuple[str, ...]:
+        """The scalar coefficients of eval domain `d`: a target has no own-share power δ."""
+        return COEFS if d in self.domains_ else tuple(k for k in COEFS if k != "delta")
+
     def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
-        own = np.array([self.domains_.index(d) for d in self.eval_domains_])
-        return transfer_loss(r, s, own, self._coef())
+        return transfer_loss(r, s, self._own(), self._coef())
 
     def coefficients(self) -> dict[str, float]:
         out = {}
         for k in COEFS:
             for d, v in zip(self.eval_domains_, getattr(self, f"{k}_"), strict=True):
-                out[f"{k}[{d}]"] = float(v)
+                if k in self._coef_names(d):
+                    out[f"{k}[{d}]"] = float(v)
         for k in ("T", "u"):
             for d, row in zip(self.eval_domains_, getattr(self, f"{k}_"), strict=True):
                 for src, v in zip(self.domains_, row, strict=True):
@@ -335,7 +450,7 @@ class TransferLaw(Law):
             "lam": float(self.lam_),
             **{
                 d: {
-                    **{k: float(getattr(self, f"{k}_")[i]) for k in COEFS},
+                    **{k: float(getattr(self, f"{k}_")[i]) for k in self._coef_names(d)},
                     "T": {
                         src: float(v) for src, v in zip(self.domains_, self.T_[i], strict=True) if src != d
                     },
@@ -347,7 +462,13 @@ class TransferLaw(Law):
 
     def _load(self, state: dict[str, Any]) -> None:
         for k in COEFS:
-            setattr(self, f"{k}_", np.array([float(state[d][k]) for d in self.eval_domains_]))
+            setattr(
+                self,
+                f"{k}_",
+                np.array(
+                    [float(state[d][k]) if k in self._coef_names(d) else np.nan for d in self.eval_domains_]
+                ),
+            )
         self.T_ = np.array(
             [
                 [1.0 if src == d else float(state[d]["T"][src]) for src in self.domains_]
