@@ -12,6 +12,9 @@ Method (METHODS.md §2.3-2.4; the forms are our reconstruction, each an option):
 - Domain constraints [our hybrid of BiMix and SampleMix]: either target domain proportions (e.g. a BiMix
   mixture), or min/max shares that clamp SampleMix's own domain shares (free domains rescaled
   proportionally); SampleMix then chooses the documents inside each domain with its domain's budget.
+  Independent rounding would miss a small domain budget by about one document (a 2.5k-token budget over
+  3k-token documents often draws none), so inside a domain the fractional copies are placed to land the
+  domain's tokens within `BUDGET_TOLERANCE` of its budget where whole documents allow (`fitted_counts`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ NORMALISATIONS = ("minmax", "rank")
 # Counts and token totals are int64: with budget and pool each under 2^60 tokens, Σ c·len (at most the budget
 # plus one copy of the pool from rounding up) stays far from 2^63.
 MAX_TOKENS = 2**60
+# [choice] each constrained domain lands within this fraction of its token budget where whole documents allow:
+# then every realised share is within (1 + 0.004)/(1 - 0.004) - 1 = 0.8 % of its target, inside the 1 % that
+# `mixlab sample` warns about (samplemix.sample.TARGET_TOLERANCE)
+BUDGET_TOLERANCE = 0.004
+FIT_ATTEMPTS = 16  # passes of `fitted_counts` before it settles for the closest total
 
 
 def normalise(x: np.ndarray, method: str = "minmax") -> np.ndarray:
@@ -167,6 +175,68 @@ def round_counts(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return counts
 
 
+def fitted_counts(
+    rates: np.ndarray,
+    lengths: np.ndarray,
+    budget: float,
+    rng: np.random.Generator,
+    tolerance: float,
+    attempts: int = FIT_ATTEMPTS,
+) -> np.ndarray:
+    """Copies per document [n] (int64) whose tokens Σ c·len land within `tolerance`·budget of `budget` where
+    whole documents allow, from expected copies `rates` [n] with Σ rates·len = budget.
+
+    Each document gets ⌊r⌋ copies; the fractional parts decide who gets one more: the candidates are taken in
+    an order drawn without replacement with probabilities ∝ r − ⌊r⌋ (Efraimidis-Spirakis keys), each one
+    that still fits under budget + slack, until the total reaches budget − slack; a pass that stops short
+    tries one swap (a taken document for an untaken one that closes the gap), else the shortest untaken one
+    if overshooting by it comes closer. The first of `attempts` passes
+    that lands within the slack is kept (else the closest): SampleMix's weights still choose the documents,
+    but the total no longer varies by whole documents. c ≤ ⌈r⌉, so a cap the rates respect still holds."""
+    rates = np.asarray(rates, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.float64)
+    whole = np.floor(rates)
+    frac = rates - whole
+    remainder = budget - float(whole @ lengths)
+    slack = tolerance * budget
+    candidates = np.flatnonzero(frac > 0)
+    best, best_gap = np.zeros(0, dtype=np.int64), np.inf
+    for _ in range(attempts):
+        keys = np.log(rng.random(candidates.size)) / frac[candidates]  # larger key = earlier
+        order = candidates[np.argsort(-keys, kind="stable")]
+        taken = np.zeros(order.size, dtype=bool)
+        total = 0.0
+        for k, i in enumerate(order):
+            if total >= remainder - slack:
+                break
+            if total + lengths[i] <= remainder + slack:
+                taken[k] = True
+                total += lengths[i]
+        gap = remainder - total
+        chosen = order[taken]
+        if gap > slack and not taken.all():
+            spare = order[~taken]
+            spare = spare[np.argsort(lengths[spare], kind="stable")]
+            # one swap: drop a taken document a, take an untaken b with len_b - len_a within gap ± slack
+            lo = np.searchsorted(lengths[spare], lengths[chosen] + gap - slack, side="left")
+            hi = np.searchsorted(lengths[spare], lengths[chosen] + gap + slack, side="right")
+            fits = np.flatnonzero(hi > lo)
+            if fits.size:
+                a, b = chosen[fits[0]], spare[lo[fits[0]]]
+                chosen = np.concatenate([chosen[chosen != a], [b]])
+                gap -= lengths[b] - lengths[a]
+            elif abs(gap - lengths[spare[0]]) < gap:  # overshooting by the shortest one comes closer
+                chosen = np.concatenate([chosen, spare[:1]])
+                gap -= lengths[spare[0]]
+        if abs(gap) < best_gap:
+            best, best_gap = chosen, abs(gap)
+        if best_gap <= slack:
+            break
+    counts = whole.astype(np.int64)
+    counts[best] += 1
+    return counts
+
+
 def _share_map(
     shares: Mapping[str, float] | None, domains: Sequence[str], default: float, param: str
 ) -> np.ndarray:
@@ -225,8 +295,9 @@ def domain_counts(
     `domain_codes` [n] index into `domains`. Without constraints this is `budgeted_counts` over the whole pool
     (budgets reported are the expected tokens per domain). With `target` proportions each domain gets
     budget·target[d] tokens; with min/max shares SampleMix's own shares Σ_{x∈d} p·len / Σ p·len are
-    clamped (`clamp_shares`, capped further by what `max_repeats` allows). Inside each domain the counts
-    come from `budgeted_counts` on that domain's documents.
+    clamped (`clamp_shares`, capped further by what `max_repeats` allows). Inside each domain the rates come
+    from `expected_rates` on that domain's documents and the counts from `fitted_counts`, so the domain's
+    tokens land within BUDGET_TOLERANCE of its budget where whole documents allow.
     """
     p, lengths = _check_pool(p, lengths, budget, max_repeats)
     codes = np.asarray(domain_codes, dtype=np.int64)
@@ -268,13 +339,15 @@ def domain_counts(
                 " non-zero weight"
             )
         try:
-            counts[idx] = budgeted_counts(p[idx], lengths[idx], budgets[domain], rng, max_repeats)
+            rates = expected_rates(p[idx], lengths[idx], budgets[domain], max_repeats)
         except BadInput as exc:
             raise BadInput(f"domain '{domain}' (budget {budgets[domain]:.0f} tokens): {exc}") from None
+        counts[idx] = fitted_counts(rates, lengths[idx], budgets[domain], rng, BUDGET_TOLERANCE)
     return counts, budgets
 
 
 __all__ = [
+    "BUDGET_TOLERANCE",
     "MAX_TOKENS",
     "NORMALISATIONS",
     "budgeted_counts",
@@ -282,6 +355,7 @@ __all__ = [
     "clamp_shares",
     "domain_counts",
     "expected_rates",
+    "fitted_counts",
     "normalise",
     "round_counts",
     "sampling_weights",
