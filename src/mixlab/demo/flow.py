@@ -8,7 +8,7 @@ commands are appended to OUT/commands.sh. A stage whose outputs exist is skipped
     OUT/stats/                  corpus_stats.json, natural.json (mixture), available.json (tokens per domain)
     OUT/entropy/                entropy.json, mixtures.csv (natural, uniform, se, ce, je, vne)
     OUT/sweep/                  proxy runs on se/ce/je/vne + random mixtures: mixtures.csv, runs.csv, runs/*/meta.json
-    OUT/laws/                   bimix.law.json, metrics-<law>-<protocol>.json
+    OUT/laws/                   bimix.law.json, metrics-<law>-<protocol>.json, compare-laws.json (every law, k-fold)
     OUT/optimum/mixture.json    BiMix-optimised mixture with bootstrap intervals, under availability caps
     OUT/doremi/mixture.json     DoReMi domain weights
     OUT/samplemix/              scores.parquet, sample/ (SampleMix), hybrid/ (BiMix targets, SampleMix documents)
@@ -266,9 +266,13 @@ class Demo:
         write_json(self.p("sweep", "done.json"), {"runs": [m.name for m in chosen]})
 
     def law_outputs(self) -> list[Path]:
-        return [self.p("laws", "bimix.law.json")] + [
+        return [self.p("laws", "bimix.law.json"), self.law_comparison_path] + [
             self.p("laws", f"metrics-{law}-{protocol}.json") for law in LAWS for protocol in PROTOCOLS
         ]
+
+    @property
+    def law_comparison_path(self) -> Path:
+        return self.p("laws", "compare-laws.json")
 
     def stage_laws(self) -> None:
         mixtures, runs = self.p("sweep", "mixtures.csv"), self.p("sweep", "runs.csv")
@@ -294,6 +298,11 @@ class Demo:
                     continue
                 self.cli("evaluate", "--mixtures", mixtures, "--runs", runs, "--law", law, "--protocol", protocol,
                          *extra, "--out", metrics)  # fmt: skip
+        if not self.law_comparison_path.exists():
+            # every registered law ranked by k-fold over the sweep's runs (`compare_laws`), folds capped by runs
+            folds = min(5, len(names))
+            self.cli("evaluate", "--mixtures", mixtures, "--runs", runs, "--law", "all", "--folds", folds,
+                     "--out", self.law_comparison_path)  # fmt: skip
 
     def stage_optimum(self) -> None:
         c = self.config
@@ -453,6 +462,7 @@ class Demo:
                 for r in rows
             ],  # fmt: skip
             "law_metrics": metrics,
+            "law_comparison": read_json(self.law_comparison_path) if self.law_comparison_path.exists() else None,
             "optimum": read_mixture_json(optimum).to_dict() if optimum.exists() else None,
             "verdict": verdict(comparison, law_metrics, read_mixture_json(optimum) if optimum.exists() else None,
                                read_json(entropy) if entropy.exists() else None) if comparison["methods"] else None,

@@ -299,6 +299,43 @@ def _metrics(a: Artefacts, root: Path | None) -> str | None:
     return "".join(out)
 
 
+def _law_selection(a: Artefacts, root: Path | None) -> str | None:
+    if not a.law_comparisons:
+        return None
+    out = []
+    for path, c in a.law_comparisons:
+        best = (c.get("recommended") or {}).get("law")
+        rows = [[k, r["law"], r.get("spearman_final"), r.get("r2_log"), r.get("rel_error_pct"),
+                 r.get("fit_seconds"), r.get("n_points")] for k, r in enumerate(c["ranking"], 1)]  # fmt: skip
+        out.append(
+            f"<p>Every law through {_e(c.get('folds'))}-fold cross-validation over the {_e(c.get('n_runs'))} runs, "
+            f"scored on the held-out runs at step {_fmt(c.get('step'), 1)}: Spearman ρ and R² of log loss across "
+            "runs and the relative error of the final losses, means over domains; fit seconds per fold. Ranked by "
+            "Spearman, then R²(log), then relative error.</p>"
+        )
+        out.append(
+            table(
+                ["rank", "law", "Spearman final", "R² log", "rel. err. %", "fit s/fold", "points"],
+                rows,
+                next((i for i, r in enumerate(c["ranking"]) if r["law"] == best), None),
+            )
+        )
+        out.append(
+            f'<div class="reading"><p><b>Recommended law: {_e(best)}</b> — {_e(c.get("reason", ""))}</p></div>'
+            if best
+            else f'<p class="note">No recommendation: {_e(c.get("reason", ""))}</p>'
+        )
+        failed = c.get("failed") or {}
+        if failed:
+            out.append(
+                "<p>Not compared:</p><ul>"
+                + "".join(f"<li>{_e(law)}: {_e(why)}</li>" for law, why in failed.items())
+                + "</ul>"
+            )
+        out.append(src([path], root))
+    return "".join(out)
+
+
 def intervals(meta: Mapping[str, Any], domains: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
     """Bootstrap interval (lower, upper) of a mixture's proportions, each shape [len(domains)], if present.
 
@@ -494,6 +531,7 @@ SECTIONS = [
     ("sweep", "Proxy sweep: learning curves", _sweep, "runs.csv (mixlab sweep)"),
     ("laws", "Law fits", _laws, "law.json (mixlab fit)"),
     ("metrics", "Mixing laws: evaluation protocols", _metrics, "metrics.json (mixlab evaluate)"),
+    ("law-selection", "Law selection", _law_selection, "a law comparison (mixlab evaluate --law all)"),
     (
         "optimum",
         "Optimised mixture",
