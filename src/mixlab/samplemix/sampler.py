@@ -12,9 +12,11 @@ Method (METHODS.md §2.3-2.4; the forms are our reconstruction, each an option):
 - Domain constraints [our hybrid of BiMix and SampleMix]: either target domain proportions (e.g. a BiMix
   mixture), or min/max shares that clamp SampleMix's own domain shares (free domains rescaled
   proportionally); SampleMix then chooses the documents inside each domain with its domain's budget.
-  Independent rounding would miss a small domain budget by about one document (a 2.5k-token budget over
-  3k-token documents often draws none), so inside a domain the fractional copies are placed to land the
-  domain's tokens within `BUDGET_TOLERANCE` of its budget where whole documents allow (`fitted_counts`).
+- Rounding: `budgeted_counts` rounds each document independently (E[Σ c·len] = T). `domain_counts` (what
+  `mixlab sample` uses) does not: independent rounding misses a small domain budget by about one document
+  (a 2.5k-token budget over 3k-token documents often draws none), so per domain the fractional copies are
+  placed to land its tokens within `BUDGET_TOLERANCE` of its budget (target share, clamped share or, without
+  constraints, its expected tokens) where whole documents allow (`fitted_counts`).
 """
 
 from __future__ import annotations
@@ -292,8 +294,8 @@ def domain_counts(
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Counts [n] (int64) with optional domain constraints, and the domain budgets used (tokens).
 
-    `domain_codes` [n] index into `domains`. Without constraints this is `budgeted_counts` over the whole pool
-    (budgets reported are the expected tokens per domain). With `target` proportions each domain gets
+    `domain_codes` [n] index into `domains`. Without constraints the rates are `expected_rates` over the whole
+    pool and each domain's counts land on its expected tokens (the budgets reported) by `fitted_counts`. With `target` proportions each domain gets
     budget·target[d] tokens; with min/max shares SampleMix's own shares Σ_{x∈d} p·len / Σ p·len are
     clamped (`clamp_shares`, capped further by what `max_repeats` allows). Inside each domain the rates come
     from `expected_rates` on that domain's documents and the counts from `fitted_counts`, so the domain's
@@ -303,10 +305,16 @@ def domain_counts(
     codes = np.asarray(domain_codes, dtype=np.int64)
     m = len(domains)
     mass_by_domain = np.bincount(codes, weights=p * lengths, minlength=m)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(m + 1))
     if target is None and not min_share and not max_share:
         rates = expected_rates(p, lengths, budget, max_repeats)
         expected = np.bincount(codes, weights=rates * lengths, minlength=m)
-        return round_counts(rates, rng), dict(zip(domains, expected.tolist(), strict=True))
+        counts = np.zeros(p.shape[0], dtype=np.int64)
+        for j in range(m):
+            idx = order[bounds[j] : bounds[j + 1]]
+            counts[idx] = fitted_counts(rates[idx], lengths[idx], float(expected[j]), rng, BUDGET_TOLERANCE)
+        return counts, dict(zip(domains, expected.tolist(), strict=True))
     if target is not None:
         if min_share or max_share:
             raise BadInput("`target` and `min_share`/`max_share` are alternatives; give one")
@@ -325,8 +333,6 @@ def domain_counts(
             hi = np.minimum(hi, max_repeats * drawable_tokens / budget)
         shares = clamp_shares(mass_by_domain / mass_by_domain.sum(), lo, hi)
     counts = np.zeros(p.shape[0], dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(m + 1))
     budgets: dict[str, float] = {}
     for j, domain in enumerate(domains):
         budgets[domain] = float(shares[j] * budget)
