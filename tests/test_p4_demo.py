@@ -10,10 +10,11 @@ import re
 import numpy as np
 import pytest
 
+from mixlab.demo.flow import unseen_split
 from mixlab.errors import BadInput
 from mixlab.laws.evaluate import compare_laws
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
-from mixlab.report import collect, render
+from mixlab.report import collect, render, verdict
 from mixlab.samplemix.sample import TARGET_TOLERANCE
 from mixlab.samplemix.sampler import domain_counts, fitted_counts
 
@@ -105,3 +106,25 @@ def test_a_broken_ranking_names_the_file(tmp_path) -> None:
     )
     with pytest.raises(BadInput, match=r"compare-laws.json: field 'ranking' row 0"):
         collect([tmp_path])
+
+
+def test_unseen_protocol_trains_on_some_random_mixtures() -> None:
+    names = ["se", "ce", "je", "vne", "random-000", "random-001", "random-002", "random-003"]
+    assert unseen_split(names) == (
+        ["se", "ce", "je", "vne", "random-000", "random-001"],
+        ["random-002", "random-003"],
+    )
+    assert unseen_split(names[:5]) == (["se", "ce", "je", "vne"], ["random-000"])
+    with pytest.raises(BadInput, match="random_mixtures >= 1"):
+        unseen_split(names[:4])
+
+
+def test_trust_names_the_domain_that_drags_the_unseen_r2_down() -> None:
+    runs = [{"seed": s, "val_loss": {"a": 5.0 + 0.01 * s}, "tokens": 10} for s in (0, 1)]
+    comparison = {"domains": ["a"], "methods": {"natural": {"runs": runs}}}
+    domains = {"books": {"r2_log": 0.9}, "math": {"r2_log": -40.1}, "news": {"r2_log": 0.85}}
+    metrics = [
+        {"law": "bimix", "protocol": "unseen", "summary": {"r2_log": {"mean": -12.78}}, "domains": domains}
+    ]
+    (law_fit,) = [t for t in verdict(comparison, metrics)["trust"] if t.startswith("law fit")]
+    assert law_fit.endswith("; median over domains 0.850, worst math -40.100")

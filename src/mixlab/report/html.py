@@ -265,8 +265,9 @@ def _metrics(a: Artefacts, root: Path | None) -> str | None:
                      r2.get("mean"), r2.get("worst"), r2.get("best"), _mean(s.get("spearman_final"))])  # fmt: skip
     out = [
         "<p>Extrapolation: fit each run on all evaluations but the last, predict the last (relative error, %). "
-        "Unseen mixtures: fit on the entropy mixtures' runs, predict the held-out runs' curves (R² of log loss; "
-        "negative = worse than predicting each domain's mean). Spearman: rank correlation of predicted and "
+        "Unseen mixtures: fit on the training runs (in the demo: the entropy mixtures and half of the random ones), "
+        "predict the held-out runs' curves (R² of log loss over each held-out run's curve, averaged over runs; "
+        "negative = worse than predicting the curve's mean). Spearman: rank correlation of predicted and "
         "observed final losses across held-out runs.</p>",
         table(
             [
