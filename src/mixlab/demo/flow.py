@@ -69,6 +69,7 @@ class DemoConfig:
         None  # documents the SampleMix quality scorer learns from (None: score's default)
     )
     tokens_per_second: float = 15_000.0  # first guess of proxy training speed; corrected as runs finish
+    compared_laws: tuple[str, ...] | None = None  # laws ranked by k-fold on the sweep (None: every law)
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -90,6 +91,8 @@ class DemoConfig:
             entropy_max_tokens=200_000,
             doremi_tokens=4_096,
             annotate_documents=400,
+            # [measured] without transfer: its fits took 53 s a fold of 6 quick runs (load ~13), 4x the others
+            compared_laws=LAWS,
         )
 
     @property
@@ -294,11 +297,19 @@ class Demo:
                 self.cli("evaluate", "--mixtures", mixtures, "--runs", runs, "--law", law, "--protocol", protocol,
                          *extra, "--out", metrics)  # fmt: skip
         if not self.law_comparison_path.exists():
-            # every registered law ranked by k-fold over the sweep's runs (`compare_laws`). [measured] 3 folds, not
-            # 5: a fold fits every law (quick sweep, load ~12: transfer 43 s, dml 11 s, bimix 10 s, regmix 2 s)
+            # the laws ranked by k-fold over the sweep's runs (`compare_laws`). [measured] 3 folds, not 5: a fold
+            # fits every law (quick sweep, load ~13: transfer 53 s, dml 14 s, bimix 9 s, regmix 2 s, powerlaw 1 s)
             folds = min(3, len(names))
-            self.cli("evaluate", "--mixtures", mixtures, "--runs", runs, "--law", "all", "--folds", folds,
-                     "--out", self.law_comparison_path)  # fmt: skip
+            if self.config.compared_laws is None:
+                self.cli("evaluate", "--mixtures", mixtures, "--runs", runs, "--law", "all", "--folds", folds,
+                         "--out", self.law_comparison_path)  # fmt: skip
+            else:
+                from mixlab.laws import load_observations
+                from mixlab.laws.evaluate import compare_laws
+
+                comparison = compare_laws(load_observations(mixtures, runs), list(self.config.compared_laws),
+                                          folds=folds, seed=self.seed)  # fmt: skip
+                write_json(self.law_comparison_path, comparison.to_dict())
 
     def stage_optimum(self) -> None:
         c = self.config

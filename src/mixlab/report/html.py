@@ -310,7 +310,7 @@ def _law_selection(a: Artefacts, root: Path | None) -> str | None:
                  r.get("fit_seconds"), r.get("n_points")] for k, r in enumerate(c["ranking"], 1)]  # fmt: skip
         out.append(
             f"<p>Every law through {_e(c.get('folds'))}-fold cross-validation over the {_e(c.get('n_runs'))} runs, "
-            f"scored on the held-out runs at step {_fmt(c.get('step'), 1)}: Spearman ρ and R² of log loss across "
+            f"scored on the held-out runs at step {float(c.get('step', 0)):g}: Spearman ρ and R² of log loss across "
             "runs and the relative error of the final losses, means over domains; fit seconds per fold. Ranked by "
             "Spearman, then R²(log), then relative error.</p>"
         )
