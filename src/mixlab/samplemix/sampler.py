@@ -207,13 +207,20 @@ def fitted_counts(
         keys = np.log(rng.random(candidates.size)) / frac[candidates]  # larger key = earlier
         order = candidates[np.argsort(-keys, kind="stable")]
         taken = np.zeros(order.size, dtype=bool)
-        total = 0.0
-        for k, i in enumerate(order):
+        # the leading run of documents that all fit is taken at once; the loop goes on from where one does not
+        cum = np.cumsum(lengths[order])
+        first = min(
+            int(np.searchsorted(cum, remainder + slack, side="right")),
+            int(np.searchsorted(cum, remainder - slack, side="left")) + 1,
+        )
+        taken[:first] = True
+        total = float(cum[first - 1]) if first else 0.0
+        for k in range(first, order.size):
             if total >= remainder - slack:
                 break
-            if total + lengths[i] <= remainder + slack:
+            if total + lengths[order[k]] <= remainder + slack:
                 taken[k] = True
-                total += lengths[i]
+                total += lengths[order[k]]
         gap = remainder - total
         chosen = order[taken]
         if gap > slack and not taken.all():
