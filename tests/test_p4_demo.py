@@ -128,3 +128,15 @@ def test_trust_names_the_domain_that_drags_the_unseen_r2_down() -> None:
     ]
     (law_fit,) = [t for t in verdict(comparison, metrics)["trust"] if t.startswith("law fit")]
     assert law_fit.endswith("; median over domains 0.850, worst math -40.100")
+
+
+def test_the_decision_names_the_law_the_sweep_recommends(law_comparison_dir, tmp_path) -> None:
+    laws, doc = law_comparison_dir
+    runs = {m: [{"seed": s, "val_loss": {"a": base + 0.01 * s}, "tokens": 10} for s in (0, 1)]
+            for m, base in (("natural", 5.0), ("ce", 4.9))}  # fmt: skip
+    comparison = {"domains": ["a"], "methods": {m: {"runs": r} for m, r in runs.items()}}
+    (tmp_path / "results.json").write_text(json.dumps({"comparison": comparison}))
+    page = render(collect([tmp_path, laws]))
+    decision = re.search(r'<section id="decision">(.*?)</section>', page, re.S).group(1)
+    assert f"law selection on this sweep: {doc['recommended']['law']} ranks first" in decision
+    assert page.index('id="decision"') < page.index('id="law-selection"')

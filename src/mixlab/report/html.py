@@ -501,10 +501,16 @@ def _decision(a: Artefacts, root: Path | None) -> str | None:
     if v is None:
         return None
     out = [f'<div class="reading"><p><b>{_e(v["decision"])}</b></p>']
-    if v["trust"]:
-        out.append(
-            "<p>How far to trust it:</p><ul>" + "".join(f"<li>{_e(t)}</li>" for t in v["trust"]) + "</ul>"
+    trust = list(v["trust"])
+    for _, c in a.law_comparisons[:1]:
+        best = c.get("recommended")
+        trust.append(
+            f"law selection on this sweep: {best['law']} ranks first ({c.get('reason', '')}; see Law selection)"
+            if best
+            else f"law selection on this sweep: no law could be scored ({c.get('reason', '')})"
         )
+    if trust:
+        out.append("<p>How far to trust it:</p><ul>" + "".join(f"<li>{_e(t)}</li>" for t in trust) + "</ul>")
     out.append("</div>")
     level = int(round(100 * v["level"]))
     out.append(
