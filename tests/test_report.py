@@ -95,6 +95,22 @@ def write_artefacts(root: Path) -> None:
             (root / "laws" / f"metrics-{law}-{protocol}.json").write_text(
                 json.dumps({"law": law, "protocol": protocol, "domains": doms, "summary": summary})
             )
+    ranking = [{"law": law, "hyper": {}, "spearman_final": rho, "r2_log": 0.5, "rel_error_pct": 1.0,
+                "fit_seconds": 0.1, "n_points": 8, "n_undefined": 0} for law, rho in (("dml", 0.9), ("bimix", 0.7))]  # fmt: skip
+    (root / "laws" / "compare-laws.json").write_text(
+        json.dumps(
+            {
+                "protocol": "kfold",
+                "folds": 3,
+                "step": 400,
+                "n_runs": 4,
+                "ranking": ranking,
+                "failed": {},
+                "recommended": {"law": "dml", "hyper": {}},
+                "reason": "highest mean Spearman",
+            }
+        )  # fmt: skip
+    )
     (root / "laws" / "law.json").write_text(
         json.dumps(
             {
@@ -227,6 +243,7 @@ def test_every_section_is_found_and_rendered(demo_dir: Path, report_path: Path) 
         "sweep",
         "laws",
         "metrics",
+        "law-selection",
         "optimum",
         "samplemix",
         "comparison",

@@ -32,6 +32,7 @@ class Artefacts:
     runs: list[tuple[Path, pd.DataFrame]] = field(default_factory=list)
     laws: list[tuple[Path, dict]] = field(default_factory=list)
     metrics: list[tuple[Path, dict]] = field(default_factory=list)
+    law_comparisons: list[tuple[Path, dict]] = field(default_factory=list)
     scores: list[tuple[Path, pd.DataFrame]] = field(default_factory=list)
     samples: list[tuple[Path, dict]] = field(default_factory=list)
     comparisons: list[tuple[Path, dict]] = field(default_factory=list)
@@ -51,6 +52,11 @@ def _classify_json(path: Path, obj: Any, found: Artefacts) -> None:
         if not isinstance(obj["comparison"], dict) or "methods" not in obj["comparison"]:
             raise BadInput(f"{path}: field 'comparison' must hold 'methods'")
         found.comparisons.append((path, obj))
+    elif isinstance(obj.get("ranking"), list) and "recommended" in obj:
+        for i, row in enumerate(obj["ranking"]):
+            if not isinstance(row, dict) or "law" not in row:
+                raise BadInput(f"{path}: field 'ranking' row {i} must be an object with 'law'")
+        found.law_comparisons.append((path, obj))
     elif "law" in obj and "protocol" in obj:
         applicable = obj.get("applicable", True)
         if applicable and (

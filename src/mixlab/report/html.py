@@ -265,8 +265,9 @@ def _metrics(a: Artefacts, root: Path | None) -> str | None:
                      r2.get("mean"), r2.get("worst"), r2.get("best"), _mean(s.get("spearman_final"))])  # fmt: skip
     out = [
         "<p>Extrapolation: fit each run on all evaluations but the last, predict the last (relative error, %). "
-        "Unseen mixtures: fit on the entropy mixtures' runs, predict the held-out runs' curves (R² of log loss; "
-        "negative = worse than predicting each domain's mean). Spearman: rank correlation of predicted and "
+        "Unseen mixtures: fit on the training runs (in the demo: the entropy mixtures and half of the random ones), "
+        "predict the held-out runs' curves (R² of log loss over each held-out run's curve, averaged over runs; "
+        "negative = worse than predicting the curve's mean). Spearman: rank correlation of predicted and "
         "observed final losses across held-out runs.</p>",
         table(
             [
@@ -296,6 +297,43 @@ def _metrics(a: Artefacts, root: Path | None) -> str | None:
             + src([path], root)
             + "</details>"
         )
+    return "".join(out)
+
+
+def _law_selection(a: Artefacts, root: Path | None) -> str | None:
+    if not a.law_comparisons:
+        return None
+    out = []
+    for path, c in a.law_comparisons:
+        best = (c.get("recommended") or {}).get("law")
+        rows = [[k, r["law"], r.get("spearman_final"), r.get("r2_log"), r.get("rel_error_pct"),
+                 r.get("fit_seconds"), r.get("n_points")] for k, r in enumerate(c["ranking"], 1)]  # fmt: skip
+        out.append(
+            f"<p>Every law through {_e(c.get('folds'))}-fold cross-validation over the {_e(c.get('n_runs'))} runs, "
+            f"scored on the held-out runs at step {float(c.get('step', 0)):g}: Spearman ρ and R² of log loss across "
+            "runs and the relative error of the final losses, means over domains; fit seconds per fold. Ranked by "
+            "Spearman, then R²(log), then relative error.</p>"
+        )
+        out.append(
+            table(
+                ["rank", "law", "Spearman final", "R² log", "rel. err. %", "fit s/fold", "points"],
+                rows,
+                next((i for i, r in enumerate(c["ranking"]) if r["law"] == best), None),
+            )
+        )
+        out.append(
+            f'<div class="reading"><p><b>Recommended law: {_e(best)}</b> — {_e(c.get("reason", ""))}</p></div>'
+            if best
+            else f'<p class="note">No recommendation: {_e(c.get("reason", ""))}</p>'
+        )
+        failed = c.get("failed") or {}
+        if failed:
+            out.append(
+                "<p>Not compared:</p><ul>"
+                + "".join(f"<li>{_e(law)}: {_e(why)}</li>" for law, why in failed.items())
+                + "</ul>"
+            )
+        out.append(src([path], root))
     return "".join(out)
 
 
@@ -463,10 +501,16 @@ def _decision(a: Artefacts, root: Path | None) -> str | None:
     if v is None:
         return None
     out = [f'<div class="reading"><p><b>{_e(v["decision"])}</b></p>']
-    if v["trust"]:
-        out.append(
-            "<p>How far to trust it:</p><ul>" + "".join(f"<li>{_e(t)}</li>" for t in v["trust"]) + "</ul>"
+    trust = list(v["trust"])
+    for _, c in a.law_comparisons[:1]:
+        best = c.get("recommended")
+        trust.append(
+            f"law selection on this sweep: {best['law']} ranks first ({c.get('reason', '')}; see Law selection)"
+            if best
+            else f"law selection on this sweep: no law could be scored ({c.get('reason', '')})"
         )
+    if trust:
+        out.append("<p>How far to trust it:</p><ul>" + "".join(f"<li>{_e(t)}</li>" for t in trust) + "</ul>")
     out.append("</div>")
     level = int(round(100 * v["level"]))
     out.append(
@@ -494,6 +538,7 @@ SECTIONS = [
     ("sweep", "Proxy sweep: learning curves", _sweep, "runs.csv (mixlab sweep)"),
     ("laws", "Law fits", _laws, "law.json (mixlab fit)"),
     ("metrics", "Mixing laws: evaluation protocols", _metrics, "metrics.json (mixlab evaluate)"),
+    ("law-selection", "Law selection", _law_selection, "a law comparison (mixlab evaluate --law all)"),
     (
         "optimum",
         "Optimised mixture",

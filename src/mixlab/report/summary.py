@@ -200,6 +200,24 @@ def _unseen_r2(metrics: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
+def _r2_spread(metrics: Sequence[Mapping[str, Any]], law: str) -> str:
+    """'; median over domains M, worst D at W' for a law's unseen R²(log) when its metrics carry domains: the
+    mean is a mean of per-run R² over each domain's curve, so one domain whose curve barely moves (tiny
+    variance) can drag it far below what the other domains show."""
+    for m in metrics:
+        if m.get("law") == law and m.get("protocol") == "unseen":
+            values = {
+                d: v["r2_log"] for d, v in (m.get("domains") or {}).items() if v.get("r2_log") is not None
+            }
+            if len(values) > 1:
+                worst = min(values, key=values.get)
+                return (
+                    f"; median over domains {float(np.median(list(values.values()))):.3f}, worst {worst} "
+                    f"{values[worst]:.3f}"
+                )
+    return ""
+
+
 def unsettled_entropies(entropy: Mapping[str, Any] | None) -> dict[str, list[str]]:
     """{measure: [domains]} whose estimate moved by more than UNSETTLED_REL_CHANGE over the last doubling of
     its sample (entropy.json's convergence table)."""
@@ -309,6 +327,7 @@ def verdict(
         )
         trust.append(
             f"law fit: BiMix unseen R²(log) {r2['bimix']:.3f}, it {quality} (aim ≥ {GOOD_UNSEEN_R2})"
+            + _r2_spread(metrics, "bimix")
         )
     for measure, domains in unsettled_entropies(entropy).items():
         trust.append(

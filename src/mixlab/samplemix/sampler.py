@@ -12,6 +12,11 @@ Method (METHODS.md §2.3-2.4; the forms are our reconstruction, each an option):
 - Domain constraints [our hybrid of BiMix and SampleMix]: either target domain proportions (e.g. a BiMix
   mixture), or min/max shares that clamp SampleMix's own domain shares (free domains rescaled
   proportionally); SampleMix then chooses the documents inside each domain with its domain's budget.
+- Rounding: `budgeted_counts` rounds each document independently (E[Σ c·len] = T). `domain_counts` (what
+  `mixlab sample` uses) does not: independent rounding misses a small domain budget by about one document
+  (a 2.5k-token budget over 3k-token documents often draws none), so per domain the fractional copies are
+  placed to land its tokens within `BUDGET_TOLERANCE` of its budget (target share, clamped share or, without
+  constraints, its expected tokens) where whole documents allow (`fitted_counts`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ NORMALISATIONS = ("minmax", "rank")
 # Counts and token totals are int64: with budget and pool each under 2^60 tokens, Σ c·len (at most the budget
 # plus one copy of the pool from rounding up) stays far from 2^63.
 MAX_TOKENS = 2**60
+# [choice] each constrained domain lands within this fraction of its token budget where whole documents allow:
+# then every realised share is within (1 + 0.004)/(1 - 0.004) - 1 = 0.8 % of its target, inside the 1 % that
+# `mixlab sample` warns about (samplemix.sample.TARGET_TOLERANCE)
+BUDGET_TOLERANCE = 0.004
+FIT_ATTEMPTS = 16  # passes of `fitted_counts` before it settles for the closest total
 
 
 def normalise(x: np.ndarray, method: str = "minmax") -> np.ndarray:
@@ -167,6 +177,75 @@ def round_counts(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return counts
 
 
+def fitted_counts(
+    rates: np.ndarray,
+    lengths: np.ndarray,
+    budget: float,
+    rng: np.random.Generator,
+    tolerance: float,
+    attempts: int = FIT_ATTEMPTS,
+) -> np.ndarray:
+    """Copies per document [n] (int64) whose tokens Σ c·len land within `tolerance`·budget of `budget` where
+    whole documents allow, from expected copies `rates` [n] with Σ rates·len = budget.
+
+    Each document gets ⌊r⌋ copies; the fractional parts decide who gets one more: the candidates are taken in
+    an order drawn without replacement with probabilities ∝ r − ⌊r⌋ (Efraimidis-Spirakis keys), each one
+    that still fits under budget + slack, until the total reaches budget − slack; a pass that stops short
+    tries one swap (a taken document for an untaken one that closes the gap), else the shortest untaken one
+    if overshooting by it comes closer. The first of `attempts` passes
+    that lands within the slack is kept (else the closest): SampleMix's weights still choose the documents,
+    but the total no longer varies by whole documents. c ≤ ⌈r⌉, so a cap the rates respect still holds."""
+    rates = np.asarray(rates, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.float64)
+    whole = np.floor(rates)
+    frac = rates - whole
+    remainder = budget - float(whole @ lengths)
+    slack = tolerance * budget
+    candidates = np.flatnonzero(frac > 0)
+    best, best_gap = np.zeros(0, dtype=np.int64), np.inf
+    for _ in range(attempts):
+        keys = np.log(rng.random(candidates.size)) / frac[candidates]  # larger key = earlier
+        order = candidates[np.argsort(-keys, kind="stable")]
+        taken = np.zeros(order.size, dtype=bool)
+        # the leading run of documents that all fit is taken at once; the loop goes on from where one does not
+        cum = np.cumsum(lengths[order])
+        first = min(
+            int(np.searchsorted(cum, remainder + slack, side="right")),
+            int(np.searchsorted(cum, remainder - slack, side="left")) + 1,
+        )
+        taken[:first] = True
+        total = float(cum[first - 1]) if first else 0.0
+        for k in range(first, order.size):
+            if total >= remainder - slack:
+                break
+            if total + lengths[order[k]] <= remainder + slack:
+                taken[k] = True
+                total += lengths[order[k]]
+        gap = remainder - total
+        chosen = order[taken]
+        if gap > slack and not taken.all():
+            spare = order[~taken]
+            spare = spare[np.argsort(lengths[spare], kind="stable")]
+            # one swap: drop a taken document a, take an untaken b with len_b - len_a within gap ± slack
+            lo = np.searchsorted(lengths[spare], lengths[chosen] + gap - slack, side="left")
+            hi = np.searchsorted(lengths[spare], lengths[chosen] + gap + slack, side="right")
+            fits = np.flatnonzero(hi > lo)
+            if fits.size:
+                a, b = chosen[fits[0]], spare[lo[fits[0]]]
+                chosen = np.concatenate([chosen[chosen != a], [b]])
+                gap -= lengths[b] - lengths[a]
+            elif abs(gap - lengths[spare[0]]) < gap:  # overshooting by the shortest one comes closer
+                chosen = np.concatenate([chosen, spare[:1]])
+                gap -= lengths[spare[0]]
+        if abs(gap) < best_gap:
+            best, best_gap = chosen, abs(gap)
+        if best_gap <= slack:
+            break
+    counts = whole.astype(np.int64)
+    counts[best] += 1
+    return counts
+
+
 def _share_map(
     shares: Mapping[str, float] | None, domains: Sequence[str], default: float, param: str
 ) -> np.ndarray:
@@ -222,20 +301,27 @@ def domain_counts(
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Counts [n] (int64) with optional domain constraints, and the domain budgets used (tokens).
 
-    `domain_codes` [n] index into `domains`. Without constraints this is `budgeted_counts` over the whole pool
-    (budgets reported are the expected tokens per domain). With `target` proportions each domain gets
+    `domain_codes` [n] index into `domains`. Without constraints the rates are `expected_rates` over the whole
+    pool and each domain's counts land on its expected tokens (the budgets reported) by `fitted_counts`. With `target` proportions each domain gets
     budget·target[d] tokens; with min/max shares SampleMix's own shares Σ_{x∈d} p·len / Σ p·len are
-    clamped (`clamp_shares`, capped further by what `max_repeats` allows). Inside each domain the counts
-    come from `budgeted_counts` on that domain's documents.
+    clamped (`clamp_shares`, capped further by what `max_repeats` allows). Inside each domain the rates come
+    from `expected_rates` on that domain's documents and the counts from `fitted_counts`, so the domain's
+    tokens land within BUDGET_TOLERANCE of its budget where whole documents allow.
     """
     p, lengths = _check_pool(p, lengths, budget, max_repeats)
     codes = np.asarray(domain_codes, dtype=np.int64)
     m = len(domains)
     mass_by_domain = np.bincount(codes, weights=p * lengths, minlength=m)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(m + 1))
     if target is None and not min_share and not max_share:
         rates = expected_rates(p, lengths, budget, max_repeats)
         expected = np.bincount(codes, weights=rates * lengths, minlength=m)
-        return round_counts(rates, rng), dict(zip(domains, expected.tolist(), strict=True))
+        counts = np.zeros(p.shape[0], dtype=np.int64)
+        for j in range(m):
+            idx = order[bounds[j] : bounds[j + 1]]
+            counts[idx] = fitted_counts(rates[idx], lengths[idx], float(expected[j]), rng, BUDGET_TOLERANCE)
+        return counts, dict(zip(domains, expected.tolist(), strict=True))
     if target is not None:
         if min_share or max_share:
             raise BadInput("`target` and `min_share`/`max_share` are alternatives; give one")
@@ -254,8 +340,6 @@ def domain_counts(
             hi = np.minimum(hi, max_repeats * drawable_tokens / budget)
         shares = clamp_shares(mass_by_domain / mass_by_domain.sum(), lo, hi)
     counts = np.zeros(p.shape[0], dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(m + 1))
     budgets: dict[str, float] = {}
     for j, domain in enumerate(domains):
         budgets[domain] = float(shares[j] * budget)
@@ -268,13 +352,15 @@ def domain_counts(
                 " non-zero weight"
             )
         try:
-            counts[idx] = budgeted_counts(p[idx], lengths[idx], budgets[domain], rng, max_repeats)
+            rates = expected_rates(p[idx], lengths[idx], budgets[domain], max_repeats)
         except BadInput as exc:
             raise BadInput(f"domain '{domain}' (budget {budgets[domain]:.0f} tokens): {exc}") from None
+        counts[idx] = fitted_counts(rates, lengths[idx], budgets[domain], rng, BUDGET_TOLERANCE)
     return counts, budgets
 
 
 __all__ = [
+    "BUDGET_TOLERANCE",
     "MAX_TOKENS",
     "NORMALISATIONS",
     "budgeted_counts",
@@ -282,6 +368,7 @@ __all__ = [
     "clamp_shares",
     "domain_counts",
     "expected_rates",
+    "fitted_counts",
     "normalise",
     "round_counts",
     "sampling_weights",
