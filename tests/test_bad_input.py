@@ -340,7 +340,7 @@ def demo_nonpositive_cap(tmp):
 
 
 def demo_unknown_domain(tmp):
-    return ["--out", str(tmp / "demo"), "--domain", "tweets"], ["tweets", "unknown demo domain"]
+    return ["--out", str(tmp / "demo"), "--domains", "tweets"], ["tweets", "unknown demo domain"]
 
 
 DEMO_CASES = [
