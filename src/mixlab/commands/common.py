@@ -148,15 +148,17 @@ def comma_list(text: str | None, flag: str) -> list[str] | None:
 _NEXT_KEY = re.compile(r",(?=\s*[A-Za-z_][\w.-]*\s*=)")
 
 
-def key_values(values: list[str] | None, flag: str, example: str) -> list[tuple[str, str]]:
-    """KEY=VALUE items of an option given as comma lists (`--min-share code=0.1,wiki=0.05`), once or
-    repeated; a key twice is exit 2."""
+def key_values(
+    values: list[str] | None, flag: str, example: str, form: str = "KEY=VALUE"
+) -> list[tuple[str, str]]:
+    """KEY=VALUE items (`form` in messages) of an option given as comma lists (`--min-share
+    code=0.1,wiki=0.05`), once or repeated; a key twice is exit 2."""
     pairs: list[tuple[str, str]] = []
     for value in values or []:
         for item in _NEXT_KEY.split(value):
             key, sep, rest = item.partition("=")
             if not sep or not key.strip():
-                raise BadInput(f"{flag} {item}: expected KEY=VALUE, e.g. {flag} {example}")
+                raise BadInput(f"{flag} {item}: expected {form}, e.g. {flag} {example}")
             pairs.append((key.strip(), rest.strip()))
     keys = [k for k, _ in pairs]
     repeated = next((k for k in keys if keys.count(k) > 1), None)

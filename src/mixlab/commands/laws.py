@@ -364,7 +364,7 @@ def optimize(
         typer.Argument(metavar="LAW_JSON", help="A law.json written by `mixlab fit` (or use --law-from)."),
     ] = None,
     min_weight: Annotated[
-        str, typer.Option(help="Minimum share: a number for all domains or a JSON {domain: share}.")
+        str, typer.Option(help="Lower bound on each domain's weight: a number, or a JSON {domain: weight}.")
     ] = "0",
     domain_weights: Annotated[
         Path | None, typer.Option(help="JSON {domain: importance} (missing domains: 1).")

@@ -167,7 +167,7 @@ def doremi(
         float, typer.Option(help="Mix c of the uniform distribution into the weights each step.")
     ] = 1e-3,
     min_weight: Annotated[
-        float, typer.Option(help="Hard floor on every domain weight (guards against collapse).")
+        float, typer.Option(help="Lower bound on every domain's weight (guards against collapse).")
     ] = 0.005,
     model: ModelOpt = "tiny",
     tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,

@@ -29,7 +29,7 @@ def _shares(values: list[str] | None, flag: str) -> dict[str, float] | None:
     if not values:
         return None
     out: dict[str, float] = {}
-    for name, share in key_values(values, flag, example="wiki=0.1"):
+    for name, share in key_values(values, flag, example="wiki=0.1", form="DOMAIN=SHARE"):
         try:
             out[name] = float(share)
         except ValueError:
