@@ -88,12 +88,22 @@ def _global_options(
 ) -> None:
     """Global options go before or after the verb: `mixlab --seed 1 sample ...` = `mixlab sample ... --seed 1`."""
     if quiet:
+        # for this command only: an in-process caller (the demo, tests) is not left quiet afterwards
+        before = os.environ.get("MIXLAB_QUIET")
         os.environ["MIXLAB_QUIET"] = "1"
+        ctx.call_on_close(lambda: _restore_env("MIXLAB_QUIET", before))
     common.out_console.quiet = quiet
     common.out_console.capture_tables(json_out is not None)
     ctx.obj = common.Settings(
         engine=engine, workers=workers, ray_address=ray_address, seed=seed, quiet=quiet, json=json_out
     )
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _register() -> None:

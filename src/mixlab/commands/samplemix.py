@@ -150,7 +150,7 @@ def sample(
     text_field: TextFieldOpt = "text",
     skip_bad_rows: Annotated[
         bool,
-        typer.Option(help="Skip malformed rows instead of failing (as `score --skip-bad-rows` did)."),
+        typer.Option(help="Skip malformed rows instead of failing; give it where `score` had it."),
     ] = False,
 ) -> None:
     """Draw documents by SampleMix counts c = ⌊r⌋ + Bernoulli(r − ⌊r⌋) under a token budget.
