@@ -340,7 +340,7 @@ def demo_nonpositive_cap(tmp):
 
 
 def demo_unknown_domain(tmp):
-    return ["--out", str(tmp / "demo"), "--domain", "tweets"], ["tweets", "unknown demo domain"]
+    return ["--out", str(tmp / "demo"), "--domains", "tweets"], ["tweets", "unknown demo domain"]
 
 
 DEMO_CASES = [
@@ -1444,4 +1444,42 @@ def test_mixtures_random_and_corpus_demo_refuse_bad_numbers(tmp_path, argv, flag
     res = run_mixlab(*argv, cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert_one_line_cause(res, flag)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- issue 14: CLI names, lists and stdout ---
+# The options added or renamed by the naming audit (--eval-step, --drop-below, --eval-seeds, --domains, comma
+# KEY=VALUE lists), an old spelling given with its new one, and `-` for an option that writes files: each is
+# refused while the command line is read, before any input is opened.
+
+_MIX = ["mixtures", "random", "--prior", "uniform", "--domains", "a,b", "--n", "2", "--out", "m.csv"]
+_FIT = ["-m", "m.csv", "-r", "r.csv", "-o", "law.json"]
+
+
+@pytest.mark.parametrize(
+    "argv, names",
+    [
+        (["fit", *_FIT, "--law", "powerlaw", "--eval-step", "nan"], ["--eval-step", "nan"]),
+        (["evaluate", *_FIT, "--law", "dml", "--eval-step", "-1"], ["--eval-step"]),
+        (["import", "regmix", "a.csv", "b.csv", "--out", "o", "--eval-step", "0"], ["--eval-step"]),
+        (["fit", *_FIT, "--law", "dml", "--eval-step", "5", "--step", "5"], ["--step", "old spelling", "--eval-step"]),
+        (["fit", *_FIT, "--hyper", "min_runs=2,min_runs=3"], ["--hyper", "'min_runs' is given twice"]),
+        ([*_MIX, "--drop-below", "nan"], ["--drop-below"]),
+        ([*_MIX, "--drop-below", "1"], ["--drop-below", "[0, 1)"]),
+        ([*_MIX, "--drop-below", "-0.1"], ["--drop-below"]),
+        (["mixtures", "random", "--prior", "uniform", "--domains", "a,,b", "--n", "2", "--out", "m.csv"],
+         ["--domains", "no empty item"]),
+        (["corpus", "demo", "--out", "corpus", "--domains", "code,,wiki"], ["--domains", "no empty item"]),
+        (["demo", "--out", "d", "--eval-seeds", "1,1"], ["--eval-seeds '1,1'"]),
+        (["sample", "c", "--scores", "s.parquet", "--budget-tokens", "100", "--out", "s",
+          "--min-share", "code=0.1,code=0.2"], ["--min-share", "'code' is given twice"]),
+        (["sample", "c", "--scores", "s.parquet", "--budget-tokens", "100", "--out", "s",
+          "--max-share", "code=0.1,wiki"], ["--max-share code=0.1,wiki", "expected DOMAIN=SHARE"]),
+        (["sweep", "c", "--mixtures", "m.csv", "--out", "-"], ["--out -", "not stdout"]),
+        (["evaluate", *_FIT[:4], "-o", "e.json", "--plots", "-"], ["--plots -", "not stdout"]),
+    ],
+)  # fmt: skip
+def test_issue14_renamed_and_list_options_are_one_line(tmp_path, argv, names):
+    res = run_mixlab("--quiet", *argv, cwd=tmp_path)
+    assert_one_line_cause(res, *names)
     assert list(tmp_path.iterdir()) == []

@@ -85,7 +85,7 @@ def stats_corpus(large_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="module")
 def stats_reference(stats_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("ref") / "stats.json"
-    result = run_mixlab("-q", "corpus", "stats", str(stats_corpus), "--json", str(out))
+    result = run_mixlab("-q", "corpus", "stats", str(stats_corpus), "--tokenizer", "gpt2", "--json", str(out))
     assert result.returncode == 0, result.stderr
     return out.read_text()
 
@@ -95,7 +95,9 @@ def test_corpus_stats_interrupted_then_rerun(
     sig: int, stats_corpus: Path, stats_reference: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "out" / "stats.json"
-    args = ["-q", "--workers", "2", "corpus", "stats", str(stats_corpus), "--json", str(out)]
+    # gpt2, not the default bpe:8192: no BPE to train on these 12 MB first
+    args = ["-q", "--workers", "2", "corpus", "stats", str(stats_corpus), "--tokenizer", "gpt2"]
+    args += ["--json", str(out)]
     code, stderr, workers = interrupt(args, reading(stats_corpus, 2), sig)
     if sig == signal.SIGTERM:
         assert code == 143, stderr

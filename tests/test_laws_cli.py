@@ -47,8 +47,8 @@ def sweep(tmp_path_factory) -> Path:
     return d
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(SRC), "MIXLAB_QUIET": "1"}
+def run_cli(*args: str, quiet: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "MIXLAB_QUIET": "1" if quiet else "0"}
     return subprocess.run([str(MIXLAB), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -174,7 +174,7 @@ def test_fit_warns_when_a_coefficient_ends_on_its_bound(tmp_path):
     write_runs(tmp_path / "runs.csv", obs.to_frame())
     res = run_cli(
         "fit", "-m", str(tmp_path / "mixtures.csv"), "-r", str(tmp_path / "runs.csv"), "--out",
-        str(tmp_path / "law.json"),
+        str(tmp_path / "law.json"), quiet=False,  # quiet is errors only (issue 14): no warnings
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "web: the fit ended on the bound of alpha" in res.stderr

@@ -11,14 +11,16 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import typer
 
 try:  # recent typer parses with its own copy of click
+    from typer._click import core as click_core
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - typer that uses click itself
+    from click import core as click_core
     from click import exceptions as click_exceptions
 
 from mixlab import __version__
@@ -75,7 +77,7 @@ def _global_options(
         str | None,
         typer.Option(
             "--json",
-            metavar="PATH|-",
+            metavar=common.STDOUT_METAVAR,
             help="The verb's tables as JSON ({tables: [{title, columns, rows}]}) to PATH, or to stdout with -"
             " (then stdout carries only the JSON; other output goes to stderr).",
         ),
@@ -86,12 +88,22 @@ def _global_options(
 ) -> None:
     """Global options go before or after the verb: `mixlab --seed 1 sample ...` = `mixlab sample ... --seed 1`."""
     if quiet:
+        # for this command only: an in-process caller (the demo, tests) is not left quiet afterwards
+        before = os.environ.get("MIXLAB_QUIET")
         os.environ["MIXLAB_QUIET"] = "1"
+        ctx.call_on_close(lambda: _restore_env("MIXLAB_QUIET", before))
     common.out_console.quiet = quiet
     common.out_console.capture_tables(json_out is not None)
     ctx.obj = common.Settings(
         engine=engine, workers=workers, ray_address=ray_address, seed=seed, quiet=quiet, json=json_out
     )
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _register() -> None:
@@ -171,6 +183,31 @@ def add_short_out(command: typer.core.TyperCommand) -> None:
         options["--out"].opts.append("-o")
 
 
+# Options that name a file or directory to write; `-` (stdout) only where the help says PATH|-.
+OUTPUT_OPTIONS = frozenset({"--out", "--plots", "--json"})
+
+
+def refuse_stdout(command: typer.core.TyperCommand) -> None:
+    """`-` given to an output option that cannot write to stdout is exit 2, not a file named '-'."""
+    if _is_group(command):
+        for sub in command.commands.values():
+            refuse_stdout(sub)
+        return
+    for option in _options(command).values():
+        if OUTPUT_OPTIONS.intersection(option.opts) and option.metavar != common.STDOUT_METAVAR:
+            option.callback = _no_stdout(option.callback)
+
+
+def _no_stdout(inner: Callable[..., Any] | None) -> Callable[..., Any]:
+    def callback(ctx: click_core.Context, param: click_core.Parameter, value: Any) -> Any:
+        if value is not None and str(value) == common.STDOUT:
+            flag = max(param.opts, key=len)
+            raise BadInput(f"{flag} -: this option writes files, not stdout; give a path")
+        return inner(ctx, param, value) if inner is not None else value
+
+    return callback
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C, so atomic writes delete their temporaries and pools stop their workers.
 
@@ -238,6 +275,7 @@ def main(args: Sequence[str] | None = None) -> None:
     warnings.showwarning = _show_warning
     command = typer.main.get_command(app)
     add_short_out(command)
+    refuse_stdout(command)
     args = hoist_global_options(command, sys.argv[1:] if args is None else args)
     interrupted = False
     try:

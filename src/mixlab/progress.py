@@ -66,5 +66,6 @@ def log(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    """A warning on stderr; shown even when quiet."""
-    console.print(f"[yellow]warning:[/yellow] {message}")
+    """A warning on stderr, suppressed by --quiet (errors only)."""
+    if not quiet():
+        console.print(f"[yellow]warning:[/yellow] {message}")

@@ -21,8 +21,19 @@ from mixlab.files import write_json
 CorpusArg = Annotated[
     Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
 ]
+# One tokenizer for every verb by default, so token counts, entropies, sample budgets and proxy training are in
+# the same units: a BPE trained on the corpus itself (cached per corpus), small enough for CPU proxies.
+DEFAULT_TOKENIZER = "bpe:8192"
 TokenizerOpt = Annotated[
-    str, typer.Option(help="gpt2, bpe:N (trained on the corpus, cached), a tokenizer.json or directory.")
+    str,
+    typer.Option(
+        help="bpe:N (a BPE of N tokens trained on this corpus, cached), gpt2, a tokenizer.json or a directory"
+        f" holding one; every verb's default is {DEFAULT_TOKENIZER}."
+    ),
+]
+TextFieldOpt = Annotated[
+    str,
+    typer.Option(help="Field (JSONL) or column (Parquet) holding the document text; a manifest's own wins."),
 ]
 SkipOpt = Annotated[bool, typer.Option(help="Skip malformed rows (counted and reported) instead of failing.")]
 
@@ -78,14 +89,23 @@ def table_record(table: Table) -> dict[str, Any]:
     return {"title": str(table.title or ""), "columns": headers, "rows": rows}
 
 
-def write_tables(target: str) -> None:
-    """The captured tables as `{"tables": [...]}` to the file `target` (atomically) or stdout (`-`)."""
-    document = {"tables": out_console.tables or []}
-    if target == "-":
+STDOUT = "-"
+# The metavar of an output option that takes `-` for stdout (any other output option refuses `-`).
+STDOUT_METAVAR = "PATH|-"
+
+
+def write_json_to(target: str | Path, document: Any) -> None:
+    """`document` as JSON to the file `target` (atomically) or to stdout when `target` is `-`."""
+    if str(target) == STDOUT:
         sys.stdout.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
         sys.stdout.flush()
     else:
         write_json(target, document)
+
+
+def write_tables(target: str) -> None:
+    """The captured tables as `{"tables": [...]}` to the file `target` (atomically) or stdout (`-`)."""
+    write_json_to(target, {"tables": out_console.tables or []})
 
 
 def show_warning(warning: MixlabWarning) -> None:
@@ -109,7 +129,42 @@ FLAGS: dict[str, str] = {
     "budget": "--budget-tokens",
     "target": "--target-mixture",
     "mean_tokens": "--stats",
+    # laws: the evaluation step a fixed-step law is fitted at (`--steps` counts training steps)
+    "step": "--eval-step",
 }
+
+
+def comma_list(text: str | None, flag: str) -> list[str] | None:
+    """A comma-separated list option (`--domains code,wiki`): its items; None when not given."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise BadInput(f"{flag} '{text}': expected names separated by commas (no empty item)")
+    return items
+
+
+# A comma starts a new KEY=VALUE item only where a key follows, so JSON values may hold commas (`a=[1,2],b=3`).
+_NEXT_KEY = re.compile(r",(?=\s*[A-Za-z_][\w.-]*\s*=)")
+
+
+def key_values(
+    values: list[str] | None, flag: str, example: str, form: str = "KEY=VALUE"
+) -> list[tuple[str, str]]:
+    """KEY=VALUE items (`form` in messages) of an option given as comma lists (`--min-share
+    code=0.1,wiki=0.05`), once or repeated; a key twice is exit 2."""
+    pairs: list[tuple[str, str]] = []
+    for value in values or []:
+        for item in _NEXT_KEY.split(value):
+            key, sep, rest = item.partition("=")
+            if not sep or not key.strip():
+                raise BadInput(f"{flag} {item}: expected {form}, e.g. {flag} {example}")
+            pairs.append((key.strip(), rest.strip()))
+    keys = [k for k, _ in pairs]
+    repeated = next((k for k in keys if keys.count(k) > 1), None)
+    if repeated is not None:
+        raise BadInput(f"{flag}: '{repeated}' is given twice")
+    return pairs
 
 
 def flag(param: str) -> str:

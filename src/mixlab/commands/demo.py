@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from mixlab.commands.common import out_console, settings
+from mixlab.commands.options import either, renamed
 from mixlab.errors import BadInput
+from mixlab.progress import log
 
 
 def demo(
@@ -23,9 +26,15 @@ def demo(
     tokenizer: Annotated[
         str | None, typer.Option(help="Tokenizer spec for every stage (default bpe:1024).")
     ] = None,
-    seeds: Annotated[
+    eval_seeds: Annotated[
         str | None,
-        typer.Option(help="Comma-separated seeds of the evaluation models (default 0,1,2; --quick 0,1)."),
+        typer.Option(
+            help="Seeds of the evaluation models, comma-separated (default 0,1,2; --quick 0,1); the global"
+            " --seed drives every other random choice."
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", hidden=True, callback=renamed("--eval-seeds"))
     ] = None,
     eval_tokens: Annotated[int | None, typer.Option(help="Training tokens of each evaluation model.")] = None,
     sweep_tokens: Annotated[int | None, typer.Option(help="Training tokens of each proxy run.")] = None,
@@ -42,28 +51,33 @@ def demo(
     from mixlab.demo import run_demo
 
     s = settings(ctx)
-    seed_tuple = _seeds(seeds) if seeds else None
+    eval_seeds = either(eval_seeds, seeds, "--eval-seeds", "--seeds")
+    seed_tuple = _seeds(eval_seeds, "--eval-seeds" if seeds is None else "--seeds") if eval_seeds else None
     results = run_demo(
         out, quick=quick, corpus=corpus, seed=s.seed, workers=s.workers, engine=s.engine,
         ray_address=s.ray_address,
         tokenizer=tokenizer, seeds=seed_tuple, eval_tokens=eval_tokens, sweep_tokens=sweep_tokens,
         max_mb_per_domain=max_mb_per_domain,
     )  # fmt: skip
+    table = Table(title="mean validation loss over domains (nats) of one evaluation model per method")
+    for col in ("method", "mean loss", "± std over seeds", "seeds"):
+        table.add_column(col, justify="left" if col == "method" else "right")
     for row in results.get("comparison_table", []):
-        spread = f" ± {row['avg_std']:.4f}" if row["n_seeds"] > 1 else ""
-        out_console.print(f"{row['method']:>10}  {row['avg_mean']:.4f}{spread}")
+        spread = f"{row['avg_std']:.4f}" if row["n_seeds"] > 1 else ""
+        table.add_row(row["method"], f"{row['avg_mean']:.4f}", spread, str(row["n_seeds"]))
+    out_console.print(table)
     if results.get("verdict"):
         out_console.print(results["verdict"]["decision"])
-    out_console.print(f"report: {out / 'report.html'}")
+    log(f"report: {out / 'report.html'}")
 
 
-def _seeds(text: str) -> tuple[int, ...]:
+def _seeds(text: str, flag: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(s) for s in text.split(","))
     except ValueError:
-        raise BadInput(f"--seeds '{text}': expected integers separated by commas") from None
+        raise BadInput(f"{flag} '{text}': expected integers separated by commas") from None
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise BadInput(f"--seeds '{text}': expected distinct non-negative integers")
+        raise BadInput(f"{flag} '{text}': expected distinct non-negative integers")
     return seeds
 
 

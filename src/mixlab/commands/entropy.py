@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import CorpusArg, SkipOpt, engine, out_console, settings
+from mixlab.commands.common import (
+    DEFAULT_TOKENIZER,
+    CorpusArg,
+    SkipOpt,
+    TextFieldOpt,
+    TokenizerOpt,
+    engine,
+    out_console,
+    settings,
+)
 from mixlab.corpus import Corpus, load_tokenizer
 from mixlab.embed import DEFAULT_EMBEDDER
 from mixlab.entropy import EntropyProfile, profile_to_dir
@@ -20,9 +29,7 @@ def entropy(
     ctx: typer.Context,
     corpus: CorpusArg,
     out: Annotated[Path, typer.Option(help="Output directory: entropy.json, mixtures.csv, mixtures.png.")],
-    tokenizer: Annotated[
-        str, typer.Option(help="gpt2, bpe:N, a tokenizer.json or a tokenizer directory.")
-    ] = "gpt2",
+    tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
     measures: Annotated[str, typer.Option(help="Comma-separated subset of se,ce,je,vne.")] = "se,ce,je,vne",
     seq_len: Annotated[
         int, typer.Option(help="Tokens per packed window; pairs are counted inside windows.")
@@ -39,7 +46,7 @@ def entropy(
     vne_max_documents: Annotated[
         int | None, typer.Option(help="Embed at most N documents per domain for VNE (spread over shards).")
     ] = None,
-    text_field: Annotated[str, typer.Option(help="Field holding the document text.")] = "text",
+    text_field: TextFieldOpt = "text",
     skip_bad_rows: SkipOpt = False,
     checkpoint_every: Annotated[
         float,
@@ -51,7 +58,7 @@ def entropy(
 ) -> None:
     """Entropy of every domain (nats) and the mixtures r = softmax(H): natural, uniform, se, ce, je, vne.
 
-    Example: mixlab entropy demo_corpus --tokenizer gpt2 --out out/entropy --miller-madow --embedder static
+    Example: mixlab entropy demo_corpus --out out/entropy --miller-madow --embedder static
     """
     c = Corpus.open(corpus, text_field)
     tok = load_tokenizer(tokenizer, corpus=c)

@@ -13,8 +13,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import engine, out_console, settings
-from mixlab.commands.options import check_number, integer, number
+from mixlab.commands.common import engine, key_values, out_console, settings
+from mixlab.commands.options import check_number, either, integer, number, renamed
 from mixlab.errors import BadInput
 from mixlab.files import read_json, write_json
 from mixlab.mixture import (
@@ -38,13 +38,19 @@ RunsOpt = Annotated[
 LawOpt = Annotated[str, typer.Option(help="Mixing law: bimix, dml, powerlaw, regmix or transfer.")]
 HyperOpt = Annotated[
     list[str] | None,
-    typer.Option("--hyper", help="Law hyper-parameter KEY=VALUE (repeatable), e.g. residual=relative."),
+    typer.Option(
+        "--hyper", help="Law hyper-parameters KEY=VALUE,KEY=VALUE (values JSON), e.g. residual=relative."
+    ),
 ]
-StepOpt = Annotated[
+EvalStepOpt = Annotated[
     float | None,
     typer.Option(
-        "--step", help="Fixed-step laws (dml, regmix, powerlaw): fit only this step.", callback=number()
+        help="Fixed-step laws (dml, regmix, powerlaw): fit only the evaluations at this step of runs.csv.",
+        callback=number(),
     ),
+]
+OldStepOpt = Annotated[
+    float | None, typer.Option("--step", hidden=True, callback=renamed("--eval-step", number()))
 ]
 BootstrapOpt = Annotated[
     int, typer.Option(help="Resample runs N times for intervals (0 = off).", callback=integer(0, 10_000))
@@ -57,17 +63,14 @@ def _parse_hyper(items: list[str] | None, step: float | None, law: str) -> dict[
     from mixlab.laws import LAWS
 
     hyper: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise BadInput(f"--hyper '{item}': expected KEY=VALUE")
-        key, value = item.split("=", 1)
+    for key, value in key_values(items, "--hyper", example="residual=relative"):
         try:
-            hyper[key.strip()] = json.loads(value)
+            hyper[key] = json.loads(value)
         except json.JSONDecodeError:
-            hyper[key.strip()] = value
+            hyper[key] = value
     if step is not None:
         if law not in LAWS or not LAWS[law].fixed_step:
-            raise BadInput(f"--step applies to fixed-step laws (dml, regmix, powerlaw), not '{law}'")
+            raise BadInput(f"--eval-step applies to fixed-step laws (dml, regmix, powerlaw), not '{law}'")
         hyper["step"] = step
     return hyper
 
@@ -130,7 +133,8 @@ def fit(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write law.json.")],
     law: LawOpt = "bimix",
     hyper: HyperOpt = None,
-    step: StepOpt = None,
+    eval_step: EvalStepOpt = None,
+    step: OldStepOpt = None,
     bootstrap: BootstrapOpt = 0,
 ) -> None:
     """Fit a mixing law to proxy-run observations and save it as JSON.
@@ -140,6 +144,7 @@ def fit(
     from mixlab.laws import load_observations
     from mixlab.laws.bootstrap import bootstrap_laws, bootstrap_summary
 
+    step = either(eval_step, step, "--eval-step", "--step")
     make = _law_factory(ctx, law, _parse_hyper(hyper, step, law))
     obs = load_observations(mixtures, runs)
     with status(f"fitting {law} on {len(obs.runs)} runs"):
@@ -216,7 +221,8 @@ def evaluate(
     folds: Annotated[int, typer.Option(help="kfold: number of folds over runs.")] = 5,
     plots: Annotated[Path | None, typer.Option(help="Directory for one PNG per domain.")] = None,
     hyper: HyperOpt = None,
-    step: StepOpt = None,
+    eval_step: EvalStepOpt = None,
+    step: OldStepOpt = None,
 ) -> None:
     """Evaluate a law the BiMix paper's way: extrapolation in steps, unseen mixtures, or k-fold over runs.
 
@@ -225,6 +231,7 @@ def evaluate(
     from mixlab.laws import load_observations
     from mixlab.laws.evaluate import PROTOCOLS, evaluate_law
 
+    step = either(eval_step, step, "--eval-step", "--step")
     if law == "all":
         if protocol not in (None, "kfold"):
             raise BadInput(f"--protocol: --law all compares the laws by kfold, not {protocol}")
@@ -357,7 +364,7 @@ def optimize(
         typer.Argument(metavar="LAW_JSON", help="A law.json written by `mixlab fit` (or use --law-from)."),
     ] = None,
     min_weight: Annotated[
-        str, typer.Option(help="Minimum share: a number for all domains or a JSON {domain: share}.")
+        str, typer.Option(help="Lower bound on each domain's weight: a number, or a JSON {domain: weight}.")
     ] = "0",
     domain_weights: Annotated[
         Path | None, typer.Option(help="JSON {domain: importance} (missing domains: 1).")

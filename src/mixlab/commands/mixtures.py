@@ -8,8 +8,19 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from mixlab.commands.common import TokenizerOpt, engine, out_console, settings
-from mixlab.commands.options import number
+from mixlab.commands.common import (
+    DEFAULT_TOKENIZER,
+    STDOUT,
+    STDOUT_METAVAR,
+    SkipOpt,
+    TextFieldOpt,
+    TokenizerOpt,
+    comma_list,
+    engine,
+    out_console,
+    settings,
+)
+from mixlab.commands.options import either, fraction, number, renamed
 from mixlab.errors import BadInput
 from mixlab.exports import EXPORT_FORMATS
 from mixlab.files import atomic_dir, read_json, write_text
@@ -42,7 +53,9 @@ def export(
     corpus: Annotated[
         Path | None, typer.Option(help="hf: the corpus to count mean tokens per document in (no --stats).")
     ] = None,
-    tokenizer: TokenizerOpt = "bpe:8192",
+    tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
+    text_field: TextFieldOpt = "text",
+    skip_bad_rows: SkipOpt = False,
     token_counts: Annotated[
         Path | None,
         typer.Option(help="megatron: JSON {prefix: tokens} (default: each prefix's .idx header)."),
@@ -50,7 +63,12 @@ def export(
     base: Annotated[
         Path | None, typer.Option(help="olmix: a launch config YAML whose other sections are kept.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: print).")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out", "-o", metavar=STDOUT_METAVAR, help="Output file, or - for stdout (the default)."
+        ),
+    ] = None,
 ) -> None:
     """Write a mixture in a trainer's format: Megatron/NeMo blend, olmix, DoReMi, HF interleave, YAML.
 
@@ -72,7 +90,7 @@ def export(
         raise BadInput(f"{paths}: expected a JSON object {{domain: path or [paths]}}")
     mean_tokens = None
     if format == "hf":
-        mean_tokens = _mean_tokens(ctx, stats, corpus, tokenizer)
+        mean_tokens = _mean_tokens(ctx, stats, corpus, tokenizer, text_field, skip_bad_rows)
     counts = read_json(token_counts, "--token-counts") if token_counts else None
     if counts is not None and not (
         isinstance(counts, dict)
@@ -83,7 +101,7 @@ def export(
     text = export_mixture(
         mixture, format, path_map, mean_tokens=mean_tokens, token_counts=counts, base=base_config
     )
-    if out is None:
+    if out is None or out == STDOUT:
         typer.echo(text, nl=False)
     else:
         write_text(out, text)
@@ -91,7 +109,12 @@ def export(
 
 
 def _mean_tokens(
-    ctx: typer.Context, stats: Path | None, corpus: Path | None, tokenizer: str
+    ctx: typer.Context,
+    stats: Path | None,
+    corpus: Path | None,
+    tokenizer: str,
+    text_field: str,
+    skip_bad_rows: bool,
 ) -> dict[str, float]:
     """hf: mean tokens per document of each domain, from --stats or counted in --corpus; neither is exit 2."""
     from mixlab.exports.hf import mean_tokens_from_stats, read_mean_tokens
@@ -105,9 +128,11 @@ def _mean_tokens(
         )
     from mixlab.corpus import Corpus, corpus_stats, load_tokenizer
 
-    opened = Corpus.open(corpus)
+    opened = Corpus.open(corpus, text_field)
     with engine(ctx) as eng:
-        counted = corpus_stats(opened, load_tokenizer(tokenizer, corpus=opened), eng)
+        counted = corpus_stats(
+            opened, load_tokenizer(tokenizer, corpus=opened), eng, skip_bad_rows=skip_bad_rows
+        )
     return mean_tokens_from_stats(counted, where=str(corpus))
 
 
@@ -133,8 +158,14 @@ PatternOpt = Annotated[
     typer.Option(help="Metric column per domain, e.g. 'eval/{domain}/CE loss' (default: shared affixes)."),
 ]
 ImportStepOpt = Annotated[
-    float,
-    typer.Option(help="Step of the single evaluation per run (if no `step` column).", callback=number()),
+    float | None,
+    typer.Option(
+        help="Step of each run's single evaluation, where the file has no `step` column (default 1).",
+        callback=number(),
+    ),
+]
+OldStepOpt = Annotated[
+    float | None, typer.Option("--step", hidden=True, callback=renamed("--eval-step", number()))
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for mixtures.csv and runs.csv.")]
 
@@ -163,7 +194,8 @@ def import_olmix_cmd(
         Path, typer.Argument(help="olmix metrics.csv (run or run_id, [name], [step], metric columns).")
     ],
     out: OutDirOpt,
-    step: ImportStepOpt = 1.0,
+    eval_step: ImportStepOpt = None,
+    step: OldStepOpt = None,
     metric_pattern: PatternOpt = None,
 ) -> None:
     """Import an olmix swarm (ratios.csv + metrics.csv joined on run or run_id).
@@ -175,7 +207,8 @@ def import_olmix_cmd(
     """
     from mixlab.laws.importers import import_olmix
 
-    _write_import(import_olmix(ratios, metrics, step, metric_pattern), out)
+    step = either(eval_step, step, "--eval-step", "--step")
+    _write_import(import_olmix(ratios, metrics, 1.0 if step is None else step, metric_pattern), out)
 
 
 @import_app.command("regmix")
@@ -184,7 +217,8 @@ def import_regmix_cmd(
     losses: Annotated[Path, typer.Argument(help="RegMix loss CSV (index, one loss column per domain).")],
     out: OutDirOpt,
     index_column: Annotated[str, typer.Option(help="Column joining the two files.")] = "index",
-    step: ImportStepOpt = 1.0,
+    eval_step: ImportStepOpt = None,
+    step: OldStepOpt = None,
     metric_pattern: PatternOpt = None,
 ) -> None:
     """Import RegMix-style mixture/loss CSV pairs joined on an index column.
@@ -193,7 +227,10 @@ def import_regmix_cmd(
     """
     from mixlab.laws.importers import import_regmix
 
-    _write_import(import_regmix(mixtures, losses, index_column, step, metric_pattern), out)
+    step = either(eval_step, step, "--eval-step", "--step")
+    _write_import(
+        import_regmix(mixtures, losses, index_column, 1.0 if step is None else step, metric_pattern), out
+    )
 
 
 mixtures_app = typer.Typer(help="Make candidate mixtures.", no_args_is_help=True)
@@ -213,16 +250,25 @@ def mixtures_random(
     corpus: Annotated[
         Path | None, typer.Option(help="Corpus (domains; token shares for --prior natural).")
     ] = None,
-    tokenizer: TokenizerOpt = "bpe:8192",
+    tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
+    text_field: TextFieldOpt = "text",
+    skip_bad_rows: SkipOpt = False,
     concentration: Annotated[
         float,
         typer.Option(
             help="Dirichlet concentration around the prior (1 + uniform prior = flat).", callback=number(0.0)
         ),
     ] = 1.0,
+    drop_below: Annotated[
+        float | None,
+        typer.Option(
+            help="Weights below this are zeroed, the rest renormalised (default 0: keep all).",
+            callback=fraction(),
+        ),
+    ] = None,
     min_weight: Annotated[
-        float, typer.Option(help="Weights below this are zeroed, the rest renormalised.")
-    ] = 0.0,
+        float | None, typer.Option("--min-weight", hidden=True, callback=renamed("--drop-below", fraction()))
+    ] = None,
     min_distance: Annotated[
         float,
         typer.Option(
@@ -237,24 +283,22 @@ def mixtures_random(
 ) -> None:
     """Draw N mixtures from a Dirichlet around a prior (RegMix / olmix style) into mixtures.csv.
 
-    Example: mixlab --seed 1 mixtures random --n 16 --prior natural --corpus demo_corpus --concentration 1 --min-weight 0.02 --out mixtures.csv
+    Example: mixlab --seed 1 mixtures random --n 16 --prior natural --corpus demo_corpus --concentration 1 --drop-below 0.02 --out mixtures.csv
     """
     from mixlab.corpus import Corpus, corpus_stats, load_tokenizer, natural_mixture
     from mixlab.mixture import Mixture, write_mixtures
     from mixlab.proxy.candidates import random_mixtures
 
-    opened = Corpus.open(corpus) if corpus is not None else None
+    drop_below = either(drop_below, min_weight, "--drop-below", "--min-weight")
+    opened = Corpus.open(corpus, text_field) if corpus is not None else None
     if prior == "natural":
         if opened is None:
             raise BadInput("--prior natural needs --corpus (token shares of its domains)")
         with engine(ctx) as eng:
-            weights = natural_mixture(corpus_stats(opened, load_tokenizer(tokenizer, corpus=opened), eng))
+            tok = load_tokenizer(tokenizer, corpus=opened)
+            weights = natural_mixture(corpus_stats(opened, tok, eng, skip_bad_rows=skip_bad_rows))
     elif prior == "uniform":
-        names = (
-            opened.domains
-            if opened is not None
-            else [d.strip() for d in (domains or "").split(",") if d.strip()]
-        )
+        names = opened.domains if opened is not None else comma_list(domains, "--domains") or []
         if len(names) < 2:
             raise BadInput("--prior uniform needs --corpus or --domains a,b,... (at least 2 domains)")
         weights = dict.fromkeys(names, 1.0)
@@ -265,7 +309,7 @@ def mixtures_random(
         np.array([weights[d] for d in names]),
         n,
         concentration=concentration,
-        min_weight=min_weight,
+        min_weight=drop_below or 0.0,
         min_distance=min_distance,
         rng=np.random.default_rng(settings(ctx).seed),
     )

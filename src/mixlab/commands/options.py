@@ -74,3 +74,38 @@ def count_or_none(minimum: int, maximum: int) -> Callback:
         return check_integer(number, flag_name(param), minimum, maximum)
 
     return callback
+
+
+def fraction(upper_open: bool = True) -> Callback:
+    """Callback: a number in [0, 1) ([0, 1] with `upper_open=False`); None (option not given) passes."""
+
+    def callback(param: typer.CallbackParam, value: float | None) -> float | None:
+        if value is None:
+            return value
+        ok = math.isfinite(value) and value >= 0 and (value < 1 if upper_open else value <= 1)
+        if not ok:
+            raise BadInput(f"{flag_name(param)} {value:g}: must be in [0, 1{')' if upper_open else ']'}")
+        return value
+
+    return callback
+
+
+def renamed(new: str, check: Callback | None = None) -> Callback:
+    """Callback of a hidden old spelling of an option: warns, then checks the value like `new`'s (`check`)."""
+
+    def callback(param: typer.CallbackParam, value: Any) -> Any:
+        if value is None:
+            return value
+        from mixlab.progress import warn
+
+        warn(f"{flag_name(param)} is deprecated; it is now {new}")
+        return value if check is None else check(param, value)
+
+    return callback
+
+
+def either(value: Any, old: Any, flag: str, old_flag: str) -> Any:
+    """The value of an option given under its name or its old spelling (not both)."""
+    if value is not None and old is not None:
+        raise BadInput(f"{old_flag} is the old spelling of {flag}: give one of them")
+    return old if old is not None else value

@@ -7,8 +7,19 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich.table import Table
 
-from mixlab.commands.common import CorpusArg, TokenizerOpt, engine, out_console, settings
+from mixlab.commands.common import (
+    DEFAULT_TOKENIZER,
+    CorpusArg,
+    SkipOpt,
+    TextFieldOpt,
+    TokenizerOpt,
+    engine,
+    out_console,
+    settings,
+)
+from mixlab.progress import log
 
 ModelOpt = Annotated[
     str, typer.Option(help="Model preset: tiny (CPU), small, medium, bimix-proxy (12x768, GPU).")
@@ -78,7 +89,7 @@ def sweep(
         Path, typer.Option(help="Sweep directory: runs.csv, mixtures.csv, runs/<name>/meta.json.")
     ],
     model: ModelOpt = "tiny",
-    tokenizer: TokenizerOpt = "bpe:8192",
+    tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
     tokens_per_run: TokensOpt = 1_000_000,
     evals: EvalsOpt = 20,
     seq_len: SeqLenOpt = 128,
@@ -91,6 +102,8 @@ def sweep(
     threads: ThreadsOpt = None,
     val_tokens: ValTokensOpt = 8192,
     max_tokens_per_domain: MaxTokensOpt = None,
+    text_field: TextFieldOpt = "text",
+    skip_bad_rows: SkipOpt = False,
 ) -> None:
     """Train one small causal LM per mixture and log every domain's validation loss to DIR/runs.csv.
 
@@ -103,12 +116,14 @@ def sweep(
 
     config = _train_config(ctx, locals(), evals=evals)
     check_stream_options(val_tokens, max_tokens_per_domain)
+    from mixlab.corpus import Corpus
     from mixlab.mixture import read_mixture_set
     from mixlab.proxy import run_sweep
 
+    opened = Corpus.open(corpus, text_field)
     with engine(ctx) as eng:
         results = run_sweep(
-            corpus,
+            opened,
             read_mixture_set(mixtures),
             out,
             config,
@@ -116,14 +131,21 @@ def sweep(
             val_tokens=val_tokens,
             max_tokens_per_domain=max_tokens_per_domain,
             engine=eng,
+            skip_bad_rows=skip_bad_rows,
         )
+    table = Table(title=f"{out}: {len(results)} runs")
+    for col in ("run", "mean loss (nats)", "tok/s", "trained"):
+        table.add_column(col, justify="left" if col == "run" else "right")
     for r in results:
         mean = float(np.mean(list(r.losses.values())))
-        out_console.print(
-            f"{r.name}: mean loss {mean:.4f} nats, {r.meta['tokens_per_second']:,.0f} tok/s"
-            + ("" if r.steps_trained else " (already done)")
+        table.add_row(
+            r.name,
+            f"{mean:.4f}",
+            f"{r.meta['tokens_per_second']:,.0f}",
+            "now" if r.steps_trained else "before",
         )
-    out_console.print(f"wrote {out / 'runs.csv'}")
+    out_console.print(table)
+    log(f"wrote {out / 'runs.csv'}")
 
 
 def doremi(
@@ -145,10 +167,10 @@ def doremi(
         float, typer.Option(help="Mix c of the uniform distribution into the weights each step.")
     ] = 1e-3,
     min_weight: Annotated[
-        float, typer.Option(help="Hard floor on every domain weight (guards against collapse).")
+        float, typer.Option(help="Lower bound on every domain's weight (guards against collapse).")
     ] = 0.005,
     model: ModelOpt = "tiny",
-    tokenizer: TokenizerOpt = "bpe:8192",
+    tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
     tokens_per_run: TokensOpt = 1_000_000,
     seq_len: SeqLenOpt = 128,
     batch_size: BatchOpt = 16,
@@ -160,6 +182,8 @@ def doremi(
     threads: ThreadsOpt = None,
     val_tokens: ValTokensOpt = 8192,
     max_tokens_per_domain: MaxTokensOpt = None,
+    text_field: TextFieldOpt = "text",
+    skip_bad_rows: SkipOpt = False,
 ) -> None:
     """DoReMi baseline: a reference model, then a proxy whose domain weights follow Group-DRO.
 
@@ -175,7 +199,7 @@ def doremi(
     knobs = DoReMiConfig(step_size=step_size, smoothing=smoothing, min_weight=min_weight)
     config = _train_config(ctx, locals(), evals=1)
     check_stream_options(val_tokens, max_tokens_per_domain)
-    c = Corpus.open(corpus)
+    c = Corpus.open(corpus, text_field)
     knobs.check_domains(len(c.domains))
     from mixlab.proxy import prepare_streams
     from mixlab.proxy.doremi import run_doremi
@@ -185,16 +209,22 @@ def doremi(
         if reference == "uniform":
             ref = Mixture.from_weights("uniform", dict.fromkeys(c.domains, 1.0))
         elif reference == "natural":
-            ref = Mixture.from_weights("natural", natural_mixture(corpus_stats(c, tok, eng)))
+            counted = corpus_stats(c, tok, eng, skip_bad_rows=skip_bad_rows)
+            ref = Mixture.from_weights("natural", natural_mixture(counted))
         else:
             ref = read_mixture_ref(reference)
         streams = prepare_streams(
-            c, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=eng
-        )
+            c, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=eng,
+            skip_bad_rows=skip_bad_rows,
+        )  # fmt: skip
     result = run_doremi(streams, out, config, knobs, ref)
+    table = Table(title=f"DoReMi weights (time-averaged) → {out / 'mixture.json'}")
+    for col in ("domain", "reference", "DoReMi"):
+        table.add_column(col, justify="left" if col == "domain" else "right")
     for d, w in result.mixture.weights.items():
-        out_console.print(f"{d}: {w:.4f}")
-    out_console.print(f"wrote {out / 'mixture.json'} and {out / 'weights.csv'}")
+        table.add_row(d, f"{ref.weights.get(d, 0.0):.4f}", f"{w:.4f}")
+    out_console.print(table)
+    log(f"wrote {out / 'mixture.json'} and {out / 'weights.csv'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,25 +8,32 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import CorpusArg, engine, out_console, settings
+from mixlab.commands.common import (
+    DEFAULT_TOKENIZER,
+    CorpusArg,
+    SkipOpt,
+    TextFieldOpt,
+    TokenizerOpt,
+    engine,
+    key_values,
+    out_console,
+    settings,
+)
 from mixlab.commands.options import count_or_none
 from mixlab.errors import BadInput
 from mixlab.mixture import read_mixture_ref
 
 
 def _shares(values: list[str] | None, flag: str) -> dict[str, float] | None:
-    """Parse repeated `--min-share d=x` options into {domain: share}."""
+    """`--min-share code=0.1,wiki=0.05` (comma list, may be repeated) as {domain: share}."""
     if not values:
         return None
     out: dict[str, float] = {}
-    for value in values:
-        name, sep, share = value.partition("=")
+    for name, share in key_values(values, flag, example="wiki=0.1", form="DOMAIN=SHARE"):
         try:
-            if not sep or not name:
-                raise ValueError
-            out[name.strip()] = float(share)
+            out[name] = float(share)
         except ValueError:
-            raise BadInput(f"{flag} {value}: expected DOMAIN=SHARE, e.g. {flag} wiki=0.1") from None
+            raise BadInput(f"{flag} {name}={share}: expected DOMAIN=SHARE, e.g. {flag} wiki=0.1") from None
     return out
 
 
@@ -45,9 +52,7 @@ def score(
     clusters: Annotated[int | None, typer.Option(help="k-means clusters (default round(sqrt(N/10)))")] = None,
     separation: Annotated[str, typer.Option(help="Cluster separation: mean | nearest.")] = "mean",
     head: Annotated[str, typer.Option(help="Scorer head: ordinal | classification.")] = "ordinal",
-    tokenizer: Annotated[
-        str, typer.Option(help="Tokenizer for the tokens column (gpt2, bpe:N, ...).")
-    ] = "gpt2",
+    tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
     alpha: Annotated[float, typer.Option(help="α of the weight column: p = α·d + (1−α)·q.")] = 0.8,
     normalisation: Annotated[str, typer.Option(help="Normalisation of q and d: minmax | rank.")] = "minmax",
     llm_url: Annotated[
@@ -58,7 +63,8 @@ def score(
         str, typer.Option(help="Environment variable holding the API key.")
     ] = "OPENAI_API_KEY",
     llm_concurrency: Annotated[int, typer.Option(help="Concurrent requests to --llm-url.")] = 4,
-    skip_bad_rows: Annotated[bool, typer.Option(help="Skip malformed rows instead of failing.")] = False,
+    text_field: TextFieldOpt = "text",
+    skip_bad_rows: SkipOpt = False,
 ) -> None:
     """Score every document: quality (annotate a sample, train an ordinal scorer) and diversity (k-means).
 
@@ -67,6 +73,7 @@ def score(
 
     Example: mixlab score demo_corpus --quality heuristic --out scores.parquet
     """
+    from mixlab.corpus import Corpus
     from mixlab.samplemix.score import ScoreConfig, score_corpus
 
     options: dict = {}
@@ -90,7 +97,7 @@ def score(
         annotator_options=options,
     )
     with engine(ctx) as eng:
-        report = score_corpus(corpus, out, config, eng)
+        report = score_corpus(Corpus.open(corpus, text_field), out, config, eng)
     table = Table(title=f"{out}: {report['documents']:,} documents, {report['clusters']} clusters")
     for col in ("domain", "documents", "tokens", "mean quality (0-9)", "mean weight"):
         table.add_column(col, justify="left" if col == "domain" else "right")
@@ -135,16 +142,22 @@ def sample(
         ),
     ] = None,
     min_share: Annotated[
-        list[str] | None, typer.Option(help="DOMAIN=SHARE lower bound (repeatable).")
+        list[str] | None, typer.Option(help="Lower bounds DOMAIN=SHARE,DOMAIN=SHARE on the sample's shares.")
     ] = None,
     max_share: Annotated[
-        list[str] | None, typer.Option(help="DOMAIN=SHARE upper bound (repeatable).")
+        list[str] | None, typer.Option(help="Upper bounds DOMAIN=SHARE,DOMAIN=SHARE on the sample's shares.")
     ] = None,
+    text_field: TextFieldOpt = "text",
+    skip_bad_rows: Annotated[
+        bool,
+        typer.Option(help="Skip malformed rows instead of failing; give it where `score` had it."),
+    ] = False,
 ) -> None:
     """Draw documents by SampleMix counts c = ⌊r⌋ + Bernoulli(r − ⌊r⌋) under a token budget.
 
     Example: mixlab --seed 1 sample demo_corpus --scores scores.parquet --budget-tokens 2e6 --alpha 0.8 --out sample
     """
+    from mixlab.corpus import Corpus
     from mixlab.samplemix.sample import SampleConfig, sample_corpus
 
     target = None
@@ -159,9 +172,10 @@ def sample(
         min_share=_shares(min_share, "--min-share"),
         max_share=_shares(max_share, "--max-share"),
         seed=settings(ctx).seed,
+        skip_bad_rows=skip_bad_rows,
     )
     with engine(ctx) as eng:
-        summary = sample_corpus(corpus, scores, out, config, eng)
+        summary = sample_corpus(Corpus.open(corpus, text_field), scores, out, config, eng)
     table = Table(
         title=f"{out}: {summary['realised_tokens']:,} tokens for a budget of {summary['budget_tokens']:,.0f}"
     )

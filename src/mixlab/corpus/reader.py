@@ -251,11 +251,14 @@ class Corpus:
         return [s for d in domains for s in self.shards_by_domain[d]]
 
     def fingerprint(self) -> str:
-        """A cache key that changes when any shard's name, size or modification time changes."""
+        """A cache key that changes when any shard's name, size, modification time or text field changes
+        (the default field "text" adds nothing, so keys made before fields counted stay valid)."""
         h = hashlib.blake2b(digest_size=10)
         for shard in self.shards():
             st = os.stat(shard.path)
             h.update(f"{shard.domain}\x00{shard.name}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
+            if shard.text_field != "text":
+                h.update(f"field\x00{shard.text_field}\n".encode())
         return h.hexdigest()
 
 

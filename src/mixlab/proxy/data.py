@@ -187,7 +187,8 @@ def prepare_streams(
     """
     check_stream_options(val_tokens, max_tokens_per_domain)
     key = streams_key(corpus, tokenizer, val_tokens, max_tokens_per_domain, split_seed)
-    path = cache_dir("streams") / key
+    # streams read past bad rows are not those of the corpus: a later run without skipping must not reuse them
+    path = cache_dir("streams") / (key + ("-skipped-bad-rows" if skip_bad_rows else ""))
     if (path / "streams.json").is_file():
         return Streams.load(path)
     engine = engine or LocalEngine(1)

@@ -101,12 +101,13 @@ def run_sweep(
     max_tokens_per_domain: int | None = None,
     engine: Engine | None = None,
     on_step: Callable[[str, int], None] | None = None,
+    skip_bad_rows: bool = False,
 ) -> list[RunResult]:
     """Train one proxy run per mixture into `out` (resumable; see the module docstring).
 
     corpus: a Corpus or its path. mixtures: Mixtures or a mixtures.csv/.json path.
     config: training settings shared by every run (same seed → same initialisation for every mixture).
-    tokenizer, val_tokens, max_tokens_per_domain, engine: how the token streams are prepared
+    tokenizer, val_tokens, max_tokens_per_domain, engine, skip_bad_rows: how the token streams are prepared
         (`prepare_streams`; cached).
     on_step: called with (run name, completed steps) after every update.
     Returns the result of every mixture of the sweep, in `DIR/mixtures.csv` order.
@@ -126,8 +127,9 @@ def run_sweep(
         if not _SAFE_NAME.match(m.name):
             raise BadInput(f"mixture '{m.name}': run names may use letters, digits and . _ + = - only")
     streams = prepare_streams(
-        corpus, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=engine
-    )
+        corpus, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=engine,
+        skip_bad_rows=skip_bad_rows,
+    )  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_sweep_settings(

@@ -49,18 +49,21 @@ class SampleConfig:
     min_share: dict[str, float] | None = None
     max_share: dict[str, float] | None = None
     seed: int = 0
+    skip_bad_rows: bool = False
     bucket_bytes: int = 64 << 20
     rows_per_file: int = 100_000
 
 
-def _write_buckets(item: tuple[int, Shard, np.ndarray, pa.Array], tmp: str, n_buckets: int, seed: int) -> int:
+def _write_buckets(
+    item: tuple[int, Shard, np.ndarray, pa.Array], tmp: str, n_buckets: int, seed: int, skip_bad_rows: bool
+) -> int:
     """Write every document of a shard `count` times into random buckets; returns rows written."""
     index, shard, counts, shard_ids = item
     expected_ids = shard_ids.to_pylist()
     rng = np.random.default_rng([seed, index])
     rows: dict[int, dict[str, list]] = {}
     position = 0
-    for batch in read_shard(shard, skip_bad_rows=True):
+    for batch in read_shard(shard, skip_bad_rows=skip_bad_rows):
         n = len(batch.ids)
         if batch.ids != expected_ids[position : position + n]:
             j = next(
@@ -132,7 +135,7 @@ def _shard_items(corpus: Corpus, table: pa.Table, layout, scores_path, corpus_pa
 
 
 def sample_corpus(
-    corpus_path: str | os.PathLike[str],
+    corpus_path: Corpus | str | os.PathLike[str],
     scores_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
     config: SampleConfig,
@@ -143,10 +146,10 @@ def sample_corpus(
     Returns the summary (also `summary.json`): budget, realised tokens, domain distribution before (pool)
     and after (sample), per-domain budgets, the histogram of copies per document.
     """
-    corpus = Corpus.open(corpus_path)
+    corpus = corpus_path if isinstance(corpus_path, Corpus) else Corpus.open(corpus_path)
     engine = engine or LocalEngine(1)
     table, layout = read_scores(scores_path)
-    shard_rows = _shard_items(corpus, table, layout, scores_path, corpus_path)
+    shard_rows = _shard_items(corpus, table, layout, scores_path, corpus.root)
     # ids and domains stay Arrow arrays (no Python string per document); domains in order of appearance
     domain_col = table.column("domain").combine_chunks().dictionary_encode()
     domains = domain_col.dictionary.to_pylist()
@@ -180,7 +183,13 @@ def sample_corpus(
     out = Path(out)
     with atomic_dir(out) as tmp, ThreadPoolExecutor(1, thread_name_prefix="mixlab-plot") as background:
         buckets_dir = tmp / ".buckets"
-        fn = functools.partial(_write_buckets, tmp=str(buckets_dir), n_buckets=n_buckets, seed=config.seed)
+        fn = functools.partial(
+            _write_buckets,
+            tmp=str(buckets_dir),
+            n_buckets=n_buckets,
+            seed=config.seed,
+            skip_bad_rows=config.skip_bad_rows,
+        )
         # closing: an interrupt outside the map still stops the workers before the temporary directory goes
         with contextlib.closing(engine.imap(fn, items, "writing sampled documents")) as writing:
             written = next(writing, 0)  # every shard is queued on the workers now

@@ -241,7 +241,7 @@ def annotate_sample(
 
 
 def score_corpus(
-    corpus_path: str | os.PathLike[str],
+    corpus_path: Corpus | str | os.PathLike[str],
     out: str | os.PathLike[str],
     config: ScoreConfig = ScoreConfig(),
     engine: Engine | None = None,
@@ -252,7 +252,7 @@ def score_corpus(
     held-out metrics of both heads (ACC, MAE, MSE, close accuracy) and mean quality per domain.
     """
     config.check()
-    corpus = Corpus.open(corpus_path)
+    corpus = corpus_path if isinstance(corpus_path, Corpus) else Corpus.open(corpus_path)
     engine = engine or LocalEngine(1)
     out = Path(out)
     work = out.with_name(out.name + ".work")
@@ -294,7 +294,7 @@ def score_corpus(
     n_docs = sum(sizes)
     timings["embed_pass_s"], clock = time.perf_counter() - clock, time.perf_counter()
     if n_docs < 2:
-        raise BadInput(f"{corpus_path}: needs at least 2 documents to score, found {n_docs}")
+        raise BadInput(f"{corpus.root}: needs at least 2 documents to score, found {n_docs}")
 
     # annotate a uniform sample, compare heads on held-out annotations, fit the scorer
     texts = [c[3] for c in candidates]
