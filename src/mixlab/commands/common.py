@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mixlab.corpus.tokenizer import DEFAULT_TOKENIZER
 from mixlab.engine import Engine, get_engine
 from mixlab.errors import BadInput, MixlabWarning
 from mixlab.files import write_json
@@ -21,9 +22,6 @@ from mixlab.files import write_json
 CorpusArg = Annotated[
     Path, typer.Argument(help="Corpus directory (CORPUS/<domain>/*.jsonl|parquet) or manifest.")
 ]
-# One tokenizer for every verb by default, so token counts, entropies, sample budgets and proxy training are in
-# the same units: a BPE trained on the corpus itself (cached per corpus), small enough for CPU proxies.
-DEFAULT_TOKENIZER = "bpe:8192"
 TokenizerOpt = Annotated[
     str,
     typer.Option(

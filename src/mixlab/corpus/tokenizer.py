@@ -42,6 +42,11 @@ BYTE_LEVEL_CHUNKS = re.compile(f"[{_SPACE_CLASS}]*[^{_SPACE_CLASS}]+|[{_SPACE_CL
 MAX_CACHED_CHUNKS = 2_000_000
 
 
+# One tokenizer for every stage by default, so token counts, entropies, sample budgets and proxy training are in
+# the same units: a BPE trained on the corpus itself (cached per corpus), small enough for CPU proxies.
+DEFAULT_TOKENIZER = "bpe:8192"
+
+
 def cache_dir(*parts: str) -> Path:
     """mixlab's cache directory (`$MIXLAB_CACHE`, default ~/.cache/mixlab), created on demand."""
     base = Path(os.environ.get("MIXLAB_CACHE") or Path.home() / ".cache" / "mixlab")

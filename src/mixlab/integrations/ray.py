@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mixlab.corpus.reader import Corpus, read_shard
-from mixlab.corpus.tokenizer import Tokenizer, load_tokenizer
+from mixlab.corpus.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
 from mixlab.errors import BadInput
 from mixlab.exports.hf import document_probabilities
 from mixlab.mixture import Mixture
@@ -51,7 +51,7 @@ def mixed_dataset(
     mixture: Mixture,
     *,
     mean_tokens: Mapping[str, float] | None = None,
-    tokenizer: Tokenizer | str = "gpt2",
+    tokenizer: Tokenizer | str = DEFAULT_TOKENIZER,
     tokens_column: str = "n_tokens",
     rows_per_block: int = 8,
     text_field: str = "text",

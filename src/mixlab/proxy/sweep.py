@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mixlab.corpus import Corpus, Tokenizer, load_tokenizer
+from mixlab.corpus.tokenizer import DEFAULT_TOKENIZER
 from mixlab.engine import Engine
 from mixlab.errors import BadInput
 from mixlab.files import write_json
@@ -96,7 +97,7 @@ def run_sweep(
     out: str | os.PathLike[str],
     config: TrainConfig | None = None,
     *,
-    tokenizer: Tokenizer | str = "bpe:8192",
+    tokenizer: Tokenizer | str = DEFAULT_TOKENIZER,
     val_tokens: int = 8192,
     max_tokens_per_domain: int | None = None,
     engine: Engine | None = None,

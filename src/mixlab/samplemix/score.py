@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mixlab.corpus import Corpus, Shard, load_tokenizer, read_shard
+from mixlab.corpus.tokenizer import DEFAULT_TOKENIZER
 from mixlab.embed import get_embedder
 from mixlab.engine import Engine, LocalEngine
 from mixlab.errors import BadInput
@@ -62,7 +63,7 @@ class ScoreConfig:
     embedder: str = "static"
     clusters: int | None = None
     separation: str = "mean"
-    tokenizer: str = "gpt2"
+    tokenizer: str = DEFAULT_TOKENIZER
     head: str = "ordinal"
     alpha: float = 0.8
     normalisation: str = "minmax"
