@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mixlab.commands.common import out_console, settings
+from mixlab.commands.common import SkipOpt, TextFieldOpt, out_console, settings
 from mixlab.commands.options import either, renamed
 from mixlab.errors import BadInput
 from mixlab.progress import log
@@ -41,6 +41,8 @@ def demo(
     max_mb_per_domain: Annotated[
         float | None, typer.Option(help="Cap of the built demo corpus per domain (MB).")
     ] = None,
+    text_field: TextFieldOpt = "text",
+    skip_bad_rows: SkipOpt = False,
 ) -> None:
     """Run both papers' recipes end to end and compare them: corpus stats, entropy mixtures, a proxy sweep,
     mixing-law fits and protocols, the BiMix optimum, DoReMi, SampleMix and the hybrid, one evaluation model per
@@ -57,7 +59,7 @@ def demo(
         out, quick=quick, corpus=corpus, seed=s.seed, workers=s.workers, engine=s.engine,
         ray_address=s.ray_address,
         tokenizer=tokenizer, seeds=seed_tuple, eval_tokens=eval_tokens, sweep_tokens=sweep_tokens,
-        max_mb_per_domain=max_mb_per_domain,
+        max_mb_per_domain=max_mb_per_domain, text_field=text_field, skip_bad_rows=skip_bad_rows,
     )  # fmt: skip
     table = Table(title="mean validation loss over domains (nats) of one evaluation model per method")
     for col in ("method", "mean loss", "± std over seeds", "seeds"):

@@ -70,6 +70,10 @@ class DemoConfig:
     )
     tokens_per_second: float = 15_000.0  # first guess of proxy training speed; corrected as runs finish
     compared_laws: tuple[str, ...] | None = None  # laws ranked by k-fold on the sweep (None: every law)
+    text_field: str = "text"  # the JSON field holding a document's text (a user corpus)
+    skip_bad_rows: bool = (
+        False  # skip malformed rows of a user corpus (counted by each verb) instead of failing
+    )
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -213,6 +217,17 @@ class Demo:
             args += ["--max-mb-per-domain", self.config.max_mb_per_domain]
         self.cli(*args)
 
+    def corpus_options(self) -> list[str]:
+        """How every verb that reads the corpus reads it: the text field, and whether bad rows are skipped."""
+        return ["--text-field", self.config.text_field] + (
+            ["--skip-bad-rows"] if self.config.skip_bad_rows else []
+        )
+
+    def open_corpus(self) -> Any:
+        from mixlab.corpus import Corpus
+
+        return Corpus.open(self.corpus_path, text_field=self.config.text_field)
+
     @property
     def tokenizer(self) -> str:
         """The tokenizer spec every stage uses: a trained BPE is saved once as OUT/tokenizer.json."""
@@ -220,15 +235,16 @@ class Demo:
         return str(saved) if saved.exists() else self.config.tokenizer
 
     def stage_stats(self) -> None:
-        from mixlab.corpus import Corpus, load_tokenizer, natural_mixture
+        from mixlab.corpus import load_tokenizer, natural_mixture
 
         if self.config.tokenizer.startswith("bpe:") and not self.p("tokenizer.json").exists():
-            trained = load_tokenizer(self.config.tokenizer, corpus=Corpus.open(self.corpus_path))
+            trained = load_tokenizer(self.config.tokenizer, corpus=self.open_corpus())
             with atomic_path(self.p("tokenizer.json")) as tmp:
                 trained.hf.save(str(tmp))
 
         stats_path = self.p("stats", "corpus_stats.json")
-        self.cli("corpus", "stats", self.corpus_path, "--tokenizer", self.tokenizer, "--json", stats_path)
+        self.cli("corpus", "stats", self.corpus_path, *self.corpus_options(), "--tokenizer", self.tokenizer,
+                 "--json", stats_path)  # fmt: skip
         stats = json.loads(stats_path.read_text(encoding="utf-8"))
         write_mixture_json(
             self.p("stats", "natural.json"), Mixture.from_weights("natural", natural_mixture(stats))
@@ -236,7 +252,7 @@ class Demo:
         write_json(self.p("stats", "available.json"), {d: v["tokens"] for d, v in stats["domains"].items()})
 
     def stage_entropy(self) -> None:
-        args = ["entropy", self.corpus_path, "--out", self.p("entropy"), "--tokenizer", self.tokenizer,
+        args = ["entropy", self.corpus_path, *self.corpus_options(), "--out", self.p("entropy"), "--tokenizer", self.tokenizer,
                 "--measures", ",".join(ENTROPY_MIXTURES), "--embedder", "static"]  # fmt: skip
         if self.config.entropy_max_tokens:
             args += ["--max-tokens-per-domain", self.config.entropy_max_tokens]
@@ -248,7 +264,7 @@ class Demo:
     def proxy_args(self, tokens: int) -> list[Any]:
         """Options shared by `sweep` and `doremi`: the same tokenizer, model and validation sets everywhere."""
         c = self.config
-        return ["--tokenizer", self.tokenizer, "--model", c.model, "--seq-len", c.seq_len, "--batch-size",
+        return [*self.corpus_options(), "--tokenizer", self.tokenizer, "--model", c.model, "--seq-len", c.seq_len, "--batch-size",
                 c.batch_size, "--val-tokens", c.val_tokens, "--tokens-per-run", tokens]  # fmt: skip
 
     def stage_sweep(self) -> None:
@@ -335,8 +351,16 @@ class Demo:
         scores = self.p("samplemix", "scores.parquet")
         if not scores.exists():
             annotate = ["--annotate-n", c.annotate_documents] if c.annotate_documents else []
-            self.cli("score", self.corpus_path, "--tokenizer", self.tokenizer, *annotate, "--out", scores)
-        common = [self.corpus_path, "--scores", scores, "--budget-tokens", c.eval_tokens]
+            self.cli("score", self.corpus_path, *self.corpus_options(), "--tokenizer", self.tokenizer, *annotate,
+                     "--out", scores)  # fmt: skip
+        common = [
+            self.corpus_path,
+            *self.corpus_options(),
+            "--scores",
+            scores,
+            "--budget-tokens",
+            c.eval_tokens,
+        ]
         if not self.p("samplemix", "sample", "summary.json").exists():
             self.cli("sample", *common, "--out", self.p("samplemix", "sample"))
         if not self.p("samplemix", "hybrid", "summary.json").exists():
@@ -367,14 +391,15 @@ class Demo:
                            evals=c.eval_evals, seed=seed)  # fmt: skip
 
     def base_streams(self) -> Any:
-        from mixlab.corpus import Corpus, load_tokenizer
+        from mixlab.corpus import load_tokenizer
         from mixlab.engine import get_engine
         from mixlab.proxy import prepare_streams
 
-        corpus = Corpus.open(self.corpus_path)
+        corpus = self.open_corpus()
         tokenizer = load_tokenizer(self.tokenizer, corpus=corpus)
         with get_engine(self.engine, self.workers, self.ray_address) as eng:
-            streams = prepare_streams(corpus, tokenizer, val_tokens=self.config.val_tokens, engine=eng)
+            streams = prepare_streams(corpus, tokenizer, val_tokens=self.config.val_tokens, engine=eng,
+                                      skip_bad_rows=self.config.skip_bad_rows)  # fmt: skip
         return streams, tokenizer
 
     def stage_compare(self) -> None:
