@@ -11,6 +11,14 @@ Layout of a sweep directory:
 Resuming: at start `runs.csv` is rebuilt from the finished runs' `meta.json` and the partial runs'
 checkpoints (so rows appended after the last checkpoint, or a line torn by a kill, disappear and are
 recomputed identically), finished runs are skipped, partial runs continue from their checkpoint.
+
+Where runs train: in this process one after another (the local engine; rows appended as each evaluation
+is made), or one task per run on a cluster (`--engine ray`: each task holds `threads` CPUs, and one GPU
+when the run's device is CUDA — or `auto` on a cluster with GPUs). A task reads the prepared streams
+and writes its run directory by path, so on a multi-machine cluster the stream cache (MIXLAB_CACHE) and
+the sweep directory must be on a disk every node sees. A task whose worker dies is retried by Ray and
+resumes from the run's checkpoint. runs.csv is rewritten in mixture order as runs finish, so it is the
+same file whatever order the tasks finish in, and the same as a local sweep's under the same seed.
 """
 
 from __future__ import annotations
@@ -25,11 +33,13 @@ from typing import Any
 
 from mixlab.corpus import Corpus, Tokenizer, load_tokenizer
 from mixlab.engine import Engine
+from mixlab.engine.base import TaskResources
 from mixlab.errors import BadInput
 from mixlab.files import write_json
 from mixlab.mixture import Mixture, read_mixtures, write_mixtures
 from mixlab.progress import log
 from mixlab.proxy.data import Streams, prepare_streams
+from mixlab.proxy.model import default_threads
 from mixlab.proxy.train import META, RunResult, TrainConfig, read_checkpoint, train_run
 from mixlab.runs import RunsAppender
 
@@ -108,7 +118,8 @@ def run_sweep(
     config: training settings shared by every run (same seed → same initialisation for every mixture).
     tokenizer, val_tokens, max_tokens_per_domain, engine: how the token streams are prepared
         (`prepare_streams`; cached).
-    on_step: called with (run name, completed steps) after every update.
+    on_step: called with (run name, completed steps) after every update (only where runs train in this
+        process: not on a cluster).
     Returns the result of every mixture of the sweep, in `DIR/mixtures.csv` order.
     """
     config = config or TrainConfig()
@@ -143,20 +154,105 @@ def run_sweep(
     )
     everything = _merge_mixtures(out, mixtures, streams.domains)
     write_mixtures(out / "mixtures.csv", everything, streams.domains)
-    return _train_all(streams, everything, config, out, on_step)
+    records = {m.name: _run_record(out / "runs" / m.name) for m in everything}
+    everything = [_as_trained(m, records[m.name][0], streams.domains) for m in everything]
+    histories = {name: history for name, (_, history) in records.items()}
+    if engine is None or engine.tasks_in_process:
+        results = _train_here(streams, everything, config, out, histories, on_step)
+    else:
+        results = _train_on_tasks(engine, streams, everything, config, out, histories)
+    # Canonical at the end: a resumed sweep may have had several partial runs (a cluster trains runs at
+    # the same time), whose rows this process appended after later runs' rows.
+    _write_runs_csv(out, {r.name: r.history for r in results})
+    return results
 
 
-def _train_all(
+def _write_runs_csv(out: Path, histories: dict[str, Sequence[dict[str, Any]]]) -> None:
+    """runs.csv rewritten atomically: the rows of `histories` ({run: eval history}) in their order."""
+    RunsAppender(out / "runs.csv", histories)
+
+
+def run_resources(config: TrainConfig, engine: Engine) -> TaskResources:
+    """What a task training under `config` holds on `engine`: its threads as CPUs, and one GPU when it
+    trains on CUDA (device cuda[:N], or auto where the engine's tasks can have a GPU)."""
+    on_gpu = config.device.startswith("cuda") or (config.device == "auto" and engine.task_gpus() > 0)
+    return TaskResources(cpus=config.threads or default_threads(), gpus=1 if on_gpu else 0)
+
+
+def _train_task(streams_path: Path, config: TrainConfig, job: tuple[Mixture, Path]) -> RunResult:
+    """One run of a sweep, where a cluster placed it: the streams and the run directory by path."""
+    mixture, run_dir = job
+    if not (streams_path / "streams.json").is_file():
+        raise BadInput(
+            f"{streams_path}: the sweep's prepared streams are not on this node; on a cluster the stream "
+            "cache (MIXLAB_CACHE) and the sweep's `out` must be on a disk every node sees"
+        )
+    return train_run(Streams.load(streams_path), mixture, config, run_dir)
+
+
+def _train_on_tasks(
+    engine: Engine,
     streams: Streams,
     mixtures: Sequence[Mixture],
     config: TrainConfig,
     out: Path,
+    histories: dict[str, Sequence[dict[str, Any]]],
+) -> list[RunResult]:
+    """One engine task per run not yet done, all at once; runs.csv rewritten in mixture order as each run
+    finishes."""
+    _write_runs_csv(out, histories)
+    results = [_finished_run(out / "runs" / m.name, m, config, streams.domains) for m in mixtures]
+    todo = [i for i, r in enumerate(results) if r is None]
+    resources = run_resources(config, engine)
+    log(
+        f"{len(todo)} of {len(mixtures)} runs to train, as tasks of {resources.cpus} CPU(s)"
+        + (f" and {resources.gpus} GPU(s)" if resources.gpus else "")
+        + " each"
+    )
+    finished = engine.imap_tasks(
+        functools.partial(_train_task, streams.path, config),
+        [(mixtures[i], out / "runs" / mixtures[i].name) for i in todo],
+        resources,
+        names=[f"sweep run {mixtures[i].name}" for i in todo],
+        description="sweep runs",
+    )
+    for done, (k, result) in enumerate(finished, start=1):
+        log(f"[{done}/{len(todo)}] run {result.name} finished")
+        results[todo[k]] = result
+        histories[result.name] = result.history
+        _write_runs_csv(out, histories)
+    return [r for r in results if r is not None]
+
+
+def _finished_run(
+    run_dir: Path, mixture: Mixture, config: TrainConfig, domains: Sequence[str]
+) -> RunResult | None:
+    """The result of a run already done under `config` on `mixture` (what `train_run` returns for it without
+    training), or None: the run still needs a task."""
+    meta_path = run_dir / META
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    weights = [float(w) for w in mixture.vector(domains)]
+    if (
+        meta.get("status") != "done"
+        or meta.get("config") != config.to_dict()
+        or meta.get("weights") != weights
+    ):
+        return None
+    return RunResult(mixture.name, meta["losses"], meta["history"], meta, steps_trained=0)
+
+
+def _train_here(
+    streams: Streams,
+    mixtures: Sequence[Mixture],
+    config: TrainConfig,
+    out: Path,
+    histories: dict[str, Sequence[dict[str, Any]]],
     on_step: Callable[[str, int], None] | None,
 ) -> list[RunResult]:
+    """The runs one after another in this process, rows appended to runs.csv as evaluations are made."""
     results = []
-    records = {m.name: _run_record(out / "runs" / m.name) for m in mixtures}
-    mixtures = [_as_trained(m, records[m.name][0], streams.domains) for m in mixtures]
-    histories = {name: history for name, (_, history) in records.items()}
     with RunsAppender(out / "runs.csv", histories) as runs_csv:
         for i, m in enumerate(mixtures, start=1):
             log(f"[{i}/{len(mixtures)}] run {m.name}")
