@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 RUNS = ("first", "second", "third")
 MIXTURES = "name,code,prose,tests\nfirst,0.6,0.2,0.2\nsecond,0.2,0.6,0.2\nthird,0.2,0.2,0.6\n"
-# 40 steps of 8 x 32 tokens, 4 evaluations: a second or so a run on idle cores, killed between two
+# 40 steps of 8 x 32 tokens, 4 evaluations (local_runs has the same settings): a second or so a run on
+# idle cores, killed between two evaluations
 TRAIN = ["--model", "tiny", "--tokenizer", "bpe:512", "--tokens-per-run", "10240", "--seq-len", "32"]
 TRAIN += ["--batch-size", "8", "--evals", "4", "--val-tokens", "512", "--threads", "1", "--precision", "fp32"]
 
@@ -49,8 +50,16 @@ def sweep(inputs, out: Path, *engine: str) -> subprocess.CompletedProcess[str]: 
 
 @pytest.fixture(scope="module")
 def local_runs(inputs, tmp_path_factory: pytest.TempPathFactory) -> bytes:  # noqa: ANN001
+    """runs.csv of the same sweep on the local engine, run in this process (no second torch start-up)."""
+    from mixlab.proxy import TrainConfig, run_sweep
+
+    corpus, mixtures, env = inputs
     out = tmp_path_factory.mktemp("local") / "sweep"
-    sweep(inputs, out, "--workers", "1")
+    config = TrainConfig(seed=3, tokens=10240, seq_len=32, batch_size=8, evals=4, threads=1, precision="fp32")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MIXLAB_CACHE", env["MIXLAB_CACHE"])
+        mp.setenv("MIXLAB_QUIET", "1")
+        run_sweep(corpus, mixtures, out, config, tokenizer="bpe:512", val_tokens=512)
     return (out / "runs.csv").read_bytes()
 
 
@@ -117,3 +126,18 @@ def test_a_run_whose_worker_is_killed_resumes_and_runs_csv_is_unchanged(
     assert again.stdout.count("(already done)") == len(RUNS), again.stdout
     assert "0 of 3 runs to train" in again.stderr
     assert (out / "runs.csv").read_bytes() == local_runs
+
+
+def test_runs_no_node_can_hold_are_refused_before_anything_is_written(
+    cluster: Cluster,  # noqa: F811
+    inputs,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    corpus, mixtures, env = inputs
+    out = tmp_path / "sweep"
+    args = ["--engine", "ray", "--ray-address", cluster.address, "sweep", str(corpus), "--mixtures"]
+    args += [str(mixtures), "--out", str(out), *TRAIN[:-4], "--threads", "2"]
+    result = run_mixlab(*args, env=env, timeout=240)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "task of 2 CPU(s)" in result.stderr and "--threads" in result.stderr, result.stderr[-3000:]
+    assert not out.exists()

@@ -64,6 +64,9 @@ class Engine(ABC):
         for i, item in enumerate(items):
             yield i, fn(item)
 
+    def check_resources(self, resources: TaskResources) -> None:  # noqa: B027 - nothing held here
+        """BadInput when no place this engine runs tasks can hold `resources` (here: nothing to hold)."""
+
     def task_gpus(self) -> int:
         """How many GPUs this engine's tasks can be given (0 where tasks run in this process: it has
         whatever devices this machine has, and holds none of them for a task)."""

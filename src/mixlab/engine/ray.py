@@ -197,7 +197,7 @@ class RayEngine(Engine):
         if not items:
             return
         resources = resources or TaskResources()
-        self._check_placeable(resources)
+        self.check_resources(resources)
         remote = ray.remote(
             num_cpus=resources.cpus,
             num_gpus=resources.gpus,
@@ -220,7 +220,7 @@ class RayEngine(Engine):
 
         return int(ray.cluster_resources().get("GPU", 0))
 
-    def _check_placeable(self, resources: TaskResources) -> None:
+    def check_resources(self, resources: TaskResources) -> None:
         """BadInput when no live node has the CPUs and GPUs one task asks for (Ray would wait forever)."""
         import ray
 

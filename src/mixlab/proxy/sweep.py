@@ -123,6 +123,13 @@ def run_sweep(
     Returns the result of every mixture of the sweep, in `DIR/mixtures.csv` order.
     """
     config = config or TrainConfig()
+    on_tasks = engine is not None and not engine.tasks_in_process
+    resources = run_resources(config, engine) if on_tasks else None
+    if resources is not None:
+        try:
+            engine.check_resources(resources)
+        except BadInput as exc:
+            raise BadInput(f"{exc}: a run's task holds `threads` CPU(s) (one GPU for CUDA)") from None
     corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
     if not isinstance(mixtures, Sequence) or isinstance(mixtures, str):
         mixtures = read_mixtures(mixtures)
@@ -157,10 +164,10 @@ def run_sweep(
     records = {m.name: _run_record(out / "runs" / m.name) for m in everything}
     everything = [_as_trained(m, records[m.name][0], streams.domains) for m in everything]
     histories = {name: history for name, (_, history) in records.items()}
-    if engine is None or engine.tasks_in_process:
+    if resources is None:
         results = _train_here(streams, everything, config, out, histories, on_step)
     else:
-        results = _train_on_tasks(engine, streams, everything, config, out, histories)
+        results = _train_on_tasks(engine, resources, streams, everything, config, out, histories)
     # Canonical at the end: a resumed sweep may have had several partial runs (a cluster trains runs at
     # the same time), whose rows this process appended after later runs' rows.
     _write_runs_csv(out, {r.name: r.history for r in results})
@@ -192,6 +199,7 @@ def _train_task(streams_path: Path, config: TrainConfig, job: tuple[Mixture, Pat
 
 def _train_on_tasks(
     engine: Engine,
+    resources: TaskResources,
     streams: Streams,
     mixtures: Sequence[Mixture],
     config: TrainConfig,
@@ -203,7 +211,6 @@ def _train_on_tasks(
     _write_runs_csv(out, histories)
     results = [_finished_run(out / "runs" / m.name, m, config, streams.domains) for m in mixtures]
     todo = [i for i, r in enumerate(results) if r is None]
-    resources = run_resources(config, engine)
     log(
         f"{len(todo)} of {len(mixtures)} runs to train, as tasks of {resources.cpus} CPU(s)"
         + (f" and {resources.gpus} GPU(s)" if resources.gpus else "")
