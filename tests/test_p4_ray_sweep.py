@@ -6,6 +6,7 @@ is killed in the middle of the run (Ray retries the task, which resumes from the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -26,8 +27,9 @@ RUNS = ("first", "second", "third")
 MIXTURES = "name,code,prose,tests\nfirst,0.6,0.2,0.2\nsecond,0.2,0.6,0.2\nthird,0.2,0.2,0.6\n"
 # 40 steps of 8 x 32 tokens, 4 evaluations (local_runs has the same settings): a second or so a run on
 # idle cores, killed between two evaluations
-TRAIN = ["--model", "tiny", "--tokenizer", "bpe:512", "--tokens-per-run", "10240", "--seq-len", "32"]
-TRAIN += ["--batch-size", "8", "--evals", "4", "--val-tokens", "512", "--threads", "1", "--precision", "fp32"]
+PROXY = ["--model", "tiny", "--tokenizer", "bpe:512", "--tokens-per-run", "10240", "--seq-len", "32"]
+PROXY += ["--batch-size", "8", "--val-tokens", "512", "--threads", "1", "--precision", "fp32"]
+TRAIN = [*PROXY, "--evals", "4"]
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +138,53 @@ def test_runs_no_node_can_hold_are_refused_before_anything_is_written(
     corpus, mixtures, env = inputs
     out = tmp_path / "sweep"
     args = ["--engine", "ray", "--ray-address", cluster.address, "sweep", str(corpus), "--mixtures"]
-    args += [str(mixtures), "--out", str(out), *TRAIN[:-4], "--threads", "2"]
+    args += [str(mixtures), "--out", str(out), *TRAIN, "--threads", "2"]  # the last --threads counts
     result = run_mixlab(*args, env=env, timeout=240)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "task of 2 CPU(s)" in result.stderr and "--threads" in result.stderr, result.stderr[-3000:]
     assert not out.exists()
+
+
+def watch_for_task(ray_cluster: Cluster, title: str, stop: threading.Event, seen: list[int]) -> None:
+    """Note the pid of a process of the cluster whose title is `title` (a task running), until `stop`."""
+    while not stop.is_set() and not seen:
+        for proc in ray_cluster.processes():
+            with contextlib.suppress(psutil.Error):
+                if " ".join(proc.cmdline()).strip() == title:
+                    seen.append(proc.pid)
+        time.sleep(0.05)
+
+
+def test_doremi_on_the_cluster_is_one_task_with_the_local_weights(
+    cluster: Cluster,  # noqa: F811
+    inputs,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    from mixlab.corpus import Corpus, load_tokenizer
+    from mixlab.proxy import TrainConfig, prepare_streams
+    from mixlab.proxy.doremi import run_doremi
+
+    corpus, _, env = inputs
+    config = TrainConfig(seed=3, tokens=10240, seq_len=32, batch_size=8, evals=1, threads=1, precision="fp32")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MIXLAB_CACHE", env["MIXLAB_CACHE"])
+        mp.setenv("MIXLAB_QUIET", "1")
+        c = Corpus.open(corpus)
+        streams = prepare_streams(c, load_tokenizer("bpe:512", corpus=c), val_tokens=512)
+        local = run_doremi(streams, tmp_path / "local", config)
+    stop, seen = threading.Event(), []
+    watcher = threading.Thread(target=watch_for_task, args=(cluster, "ray::doremi", stop, seen), daemon=True)
+    watcher.start()
+    try:
+        args = ["--seed", "3", "--engine", "ray", "--ray-address", cluster.address, "doremi", str(corpus)]
+        result = run_mixlab(*args, "--out", str(tmp_path / "ray"), *PROXY, env=env, timeout=240)
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert seen, "no `doremi` task ran on the cluster"
+    for name in ("mixture.json", "weights.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    ray_meta = json.loads((tmp_path / "ray" / "doremi.json").read_text())
+    assert ray_meta["reference_losses"] == local.meta["reference_losses"]
+    assert ray_meta["proxy_losses"] == local.meta["proxy_losses"]

@@ -191,7 +191,7 @@ def doremi(
         streams = prepare_streams(
             c, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=eng
         )
-    result = run_doremi(streams, out, config, knobs, ref)
+        result = run_doremi(streams, out, config, knobs, ref, engine=eng)
     for d, w in result.mixture.weights.items():
         out_console.print(f"{d}: {w:.4f}")
     out_console.print(f"wrote {out / 'mixture.json'} and {out / 'weights.csv'}")

@@ -124,12 +124,7 @@ def run_sweep(
     """
     config = config or TrainConfig()
     on_tasks = engine is not None and not engine.tasks_in_process
-    resources = run_resources(config, engine) if on_tasks else None
-    if resources is not None:
-        try:
-            engine.check_resources(resources)
-        except BadInput as exc:
-            raise BadInput(f"{exc}: a run's task holds `threads` CPU(s) (one GPU for CUDA)") from None
+    resources = checked_run_resources(config, engine) if on_tasks else None
     corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
     if not isinstance(mixtures, Sequence) or isinstance(mixtures, str):
         mixtures = read_mixtures(mixtures)
@@ -186,15 +181,31 @@ def run_resources(config: TrainConfig, engine: Engine) -> TaskResources:
     return TaskResources(cpus=config.threads or default_threads(), gpus=1 if on_gpu else 0)
 
 
-def _train_task(streams_path: Path, config: TrainConfig, job: tuple[Mixture, Path]) -> RunResult:
-    """One run of a sweep, where a cluster placed it: the streams and the run directory by path."""
-    mixture, run_dir = job
-    if not (streams_path / "streams.json").is_file():
+def checked_run_resources(config: TrainConfig, engine: Engine) -> TaskResources:
+    """`run_resources`, refused (BadInput) where no place of `engine` can hold them."""
+    resources = run_resources(config, engine)
+    try:
+        engine.check_resources(resources)
+    except BadInput as exc:
+        raise BadInput(f"{exc}: a run's task holds `threads` CPU(s) (one GPU for CUDA)") from None
+    return resources
+
+
+def streams_on_this_node(path: Path) -> Streams:
+    """The streams prepared at `path` by the driver, loaded where a cluster placed a task (by path: no
+    arrays travel with the task)."""
+    if not (path / "streams.json").is_file():
         raise BadInput(
-            f"{streams_path}: the sweep's prepared streams are not on this node; on a cluster the stream "
-            "cache (MIXLAB_CACHE) and the sweep's `out` must be on a disk every node sees"
+            f"{path}: the prepared streams are not on this node; on a cluster the stream cache "
+            "(MIXLAB_CACHE) and the output directory must be on a disk every node sees"
         )
-    return train_run(Streams.load(streams_path), mixture, config, run_dir)
+    return Streams.load(path)
+
+
+def _train_task(streams_path: Path, config: TrainConfig, job: tuple[Mixture, Path]) -> RunResult:
+    """One run of a sweep, where a cluster placed it."""
+    mixture, run_dir = job
+    return train_run(streams_on_this_node(streams_path), mixture, config, run_dir)
 
 
 def _train_on_tasks(
