@@ -27,7 +27,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -202,10 +202,35 @@ def streams_on_this_node(path: Path) -> Streams:
     return Streams.load(path)
 
 
-def _train_task(streams_path: Path, config: TrainConfig, job: tuple[Mixture, Path]) -> RunResult:
-    """One run of a sweep, where a cluster placed it."""
-    mixture, run_dir = job
-    return train_run(streams_on_this_node(streams_path), mixture, config, run_dir)
+def _train_task(
+    eval_domains: Sequence[str] | None, job: tuple[Path, Mixture, TrainConfig, Path]
+) -> RunResult:
+    """One proxy run where the engine placed it: streams and run directory by path."""
+    streams_path, mixture, config, run_dir = job
+    return train_run(streams_on_this_node(streams_path), mixture, config, run_dir, eval_domains=eval_domains)
+
+
+def train_runs(
+    engine: Engine,
+    runs: Sequence[tuple[Streams, Mixture, TrainConfig, Path]],
+    *,
+    eval_domains: Sequence[str] | None = None,
+    label: str = "run",
+) -> Iterator[tuple[int, RunResult]]:
+    """`train_run` of each (streams, mixture, config, run directory) as one task of `engine` — one after
+    another in this process on the local engine, at the same time on a cluster — yielding (index, result)
+    as each finishes. Each task holds `run_resources` of the first run's config; `label` + the mixture's
+    name labels it. Runs resume from their checkpoints; done runs return without training."""
+    if not runs:
+        return
+    resources = checked_run_resources(runs[0][2], engine)
+    yield from engine.imap_tasks(
+        functools.partial(_train_task, eval_domains),
+        [(streams.path, mixture, config, Path(run_dir)) for streams, mixture, config, run_dir in runs],
+        resources,
+        names=[f"{label} {mixture.name}" for _, mixture, _, _ in runs],
+        description=f"{label}s",
+    )
 
 
 def _train_on_tasks(
@@ -227,14 +252,8 @@ def _train_on_tasks(
         + (f" and {resources.gpus} GPU(s)" if resources.gpus else "")
         + " each"
     )
-    finished = engine.imap_tasks(
-        functools.partial(_train_task, streams.path, config),
-        [(mixtures[i], out / "runs" / mixtures[i].name) for i in todo],
-        resources,
-        names=[f"sweep run {mixtures[i].name}" for i in todo],
-        description="sweep runs",
-    )
-    for done, (k, result) in enumerate(finished, start=1):
+    runs = [(streams, mixtures[i], config, out / "runs" / mixtures[i].name) for i in todo]
+    for done, (k, result) in enumerate(train_runs(engine, runs, label="sweep run"), start=1):
         log(f"[{done}/{len(todo)}] run {result.name} finished")
         results[todo[k]] = result
         histories[result.name] = result.history
