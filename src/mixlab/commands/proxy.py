@@ -217,7 +217,7 @@ def doremi(
             c, tok, val_tokens=val_tokens, max_tokens_per_domain=max_tokens_per_domain, engine=eng,
             skip_bad_rows=skip_bad_rows,
         )  # fmt: skip
-    result = run_doremi(streams, out, config, knobs, ref)
+        result = run_doremi(streams, out, config, knobs, ref, engine=eng)
     table = Table(title=f"DoReMi weights (time-averaged) → {out / 'mixture.json'}")
     for col in ("domain", "reference", "DoReMi"):
         table.add_column(col, justify="left" if col == "domain" else "right")

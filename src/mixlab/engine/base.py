@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+@dataclass(frozen=True)
+class TaskResources:
+    """What one task holds while it runs: CPU cores (its threads) and GPUs. A cluster places the task on a
+    node where they are free; an engine whose tasks run in this process holds nothing for them."""
+
+    cpus: int = 1
+    gpus: int = 0
+
+
 class Engine(ABC):
     """Runs `fn` over items (usually shards) and hands results back in input order."""
 
     name: str = "engine"
+    # Whether `imap_tasks` runs its tasks here, one after another (callbacks and progress then work as in
+    # any local call); False where tasks run in other processes (a cluster).
+    tasks_in_process: bool = True
 
     @abstractmethod
     def imap(self, fn: Callable[[T], R], items: Sequence[T], description: str = "") -> Iterator[R]:
@@ -35,6 +48,29 @@ class Engine(ABC):
         for result in self.imap(fn, items, description):
             acc = result if acc is None else merge(acc, result)
         return acc
+
+    def imap_tasks(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        resources: TaskResources | None = None,
+        names: Sequence[str] | None = None,
+        description: str = "",
+    ) -> Iterator[tuple[int, R]]:
+        """Run fn(item) as one whole task per item (a training run, not a shard), each task holding
+        `resources` (default: one CPU); yield (index of the item, result) as each task finishes, in any
+        order on a cluster. `names` label the tasks (a cluster's process titles and task lists).
+        Here: in this process, in input order."""
+        for i, item in enumerate(items):
+            yield i, fn(item)
+
+    def check_resources(self, resources: TaskResources) -> None:  # noqa: B027 - nothing held here
+        """BadInput when no place this engine runs tasks can hold `resources` (here: nothing to hold)."""
+
+    def task_gpus(self) -> int:
+        """How many GPUs this engine's tasks can be given (0 where tasks run in this process: it has
+        whatever devices this machine has, and holds none of them for a task)."""
+        return 0
 
     def close(self) -> None:  # noqa: B027 - engines without resources need nothing
         """Release workers or cluster connections."""

@@ -1,9 +1,12 @@
-"""The Ray Data engine: the same map over shards, run as Ray Data tasks on a local or remote cluster.
+"""The Ray engine: the same map over shards, run as Ray Data tasks on a local or remote cluster, and
+whole tasks (a training run each) as plain Ray tasks holding the CPUs and GPUs they ask for.
 
 `ray_address=None` starts a private local Ray runtime; "auto" or "ray://host:port" / "host:port" joins an
 existing cluster (started with `ray start --head`). Workers must have mixlab installed (same venv).
 Tasks that die with their worker are retried (Ray Data retries system failures by default), so a lost
 node does not lose the pass; mixlab errors raised in a task (BadInput) are not retried but re-raised.
+Whole tasks (`imap_tasks`) are retried the same way, up to TASK_RETRIES times each: a task must be
+safe to run again (a sweep run resumes from its checkpoint).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from mixlab.engine.base import Engine
+from mixlab.engine.base import Engine, TaskResources
 from mixlab.errors import BadInput, MixlabError
 from mixlab.progress import track
 
@@ -43,6 +46,18 @@ class _Apply:
         return {"index": row["index"], "result": pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
+TASK_RETRIES = 3
+
+
+def _run_task(fn: Callable[[Any], Any], item: Any) -> tuple[bool, Any]:
+    """Worker side of `imap_tasks`: (True, fn(item)), or (False, the mixlab error it raised) — returned as a
+    value so that Ray neither retries it nor wraps it (the driver re-raises it unchanged)."""
+    try:
+        return True, fn(item)
+    except MixlabError as exc:
+        return False, exc
+
+
 def _in_order(rows: Iterator[dict[str, Any]]) -> Iterator[Any]:
     """Unpickled results in index order, whatever order the rows arrive in; re-raises mixlab errors."""
     pending: dict[int, bytes] = {}
@@ -55,6 +70,19 @@ def _in_order(rows: Iterator[dict[str, Any]]) -> Iterator[Any]:
                 raise value
             yield value
             next_index += 1
+
+
+def _as_completed(pending: dict[Any, int]) -> Iterator[tuple[int, Any]]:
+    """(index, result) of each task as it finishes; finished tasks leave `pending`; re-raises mixlab errors."""
+    import ray
+
+    while pending:
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(ref)
+        ok, value = ray.get(ref)
+        if not ok:
+            raise value
+        yield index, value
 
 
 # Ray Data's usage-metrics poller runs until the process exits (it only queries Prometheus over HTTP)
@@ -84,7 +112,8 @@ def _wait_for_ray_data_threads(timeout_s: float) -> None:
 
 
 class RayEngine(Engine):
-    """Runs the map on a Ray Data actor pool, one block per item, results streamed back in order."""
+    """Runs the map on a Ray Data actor pool, one block per item, results streamed back in order; whole
+    tasks (`imap_tasks`) as plain Ray tasks, results handed back as they finish."""
 
     name = "ray"
 
@@ -148,6 +177,61 @@ class RayEngine(Engine):
             # Stops the executor and tells Ray Data's threads to stop now, not when garbage-collected
             # (an exception's traceback can keep the iterator alive for a long time).
             rows_iter.close()
+
+    tasks_in_process = False
+
+    def imap_tasks(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        resources: TaskResources | None = None,
+        names: Sequence[str] | None = None,
+        description: str = "",
+    ) -> Iterator[tuple[int, R]]:
+        """One Ray task per item (`ray.remote(num_cpus=…, num_gpus=…)`), all submitted at once; (index,
+        result) yielded as each finishes. `fn` is put in the object store once, not sent with each task.
+        Tasks still running when the iteration stops early (an error, an interrupt) are cancelled."""
+        import ray
+
+        items = list(items)
+        if not items:
+            return
+        resources = resources or TaskResources()
+        self.check_resources(resources)
+        remote = ray.remote(
+            num_cpus=resources.cpus,
+            num_gpus=resources.gpus,
+            max_retries=TASK_RETRIES,
+            retry_exceptions=False,
+        )(_run_task)
+        fn_ref = ray.put(fn)
+        pending = {
+            remote.options(name=names[i] if names else f"{description or 'task'} {i}").remote(fn_ref, item): i
+            for i, item in enumerate(items)
+        }
+        try:
+            yield from track(_as_completed(pending), len(items), description or "tasks (ray)")
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+
+    def task_gpus(self) -> int:
+        import ray
+
+        return int(ray.cluster_resources().get("GPU", 0))
+
+    def check_resources(self, resources: TaskResources) -> None:
+        """BadInput when no live node has the CPUs and GPUs one task asks for (Ray would wait forever)."""
+        import ray
+
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        if not any(n.get("CPU", 0) >= resources.cpus and n.get("GPU", 0) >= resources.gpus for n in nodes):
+            largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+            raise BadInput(
+                f"no node of the Ray cluster can hold a task of {resources.cpus} CPU(s) and "
+                f"{resources.gpus} GPU(s) (largest node: {largest.get('CPU', 0):g} CPU(s), "
+                f"{largest.get('GPU', 0):g} GPU(s))"
+            )
 
     def close(self) -> None:
         import ray

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mixlab.engine.base import Engine
 from mixlab.errors import BadInput
 from mixlab.files import atomic_path, write_json
 from mixlab.mixture import Mixture, write_mixture_json
@@ -39,6 +41,7 @@ from mixlab.proxy.config import DoReMiConfig
 from mixlab.proxy.data import MixtureSampler, Streams, eval_set
 from mixlab.proxy.model import autocast, build_model
 from mixlab.proxy.schedule import lr_multiplier
+from mixlab.proxy.sweep import checked_run_resources, streams_on_this_node
 from mixlab.proxy.train import (
     TrainConfig,
     TrainingState,
@@ -132,6 +135,7 @@ def run_doremi(
     doremi: DoReMiConfig | None = None,
     reference: Mixture | None = None,
     *,
+    engine: Engine | None = None,
     checkpoint_every_s: float = 60.0,
     on_step: Callable[[int], None] | None = None,
 ) -> DoReMiResult:
@@ -144,10 +148,22 @@ def run_doremi(
     Resumable: a finished reference is loaded, not retrained, and the proxy's state (model, optimizer,
     sampler, RNG, weights so far) is saved to `proxy.checkpoint.pt` every `checkpoint_every_s` seconds; a
     rerun with the same settings continues from it (on the CPU, bit-identical to an uninterrupted run).
-    `on_step(completed steps)` is called after every proxy update.
+    `on_step(completed steps)` is called after every proxy update (only where it trains in this process).
+
+    engine: where tasks run. On a cluster (`--engine ray`) the whole method — reference, then proxy, one
+    after the other by nature — is one task holding the run's threads as CPUs and a GPU for CUDA (see
+    `run_resources`); it reads the streams and writes `out` by path (a disk every node sees), and a task
+    whose worker dies is retried and resumes from the checkpoints above.
     """
     doremi = doremi or DoReMiConfig()
     out = Path(out)
+    if engine is not None and not engine.tasks_in_process:
+        resources = checked_run_resources(config, engine)
+        task = functools.partial(
+            _doremi_task, streams.path, out, config, doremi, reference, checkpoint_every_s
+        )
+        ((_, result),) = engine.imap_tasks(task, [None], resources, names=["doremi"], description="DoReMi")
+        return result
     domains = streams.domains
     k = len(domains)
     reference = reference or Mixture.from_weights("uniform", dict.fromkeys(domains, 1.0))
@@ -254,6 +270,20 @@ def run_doremi(
     write_json(out / "doremi.json", meta)
     (out / PROXY_CHECKPOINT).unlink(missing_ok=True)
     return DoReMiResult(mixture, trajectory_arr, meta)
+
+
+def _doremi_task(
+    streams_path: Path,
+    out: Path,
+    config: TrainConfig,
+    doremi: DoReMiConfig,
+    reference: Mixture | None,
+    checkpoint_every_s: float,
+    _: None,
+) -> DoReMiResult:
+    """`run_doremi` where a cluster placed it."""
+    streams = streams_on_this_node(streams_path)
+    return run_doremi(streams, out, config, doremi, reference, checkpoint_every_s=checkpoint_every_s)
 
 
 def _token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -70,9 +70,14 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
         yield
 
 
+def default_threads() -> int:
+    """CPU threads of a run that does not say: min(2, cores)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def configure_torch(seed: int, threads: int | None, device: torch.device) -> int:
     """Seed torch, fix the CPU thread count and ask for deterministic kernels; returns the thread count."""
-    threads = threads or max(1, min(2, os.cpu_count() or 1))
+    threads = threads or default_threads()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     if device.type == "cpu":

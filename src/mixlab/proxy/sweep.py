@@ -11,6 +11,14 @@ Layout of a sweep directory:
 Resuming: at start `runs.csv` is rebuilt from the finished runs' `meta.json` and the partial runs'
 checkpoints (so rows appended after the last checkpoint, or a line torn by a kill, disappear and are
 recomputed identically), finished runs are skipped, partial runs continue from their checkpoint.
+
+Where runs train: in this process one after another (the local engine; rows appended as each evaluation
+is made), or one task per run on a cluster (`--engine ray`: each task holds `threads` CPUs, and one GPU
+when the run's device is CUDA — or `auto` on a cluster with GPUs). A task reads the prepared streams
+and writes its run directory by path, so on a multi-machine cluster the stream cache (MIXLAB_CACHE) and
+the sweep directory must be on a disk every node sees. A task whose worker dies is retried by Ray and
+resumes from the run's checkpoint. runs.csv is rewritten in mixture order as runs finish, so it is the
+same file whatever order the tasks finish in, and the same as a local sweep's under the same seed.
 """
 
 from __future__ import annotations
@@ -19,18 +27,20 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from mixlab.corpus import Corpus, Tokenizer, load_tokenizer
 from mixlab.corpus.tokenizer import DEFAULT_TOKENIZER
 from mixlab.engine import Engine
+from mixlab.engine.base import TaskResources
 from mixlab.errors import BadInput
 from mixlab.files import write_json
 from mixlab.mixture import Mixture, read_mixtures, write_mixtures
 from mixlab.progress import log
 from mixlab.proxy.data import Streams, prepare_streams
+from mixlab.proxy.model import default_threads
 from mixlab.proxy.train import META, RunResult, TrainConfig, read_checkpoint, train_run
 from mixlab.runs import RunsAppender
 
@@ -110,10 +120,13 @@ def run_sweep(
     config: training settings shared by every run (same seed → same initialisation for every mixture).
     tokenizer, val_tokens, max_tokens_per_domain, engine, skip_bad_rows: how the token streams are prepared
         (`prepare_streams`; cached).
-    on_step: called with (run name, completed steps) after every update.
+    on_step: called with (run name, completed steps) after every update (only where runs train in this
+        process: not on a cluster).
     Returns the result of every mixture of the sweep, in `DIR/mixtures.csv` order.
     """
     config = config or TrainConfig()
+    on_tasks = engine is not None and not engine.tasks_in_process
+    resources = checked_run_resources(config, engine) if on_tasks else None
     corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
     if not isinstance(mixtures, Sequence) or isinstance(mixtures, str):
         mixtures = read_mixtures(mixtures)
@@ -146,20 +159,140 @@ def run_sweep(
     )
     everything = _merge_mixtures(out, mixtures, streams.domains)
     write_mixtures(out / "mixtures.csv", everything, streams.domains)
-    return _train_all(streams, everything, config, out, on_step)
+    records = {m.name: _run_record(out / "runs" / m.name) for m in everything}
+    everything = [_as_trained(m, records[m.name][0], streams.domains) for m in everything]
+    histories = {name: history for name, (_, history) in records.items()}
+    if resources is None:
+        results = _train_here(streams, everything, config, out, histories, on_step)
+    else:
+        results = _train_on_tasks(engine, resources, streams, everything, config, out, histories)
+    # Canonical at the end: a resumed sweep may have had several partial runs (a cluster trains runs at
+    # the same time), whose rows this process appended after later runs' rows.
+    _write_runs_csv(out, {r.name: r.history for r in results})
+    return results
 
 
-def _train_all(
+def _write_runs_csv(out: Path, histories: dict[str, Sequence[dict[str, Any]]]) -> None:
+    """runs.csv rewritten atomically: the rows of `histories` ({run: eval history}) in their order."""
+    RunsAppender(out / "runs.csv", histories)
+
+
+def run_resources(config: TrainConfig, engine: Engine) -> TaskResources:
+    """What a task training under `config` holds on `engine`: its threads as CPUs, and one GPU when it
+    trains on CUDA (device cuda[:N], or auto where the engine's tasks can have a GPU)."""
+    on_gpu = config.device.startswith("cuda") or (config.device == "auto" and engine.task_gpus() > 0)
+    return TaskResources(cpus=config.threads or default_threads(), gpus=1 if on_gpu else 0)
+
+
+def checked_run_resources(config: TrainConfig, engine: Engine) -> TaskResources:
+    """`run_resources`, refused (BadInput) where no place of `engine` can hold them."""
+    resources = run_resources(config, engine)
+    try:
+        engine.check_resources(resources)
+    except BadInput as exc:
+        raise BadInput(f"{exc}: a run's task holds `threads` CPU(s) (one GPU for CUDA)") from None
+    return resources
+
+
+def streams_on_this_node(path: Path) -> Streams:
+    """The streams prepared at `path` by the driver, loaded where a cluster placed a task (by path: no
+    arrays travel with the task)."""
+    if not (path / "streams.json").is_file():
+        raise BadInput(
+            f"{path}: the prepared streams are not on this node; on a cluster the stream cache "
+            "(MIXLAB_CACHE) and the output directory must be on a disk every node sees"
+        )
+    return Streams.load(path)
+
+
+def _train_task(
+    eval_domains: Sequence[str] | None, job: tuple[Path, Mixture, TrainConfig, Path]
+) -> RunResult:
+    """One proxy run where the engine placed it: streams and run directory by path."""
+    streams_path, mixture, config, run_dir = job
+    return train_run(streams_on_this_node(streams_path), mixture, config, run_dir, eval_domains=eval_domains)
+
+
+def train_runs(
+    engine: Engine,
+    runs: Sequence[tuple[Streams, Mixture, TrainConfig, Path]],
+    *,
+    eval_domains: Sequence[str] | None = None,
+    label: str = "run",
+) -> Iterator[tuple[int, RunResult]]:
+    """`train_run` of each (streams, mixture, config, run directory) as one task of `engine` — one after
+    another in this process on the local engine, at the same time on a cluster — yielding (index, result)
+    as each finishes. Each task holds `run_resources` of the first run's config; `label` + the mixture's
+    name labels it. Runs resume from their checkpoints; done runs return without training."""
+    if not runs:
+        return
+    resources = checked_run_resources(runs[0][2], engine)
+    yield from engine.imap_tasks(
+        functools.partial(_train_task, eval_domains),
+        [(streams.path, mixture, config, Path(run_dir)) for streams, mixture, config, run_dir in runs],
+        resources,
+        names=[f"{label} {mixture.name}" for _, mixture, _, _ in runs],
+        description=f"{label}s",
+    )
+
+
+def _train_on_tasks(
+    engine: Engine,
+    resources: TaskResources,
     streams: Streams,
     mixtures: Sequence[Mixture],
     config: TrainConfig,
     out: Path,
+    histories: dict[str, Sequence[dict[str, Any]]],
+) -> list[RunResult]:
+    """One engine task per run not yet done, all at once; runs.csv rewritten in mixture order as each run
+    finishes."""
+    _write_runs_csv(out, histories)
+    results = [_finished_run(out / "runs" / m.name, m, config, streams.domains) for m in mixtures]
+    todo = [i for i, r in enumerate(results) if r is None]
+    log(
+        f"{len(todo)} of {len(mixtures)} runs to train, as tasks of {resources.cpus} CPU(s)"
+        + (f" and {resources.gpus} GPU(s)" if resources.gpus else "")
+        + " each"
+    )
+    runs = [(streams, mixtures[i], config, out / "runs" / mixtures[i].name) for i in todo]
+    for done, (k, result) in enumerate(train_runs(engine, runs, label="sweep run"), start=1):
+        log(f"[{done}/{len(todo)}] run {result.name} finished")
+        results[todo[k]] = result
+        histories[result.name] = result.history
+        _write_runs_csv(out, histories)
+    return [r for r in results if r is not None]
+
+
+def _finished_run(
+    run_dir: Path, mixture: Mixture, config: TrainConfig, domains: Sequence[str]
+) -> RunResult | None:
+    """The result of a run already done under `config` on `mixture` (what `train_run` returns for it without
+    training), or None: the run still needs a task."""
+    meta_path = run_dir / META
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    weights = [float(w) for w in mixture.vector(domains)]
+    if (
+        meta.get("status") != "done"
+        or meta.get("config") != config.to_dict()
+        or meta.get("weights") != weights
+    ):
+        return None
+    return RunResult(mixture.name, meta["losses"], meta["history"], meta, steps_trained=0)
+
+
+def _train_here(
+    streams: Streams,
+    mixtures: Sequence[Mixture],
+    config: TrainConfig,
+    out: Path,
+    histories: dict[str, Sequence[dict[str, Any]]],
     on_step: Callable[[str, int], None] | None,
 ) -> list[RunResult]:
+    """The runs one after another in this process, rows appended to runs.csv as evaluations are made."""
     results = []
-    records = {m.name: _run_record(out / "runs" / m.name) for m in mixtures}
-    mixtures = [_as_trained(m, records[m.name][0], streams.domains) for m in mixtures]
-    histories = {name: history for name, (_, history) in records.items()}
     with RunsAppender(out / "runs.csv", histories) as runs_csv:
         for i, m in enumerate(mixtures, start=1):
             log(f"[{i}/{len(mixtures)}] run {m.name}")
