@@ -403,8 +403,9 @@ class Demo:
         return streams, tokenizer
 
     def stage_compare(self) -> None:
-        from mixlab.proxy import train_run
+        from mixlab.engine import get_engine
         from mixlab.proxy.sample_streams import sample_streams
+        from mixlab.proxy.sweep import train_runs
 
         streams, tokenizer = self.base_streams()
         plans: list[tuple[str, Any, Mixture]] = [
@@ -421,13 +422,16 @@ class Demo:
         for method, method_streams, mixture in plans:
             write_json(self.p("compare", method, "train_unigram.json"),
                        {"entropy": training_unigram_entropy(method_streams, mixture)})  # fmt: skip
-        for seed in self.config.seeds:
-            for method, method_streams, mixture in plans:
-                log(f"[bold]evaluation model[/bold] {method} (seed {seed})")
-                run_dir = self.p("compare", method, f"seed{seed}")
-                train_run(
-                    method_streams, mixture, self.train_config(seed), run_dir, eval_domains=streams.domains
-                )
+        runs = [
+            (method_streams, mixture, self.train_config(seed), self.p("compare", method, f"seed{seed}"))
+            for seed in self.config.seeds
+            for method, method_streams, mixture in plans
+        ]
+        log(f"[bold]evaluation models[/bold]: {len(plans)} methods x {len(self.config.seeds)} seeds")
+        # one engine task per model: in this process one after another locally, side by side on a Ray cluster
+        with get_engine(self.engine, self.workers, self.ray_address) as eng:
+            for _ in train_runs(eng, runs, eval_domains=streams.domains, label="evaluation model"):
+                pass
 
     def compare_outputs(self) -> list[Path]:
         """Every evaluation model's meta.json: adding seeds later reruns only the new ones."""
