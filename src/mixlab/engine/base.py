@@ -36,6 +36,10 @@ class Engine(ABC):
             acc = result if acc is None else merge(acc, result)
         return acc
 
+    def pays_to_spread(self, serial_seconds: float) -> bool:
+        """Whether work that takes about `serial_seconds` inline is worth handing to the workers."""
+        return True
+
     def close(self) -> None:  # noqa: B027 - engines without resources need nothing
         """Release workers or cluster connections."""
 
