@@ -37,7 +37,7 @@ class Engine(ABC):
         return acc
 
     def pays_to_spread(self, serial_seconds: float) -> bool:
-        """Whether work that takes about `serial_seconds` inline is worth handing to the workers."""
+        """Whether work that takes about `serial_seconds` of CPU inline is worth handing to the workers."""
         return True
 
     def close(self) -> None:  # noqa: B027 - engines without resources need nothing

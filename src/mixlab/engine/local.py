@@ -25,8 +25,9 @@ R = TypeVar("R")
 
 
 DEFERRED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# A spawned worker imports numpy, scipy, pandas and mixlab before its first item: ~1.2 s of CPU each
-# (mixlab.laws), 5-8 s of wall on 2 loaded cores; work shorter than this runs faster inline.
+# A spawned worker imports numpy, scipy, pandas and mixlab before its first item: 1.6-1.9 s of CPU each
+# (mixlab.laws; 5-8 s of wall on 2 loaded cores). Two workers save half the work's time and start together,
+# so they break even near 2x that; work of fewer CPU seconds than this runs inline.
 WORKER_START_SECONDS = 5.0
 _loaded: tuple[str, Callable] | None = None  # (path, fn): the map function of the current call, per worker
 
