@@ -9,15 +9,18 @@ On real text (this Python's standard library, two domains, as `proxy_pipeline.py
    model, batch, sequence length and precision: torch's AdamW on batches sampled before timing, nothing else.
    Best of each arm; ratio = train_run / bare (target >= 0.9). `--precision auto`'s pick is run too, and
    compared with the faster precision's bare loop;
-2. fixed costs of one run at sweep sizes (`--run-tokens`, `--evals`, `--val-tokens`), the way a sweep runs
-   it (checkpoint at every evaluation): wall of `train_run` split into training, evaluation, model build,
-   stream loading (Streams.load + sampler + validation windows), and process start-up (a fresh interpreter
-   importing `mixlab.cli`); share = (wall - training) / wall;
+2. fixed costs of one run at sweep sizes (`--run-tokens`, `--evals`, `--val-tokens`; the defaults are the
+   demo's), the way a sweep runs it (checkpoint at every evaluation), under two protocols in the same process:
+   every evaluation on the full validation set (before issue 16) and intermediate ones on the default subset
+   (`TrainConfig.eval_subset_tokens`); wall of `train_run` split into training, evaluation and checkpoints
+   (as meta.json times them), model build and stream loading (Streams.load + sampler + validation windows),
+   and process start-up (a fresh interpreter importing `mixlab.cli`), charged whole or split over a sweep's
+   `--sweep-runs` runs; share = (wall - training) / wall. Both final losses must be equal;
 3. MFU = 6 * N * tokens/s / peak, N the model's parameters (tied embedding once: it is also the LM head's
    matmul; attention score FLOPs ignored), peak the best `torch.matmul` FLOP/s of square matrices in that
    precision and thread count.
 
-    python benchmarks/proxy_speed.py [--quick] [--threads 2] [--corpus DIR --tokenizer SPEC]
+    python benchmarks/proxy_speed.py [--quick] [--threads 2] [--corpus DIR --tokenizer SPEC] [--sweep-runs 8]
 
 The last stdout line is the JSON summary.
 """
@@ -91,35 +94,52 @@ def startup_seconds() -> float:
 
 
 def fixed_costs(streams: Streams, mixture: Mixture, config: TrainConfig, out: Path) -> dict[str, float]:
-    """Wall seconds of one sweep-like run (checkpointing into `out`) and its parts, each measured apart."""
+    """Wall seconds of one sweep-like run (checkpointing into `out`) and its parts: training, evaluation and
+    checkpoints as `train_run` times them (meta.json), model build and stream loading measured apart."""
     t0 = time.perf_counter()
-    result = train_run(streams, mixture, config, out)
+    result = train_run(streams, mixture, config, out, keep_model=True)
     wall = time.perf_counter() - t0
+    meta = result.meta
     t0 = time.perf_counter()
     loaded = Streams.load(streams.path)
     MixtureSampler(loaded, mixture.vector(loaded.domains), config.seq_len, config.batch_size, config.seed)
     windows = eval_set(loaded, loaded.domains, config.seq_len)
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model = build_model(config.model, streams.vocab_size, config.seq_len)
+    build_model(config.model, streams.vocab_size, config.seq_len)
     build = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    evaluate(model, windows, torch.device("cpu"), config.eval_batch_size)
-    one_eval = time.perf_counter() - t0
-    evals = len(config.eval_steps())
-    train = result.meta["train_seconds"]
-    startup = startup_seconds()
-    total = wall + startup
+    train, evaluation = meta["train_seconds"], meta["eval_seconds_this_session"]
+    checkpoint = meta["checkpoint_seconds_this_session"]
+    subset = evaluate(result.model, windows.subset(config.eval_subset_tokens or 1 << 62), torch.device("cpu"))
+    gap = [subset[d] - meta["losses"][d] for d in streams.domains]  # final model: subset minus full set
     return {
-        "run_wall_seconds": round(total, 2),
+        "eval_subset_tokens": config.eval_subset_tokens,
+        "eval_tokens_per_domain": [row["eval_tokens"] for row in meta["history"]],
+        "validation_windows": len(windows.windows),
+        "run_wall_seconds": round(wall, 2),
         "train_seconds": round(train, 2),
-        "evaluation_seconds": round(one_eval * evals, 2),
+        "evaluation_seconds": round(evaluation, 2),
+        "checkpoint_seconds": round(checkpoint, 3),
         "model_build_seconds": round(build, 3),
         "stream_loading_seconds": round(load, 3),
-        "startup_seconds": round(startup, 2),
-        "other_seconds": round(wall - train - one_eval * evals - build - load, 2),
-        "fixed_share": round((total - train) / total, 3),
-        "tokens_per_second_wall": round(config.tokens / total),
+        "other_seconds": round(wall - train - evaluation - checkpoint, 2),
+        "fixed_share_in_process": round((wall - train) / wall, 3),
+        "final_subset_minus_full_mean": round(float(sum(gap) / len(gap)), 4),
+        "final_subset_minus_full_max_abs": round(max(map(abs, gap)), 4),
+        "losses": meta["losses"],
+    }
+
+
+def with_startup(run: dict, startup: float, runs_per_process: int) -> dict:
+    """`run` plus the fixed share once a process start-up is charged: whole to this run (a one-run command)
+    and split over `runs_per_process` runs (a sweep pays it once)."""
+    train, wall = run["train_seconds"], run["run_wall_seconds"]
+    one = wall + startup
+    shared = wall + startup / runs_per_process
+    return {
+        **run,
+        "fixed_share_startup_whole": round((one - train) / one, 3),
+        f"fixed_share_startup_over_{runs_per_process}_runs": round((shared - train) / shared, 3),
     }
 
 
@@ -128,17 +148,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps, a shorter run, less text")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--corpus", type=Path, help="a mixlab corpus (default: the standard library's text)")
-    parser.add_argument("--tokenizer", default="bpe:4096")
+    parser.add_argument("--tokenizer", default="bpe:1024")
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--run-tokens", type=int, help="tokens of the fixed-cost run (default 300,000)")
+    parser.add_argument("--run-tokens", type=int, help="tokens of the fixed-cost run (default 400,000)")
     parser.add_argument("--evals", type=int, default=10)
     parser.add_argument("--val-tokens", type=int, default=4096)
+    parser.add_argument(
+        "--sweep-runs", type=int, default=8, help="runs one sweep process shares start-up among"
+    )
     args = parser.parse_args()
     steps = {"fp32": 12, "bf16": 3} if args.quick else {"fp32": 40, "bf16": 8}
     repeats = 1 if args.quick else 2
-    run_tokens = args.run_tokens or (40_000 if args.quick else 300_000)
+    run_tokens = args.run_tokens or (40_000 if args.quick else 400_000)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("MIXLAB_CACHE", str(Path(tmp) / "cache"))
@@ -188,21 +211,22 @@ def main() -> None:
             speed[p]["matmul_peak_gflops"] = round(peaks[p] / 1e9, 2)
             speed[p]["mfu"] = round(6 * n_params * speed[p]["mixlab_tokens_per_second"] / peaks[p], 4)
 
-        fixed = fixed_costs(
-            streams,
-            mixture,
-            TrainConfig(
-                model=args.model,
-                tokens=run_tokens,
-                seq_len=args.seq_len,
-                batch_size=args.batch_size,
-                evals=args.evals,
-                precision="auto",
-                device="cpu",
-                threads=args.threads,
-            ),  # fmt: skip
-            Path(tmp) / "run",
-        )
+        def run_config(**kw) -> TrainConfig:
+            return TrainConfig(model=args.model, tokens=run_tokens, seq_len=args.seq_len,
+                               batch_size=args.batch_size, evals=args.evals, precision="auto", device="cpu",
+                               threads=args.threads, **kw)  # fmt: skip
+
+        # the same run twice, the protocol before (every evaluation on the full validation set) and now
+        # (intermediate ones on the default subset); each checkpoints at every evaluation, as a sweep does
+        startup = startup_seconds()
+        protocols = {
+            name: with_startup(fixed_costs(streams, mixture, cfg, Path(tmp) / name), startup, args.sweep_runs)
+            for name, cfg in (
+                ("full_every_eval", run_config(eval_subset_tokens=None)),
+                ("subset", run_config()),
+            )
+        }
+        final_equal = protocols["subset"].pop("losses") == protocols["full_every_eval"].pop("losses")
 
     result = {
         "benchmark": "proxy_speed",
@@ -222,8 +246,18 @@ def main() -> None:
         "auto_precision_reason": auto_meta["precision_reason"],
         "auto_tokens_per_second": round(auto_meta["tokens_per_second"]),
         "auto_vs_faster_bare": round(auto_meta["tokens_per_second"] / faster_bare, 3),
-        "fixed_cost_run": {"tokens": run_tokens, "evals": args.evals, "val_tokens": args.val_tokens, **fixed},
-        "fixed_share": fixed["fixed_share"],
+        "fixed_cost_run": {
+            "tokens": run_tokens,
+            "evals": args.evals,
+            "val_tokens": args.val_tokens,
+            "startup_seconds": round(startup, 2),
+            **protocols,
+        },  # fmt: skip
+        "final_losses_equal": final_equal,
+        "fixed_share_before": protocols["full_every_eval"][
+            f"fixed_share_startup_over_{args.sweep_runs}_runs"
+        ],
+        "fixed_share": protocols["subset"][f"fixed_share_startup_over_{args.sweep_runs}_runs"],
         "target_fixed_share": 0.15,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -234,10 +268,13 @@ def main() -> None:
               f"{s['ratio']:>5.2f}  {s['matmul_peak_gflops']:>14.1f}  {s['mfu']:.1%}")  # fmt: skip
     print(f"auto -> {result['auto_precision']} ({result['auto_precision_reason']}): "
           f"{result['auto_tokens_per_second']:,} tok/s = {result['auto_vs_faster_bare']:.2f}x the faster bare loop")  # fmt: skip
-    print(f"one {run_tokens:,}-token run: {fixed['run_wall_seconds']} s wall, {fixed['train_seconds']} s training; "
-          f"fixed share {fixed['fixed_share']:.0%} (eval {fixed['evaluation_seconds']} s, start-up "
-          f"{fixed['startup_seconds']} s, build {fixed['model_build_seconds']} s, streams "
-          f"{fixed['stream_loading_seconds']} s, other {fixed['other_seconds']} s)")  # fmt: skip
+    print(f"one {run_tokens:,}-token run, {args.evals} evals, start-up {startup:.1f} s "
+          f"(charged 1/{args.sweep_runs} per run); final losses equal: {final_equal}")  # fmt: skip
+    for name, f in protocols.items():
+        print(f"  {name:15}: wall {f['run_wall_seconds']} s, training {f['train_seconds']} s, eval "
+              f"{f['evaluation_seconds']} s, checkpoints {f['checkpoint_seconds']} s, other {f['other_seconds']} s; "
+              f"fixed share {f[f'fixed_share_startup_over_{args.sweep_runs}_runs']:.1%} "
+              f"({f['fixed_share_startup_whole']:.1%} with the whole start-up)")  # fmt: skip
     print(json.dumps(result))
 
 

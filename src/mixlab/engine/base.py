@@ -72,6 +72,10 @@ class Engine(ABC):
         whatever devices this machine has, and holds none of them for a task)."""
         return 0
 
+    def pays_to_spread(self, serial_seconds: float) -> bool:
+        """Whether work that takes about `serial_seconds` of CPU inline is worth handing to the workers."""
+        return True
+
     def close(self) -> None:  # noqa: B027 - engines without resources need nothing
         """Release workers or cluster connections."""
 

@@ -25,6 +25,10 @@ R = TypeVar("R")
 
 
 DEFERRED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# A spawned worker imports numpy, scipy, pandas and mixlab before its first item: 1.6-1.9 s of CPU each
+# (mixlab.laws; 5-8 s of wall on 2 loaded cores). Two workers save half the work's time and start together,
+# so they break even near 2x that; work of fewer CPU seconds than this runs inline.
+WORKER_START_SECONDS = 5.0
 _loaded: tuple[str, Callable] | None = None  # (path, fn): the map function of the current call, per worker
 
 
@@ -79,6 +83,10 @@ class LocalEngine(Engine):
         finally:
             if fn_path is not None:
                 os.unlink(fn_path)
+
+    def pays_to_spread(self, serial_seconds: float) -> bool:
+        """True with more than one worker when the pool is already running or the work outlasts starting it."""
+        return self.workers > 1 and (self._pool is not None or serial_seconds >= WORKER_START_SECONDS)
 
     def close(self) -> None:
         """Stop the workers (waiting for them); the engine can still be used and starts a new pool."""

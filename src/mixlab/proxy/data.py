@@ -372,6 +372,23 @@ class EvalSet:
     domain_index: np.ndarray
     targets: np.ndarray
 
+    def subset(self, tokens_per_domain: int) -> EvalSet:
+        """Evenly spaced windows of each domain predicting at least `tokens_per_domain` tokens (all of a
+        domain's windows when it has fewer): the same rows for every run and every call."""
+        seq_len = self.windows.shape[1] - 1
+        rows = []
+        for k in range(len(self.domains)):
+            own = np.flatnonzero(self.domain_index == k)
+            want = min(len(own), -(-tokens_per_domain // seq_len))
+            rows.append(own[np.unique(np.round(np.linspace(0, len(own) - 1, want)).astype(np.int64))])
+        picked = np.concatenate(rows)
+        return EvalSet(
+            self.domains,
+            self.windows[picked],
+            self.domain_index[picked],
+            np.array([len(r) * seq_len for r in rows]),
+        )
+
 
 @functools.lru_cache(maxsize=8)
 def _eval_set(path: Path, domains: tuple[str, ...], seq_len: int) -> EvalSet:

@@ -1,11 +1,13 @@
 """One proxy run: train a small causal LM on a mixture, evaluating every domain's validation loss.
 
 nanoGPT-style loop: draw a batch from `MixtureSampler`, set the scheduled learning rate, forward (bf16
-autocast where the hardware makes it faster, see `mixlab.proxy.precision`), mean token cross-entropy, backward, clip, AdamW step. At `evals` evenly spaced
-steps every domain's validation loss (mean token cross-entropy in nats, fp32) is computed on the fixed
-validation windows, a checkpoint (model, optimizer, sampler and RNG state, eval history) is written
-atomically, and `on_eval` is called. A run given `out_dir` resumes from its checkpoint and ends with
-`meta.json`; on the CPU the continuation is bit-identical to an uninterrupted run.
+autocast where the hardware makes it faster, see `mixlab.proxy.precision`), mean token cross-entropy, backward,
+clip, AdamW step. At `evals` evenly spaced steps every domain's validation loss (mean token cross-entropy in
+nats, fp32) is computed on fixed validation windows: the intermediate evaluations on a fixed subset of them
+(`TrainConfig.eval_subset_tokens` per domain), the final one on all of them; each history row records the
+tokens per domain it averages (`eval_tokens`). After each evaluation a checkpoint (model, optimizer, sampler
+and RNG state, eval history) is written atomically and `on_eval` is called. A run given `out_dir` resumes from
+its checkpoint and ends with `meta.json`; on the CPU the continuation is bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -274,8 +276,10 @@ def train_run(
         optimizer = make_optimizer(model, config.peak_lr, config.weight_decay)
         sampler = MixtureSampler(streams, np.array(weights), config.seq_len, config.batch_size, config.seed)
         windows = eval_set(streams, eval_domains or streams.domains, config.seq_len)
+        probe = windows if config.eval_subset_tokens is None else windows.subset(config.eval_subset_tokens)
         eval_at = set(config.eval_steps())
         step, history, train_seconds, wall_before, resumed_from = 0, [], 0.0, 0.0, None
+        eval_seconds = checkpoint_seconds = 0.0  # this session's
         expected = {"config": config.to_dict(), "weights": weights}
         training = TrainingState(model, optimizer, sampler)
         state = training.restore(out / CHECKPOINT, expected, "run") if out is not None else None
@@ -299,14 +303,19 @@ def train_run(
                 step += 1
                 progress.advance(task)
                 if step in eval_at:
+                    t0 = time.perf_counter()
+                    rows = windows if step == config.steps else probe
                     record = {
                         "step": step,
                         "tokens": step * config.batch_size * config.seq_len,
-                        "losses": evaluate(model, windows, device, config.eval_batch_size),
+                        "losses": evaluate(model, rows, device, config.eval_batch_size),
+                        "eval_tokens": int(rows.targets.min()),
                     }
                     history.append(record)
+                    eval_seconds += time.perf_counter() - t0
                     if out is not None:
-                        wall = wall_before + time.perf_counter() - wall_start
+                        t0 = time.perf_counter()
+                        wall = wall_before + t0 - wall_start
                         training.save(
                             out / CHECKPOINT,
                             step=step,
@@ -316,6 +325,7 @@ def train_run(
                             train_seconds=train_seconds,
                             wall_seconds=wall,
                         )
+                        checkpoint_seconds += time.perf_counter() - t0
                     if on_eval is not None:
                         on_eval(record)
                 if on_step is not None:
@@ -342,6 +352,8 @@ def train_run(
             "tokens_per_second": config.steps * config.batch_size * config.seq_len / max(train_seconds, 1e-9),
             "wall_seconds": wall_before + session_wall,
             "wall_seconds_this_session": session_wall,
+            "eval_seconds_this_session": eval_seconds,
+            "checkpoint_seconds_this_session": checkpoint_seconds,
             "tokens_trained_this_session": trained_tokens,
             "resumed_from_step": resumed_from,
             "epochs": sampler.epochs,
