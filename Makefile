@@ -26,11 +26,11 @@ browser:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium could not be installed: the browser test will be skipped"
 
-# pytest-xdist: one worker per core (at most 4); a test file stays on one worker, Ray tests share one
+# pytest-xdist: one worker per core (at most 4); a test file stays on one worker (its module fixtures run once)
 TEST_WORKERS ?= auto
 
 test: lint browser
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 demo: install
 	$(BIN)/mixlab demo --out $(DEMO_OUT)

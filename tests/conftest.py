@@ -25,27 +25,6 @@ settings.load_profile("repeatable")
 DEMO_MB_PER_DOMAIN = 0.25
 
 
-# Ray-using tests share one xdist worker: `ray.init()` without an address joins a cluster that `ray start`
-# left on the machine (tests/test_cluster.py starts one), so two workers' Ray tests would meet in one runtime.
-RAY_TEST_FILES = {
-    "test_cluster.py",
-    "test_engines.py",
-    "test_entropy_pass.py",
-    "test_integrations_ray.py",
-    "test_interrupt.py",
-    "test_cli_corpus.py",
-    "test_p4_ray_sweep.py",
-}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `pytest -n N --dist loadgroup` a file runs on one worker (its module fixtures are built once) and
-    every Ray test runs on the same worker."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("ray" if name in RAY_TEST_FILES else name))
-
-
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real demo corpus (≥ 8 domains, ~0.25 MB of text each, several shards per domain).

@@ -1356,6 +1356,8 @@ _ISSUE12_BAD_VALUES = {
     ("--warmup", "-1"): "-1",
     ("--threads", "0"): "0",
     ("--threads", "-2"): "-2",
+    ("--eval-subset-tokens", "0"): "0",  # issue 16: the subset of intermediate evaluations
+    ("--eval-subset-tokens", "-512"): "-512",
     ("--max-tokens-per-domain", "0"): "0",
     ("--max-tokens-per-domain", "-5"): "-5",
     **{("--lr", v): v for v in ("nan", "inf", "-inf", "0", "-0.001")},

@@ -162,6 +162,31 @@ def test_a_killed_worker_is_retried_and_the_output_is_identical(
     assert out == local_stats
 
 
+def test_an_engine_without_an_address_stays_private_beside_a_running_cluster(cluster: Cluster) -> None:
+    """`ray start` with the default temp dir records its address in $TMPDIR/ray/ray_current_cluster, and
+    `ray.init()` without an address joins that cluster (and refuses num_cpus); mixlab's engine without
+    --ray-address starts its own runtime. The record is written here as `ray start` writes it, in a short
+    directory (Ray's socket paths are limited to 107 bytes)."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="mx-"))
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text(cluster.address)
+    code = (
+        "import ray; from mixlab.engine.ray import RayEngine\n"
+        "with RayEngine(workers=1):\n"
+        "    print(ray.get_runtime_context().gcs_address)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=mixlab_env({**RAY_ENV, "TMPDIR": str(tmp_path)}),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] != cluster.address
+
+
 def test_bad_input_on_the_cluster_is_still_one_line(cluster: Cluster, corpus: Path, tmp_path: Path) -> None:
     broken = tmp_path / "corpus"
     shutil.copytree(corpus, broken)

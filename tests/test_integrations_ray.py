@@ -12,7 +12,8 @@ from mixlab.integrations.ray import mixed_dataset  # noqa: E402
 
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _temp_dir="/tmp/mixlab_ray_test")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
+             _temp_dir=str(tmp_path_factory.mktemp("ray")))  # fmt: skip
     yield
     ray.shutdown()
 

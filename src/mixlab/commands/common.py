@@ -119,6 +119,7 @@ def show_warning(warning: MixlabWarning) -> None:
 FLAGS: dict[str, str] = {
     "n_samples": "--samples",
     "tokens": "--tokens-per-run",
+    "eval_subset_tokens": "--eval-subset-tokens",
     # corpus passes (entropy, score, sample, report, demo)
     "vne_max_documents_per_domain": "--vne-max-documents",
     "checkpoint_every_s": "--checkpoint-every",

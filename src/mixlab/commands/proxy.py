@@ -67,12 +67,21 @@ TRAIN_OPTIONS = {
 }
 
 
-def _train_config(ctx: typer.Context, options: dict[str, object], *, evals: int):
+EvalSubsetOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Validation tokens per domain of the intermediate evaluations (a fixed subset; the final one uses"
+        " the full set). Default: the full set every time, so every row of a curve is measured on one set."
+    ),
+]
+
+
+def _train_config(ctx: typer.Context, options: dict[str, object], *, evals: int, **fields: object):
     """The run settings from a verb's parameters (`options`: its locals()), checked before torch loads or
     the corpus is read."""
     from mixlab.proxy.config import TrainConfig
 
-    fields = {field: options[name] for name, field in TRAIN_OPTIONS.items()}
+    fields.update({field: options[name] for name, field in TRAIN_OPTIONS.items()})
     return TrainConfig(seed=settings(ctx).seed, evals=evals, **fields)
 
 
@@ -92,6 +101,7 @@ def sweep(
     tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
     tokens_per_run: TokensOpt = 1_000_000,
     evals: EvalsOpt = 20,
+    eval_subset_tokens: EvalSubsetOpt = None,
     seq_len: SeqLenOpt = 128,
     batch_size: BatchOpt = 16,
     lr: LrOpt = None,
@@ -114,7 +124,7 @@ def sweep(
     """
     from mixlab.proxy.config import check_stream_options
 
-    config = _train_config(ctx, locals(), evals=evals)
+    config = _train_config(ctx, locals(), evals=evals, eval_subset_tokens=eval_subset_tokens)
     check_stream_options(val_tokens, max_tokens_per_domain)
     from mixlab.corpus import Corpus
     from mixlab.mixture import read_mixture_set

@@ -59,6 +59,9 @@ class DemoConfig:
     random_mixtures: int = 4
     eval_tokens: int = 400_000
     eval_evals: int = 5
+    eval_subset_tokens: int | None = (
+        512  # intermediate evaluations of the evaluation models: their curves are only drawn
+    )
     seeds: tuple[int, ...] = (0, 1, 2)
     bootstrap: int = 50
     max_epochs: float = 4.0
@@ -388,7 +391,7 @@ class Demo:
 
         c = self.config
         return TrainConfig(model=c.model, tokens=c.eval_tokens, seq_len=c.seq_len, batch_size=c.batch_size,
-                           evals=c.eval_evals, seed=seed)  # fmt: skip
+                           evals=c.eval_evals, eval_subset_tokens=c.eval_subset_tokens, seed=seed)  # fmt: skip
 
     def base_streams(self) -> Any:
         from mixlab.corpus import load_tokenizer

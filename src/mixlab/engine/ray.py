@@ -132,8 +132,10 @@ class RayEngine(Engine):
             }
             if address:
                 kwargs["address"] = address
-            elif workers:
-                kwargs["num_cpus"] = workers
+            else:  # private: without "local" Ray joins a cluster that `ray start` left on this machine
+                kwargs["address"] = "local"
+                if workers:
+                    kwargs["num_cpus"] = workers
             # ray.init replaces the SIGTERM handler with sys.exit(15); mixlab's own (unwind, exit 143) stays
             handler = signal.getsignal(signal.SIGTERM)
             try:
