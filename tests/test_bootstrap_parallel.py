@@ -34,7 +34,9 @@ def obs() -> Observations:
 
 @pytest.fixture(scope="module")
 def two_workers():
+    """A pool already running: the bootstrap hands replicates to warm workers (a cold pool may be skipped)."""
     with LocalEngine(2) as engine:
+        engine.map(abs, [1, 2])
         yield engine
 
 
