@@ -112,8 +112,9 @@ def test_sampler_matches_proportions(env):
         assert any(np.array_equal(tokens[s : s + 65], row) for s in starts)
 
 
-def test_sampler_tracks_epochs_and_warns_on_repeats(env, capsys):
+def test_sampler_tracks_epochs_and_warns_on_repeats(env, capsys, monkeypatch):
     _, _, streams = env
+    monkeypatch.delenv("MIXLAB_QUIET")  # the module's quiet setting silences warnings too
     sampler = MixtureSampler(streams, np.array([0.0, 1.0, 0.0]), seq_len=64, batch_size=8, seed=0)
     windows = int(sampler.n_windows[1])
     seen = np.concatenate([sampler._windows(1, 1) for _ in range(windows)])
