@@ -169,7 +169,7 @@ GOOD = b'{"text": "fine"}\n'
         ("a.jsonl", GOOD + b'{"text": "  "}\n', r"a\.jsonl:2: empty document"),
         (
             "a.jsonl.gz",
-            gzip.compress(GOOD * 200)[:-30],
+            gzip.compress(GOOD * 200, mtime=0)[:-30],
             r"a\.jsonl\.gz:\d+: truncated or corrupt file after line \d+",
         ),
         (
