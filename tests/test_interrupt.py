@@ -135,7 +135,10 @@ def test_corpus_stats_on_ray_sigterm_unwinds_like_local(stats_corpus: Path, tmp_
     ]
     args += ["--json", str(out)]
     env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    code, stderr, ray_processes = interrupt(args, reading(stats_corpus, 1), signal.SIGTERM, env=env)
+    # Ray's start-up before the first read takes minutes when the other test worker loads both cores
+    code, stderr, ray_processes = interrupt(
+        args, reading(stats_corpus, 1), signal.SIGTERM, env=env, timeout=240
+    )
     assert code == 143, stderr[-3000:]
     assert "interrupted" in stderr and "Traceback" not in stderr, stderr[-3000:]
     assert ray_processes, "the pass was not running in Ray worker processes"
