@@ -146,7 +146,9 @@ def test_dml_optimum_is_unchanged_on_the_coupled_driver(m):
     assert opt.details["starts"] == 2 + m + 8
     r_before, objective_before = BEFORE[m]
     assert opt.objective == pytest.approx(objective_before, rel=1e-12)
-    np.testing.assert_allclose(opt.r, r_before, rtol=0, atol=1e-9)
+    # SLSQP stops on the objective (ftol 1e-15), which fixes r only to ~sqrt(ftol) ≈ 3e-8 near a smooth
+    # minimum: the fresh-clone run found r 2.6e-9 from the former optimum with the objective equal to 1e-12
+    np.testing.assert_allclose(opt.r, r_before, rtol=0, atol=1e-7)
 
 
 def test_dml_optimum_matches_the_kkt_root_and_brute_force_on_3_domains():
