@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mixcli import assert_one_line_cause, make_corpus, run_mixlab, stdlib_texts, tree, write_jsonl
+from mixcli import assert_one_line_cause, make_corpus, run_mixlab_forked, stdlib_texts, tree, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -763,7 +763,7 @@ def _scored_corpus() -> dict[str, bytes]:
         corpus = _good(root)
         out = root / "scores.parquet"
         args = ["-q", "--workers", "1", "score", str(corpus), "--out", str(out), "--annotate-n", "20"]
-        result = run_mixlab(*args, "--clusters", "2", env={"MIXLAB_CACHE": str(root / "cache")})
+        result = run_mixlab_forked(*args, "--clusters", "2", env={"MIXLAB_CACHE": str(root / "cache")})
         assert result.returncode == 0, result.stderr
         return {p.relative_to(root).as_posix(): p.read_bytes() for p in [out, *corpus.rglob("*.jsonl")]}
 
@@ -963,7 +963,7 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    """Every selected case, each its own `mixlab` process, a few at a time (mostly start-up)."""
+    """Every selected case, each its own `mixlab` process (forked), a few at a time."""
     selected = {
         item.callspec.params["case"].id
         for item in request.session.items
@@ -978,7 +978,7 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             args, out.names = case.build(tmp)
             out.before = tree(tmp)
             argv = ["--quiet", *case.verb.split(), *args]
-            out.result = run_mixlab(*argv, cwd=tmp, env={"MIXLAB_CACHE": str(cache)})
+            out.result = run_mixlab_forked(*argv, cwd=tmp, env={"MIXLAB_CACHE": str(cache)})
             out.after = tree(tmp)
         except Exception as exc:  # reported by the case's own test
             out.error = exc
@@ -1015,7 +1015,7 @@ def test_bad_input_exits_2_with_one_line_cause_and_no_output(
 def test_good_corpus_passes(tmp_path: Path) -> None:
     """The control: the corpus every case breaks is itself fine, so each failure above is the break's."""
     corpus = _good(tmp_path)
-    result = run_mixlab("--quiet", "corpus", "stats", *stats_args(corpus, tmp_path))
+    result = run_mixlab_forked("--quiet", "corpus", "stats", *stats_args(corpus, tmp_path))
     assert result.returncode == 0, result.stderr
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["total"]["documents"] == 20
@@ -1035,7 +1035,7 @@ def test_fit_with_every_step_zero_names_runs_csv_and_step(tmp_path: Path) -> Non
         cells[header.index("step")] = "0"
     runs.write_text("\n".join([lines[0], *(",".join(c) for c in first)]) + "\n")
     before = tree(tmp_path)
-    result = run_mixlab("fit", *fit_args(d, tmp_path))
+    result = run_mixlab_forked("fit", *fit_args(d, tmp_path))
     assert_one_line_cause(result, str(runs), "'step'")
     assert tree(tmp_path) == before
 
@@ -1112,7 +1112,7 @@ def issue12_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outc
             tmp = tmp_path_factory.mktemp(case_id)
             argv = build(tmp)
             out.before = tree(tmp)
-            out.result = run_mixlab("--quiet", *argv, cwd=tmp)
+            out.result = run_mixlab_forked("--quiet", *argv, cwd=tmp)
             out.after = tree(tmp)
         except Exception as exc:  # reported by the case's own test
             out.error = exc
@@ -1300,7 +1300,7 @@ def test_issue12_corpus_and_samplemix_inputs(case: Case, tmp_path: Path) -> None
     tmp = tmp_path / "case"
     args, names = case.build(tmp)
     before = _ltree(tmp)
-    result = run_mixlab(
+    result = run_mixlab_forked(
         "--quiet", *case.verb.split(), *args, cwd=tmp, env={"MIXLAB_CACHE": str(tmp_path / "c")}
     )
     assert "Traceback" not in result.stderr, result.stderr
@@ -1321,7 +1321,7 @@ def test_issue12_what_a_directory_corpus_reads(
     (corpus / "code" / name).parent.mkdir(exist_ok=True)
     (corpus / "code" / name).write_bytes(blob)
     (corpus / "linked").symlink_to(corpus / "prose", target_is_directory=True)
-    result = run_mixlab("--quiet", "corpus", "stats", *stats_args(corpus, tmp_path))
+    result = run_mixlab_forked("--quiet", "corpus", "stats", *stats_args(corpus, tmp_path))
     assert result.returncode == 0, result.stderr
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["domains"]["linked"]["documents"] == stats["domains"]["prose"]["documents"] == 10
@@ -1391,7 +1391,7 @@ def test_issue12_sweep_tokens_per_run_zero_is_refused_before_any_work(tmp_path: 
 
     args, _ = sweep_args(tmp_path, "name,code,prose\nm1,0.5,0.5\n", "--tokens-per-run", "0")
     before = tree(tmp_path)
-    result = run_mixlab(
+    result = run_mixlab_forked(
         "--quiet", "sweep", *args, cwd=tmp_path, env={"MIXLAB_CACHE": str(tmp_path / "cache")}
     )
     line = assert_one_line_cause(result, "--tokens-per-run 0")
@@ -1407,7 +1407,7 @@ def test_issue12_sweep_tokens_per_run_zero_is_refused_before_any_work(tmp_path: 
 def test_issue12_integer_options_refuse_nan_and_inf(flag: str, value: str, tmp_path: Path) -> None:
     args, _ = sweep_args(tmp_path, "name,code,prose\nm1,0.5,0.5\n", flag, value)
     before = tree(tmp_path)
-    result = run_mixlab("--quiet", "sweep", *args, cwd=tmp_path)
+    result = run_mixlab_forked("--quiet", "sweep", *args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert flag in result.stderr and "Traceback" not in result.stderr
     assert tree(tmp_path) == before
@@ -1419,7 +1419,9 @@ def test_issue12_integer_options_refuse_nan_and_inf(flag: str, value: str, tmp_p
 @pytest.mark.parametrize("seeds", ["0,x", "0,,1", "1,1", "-1"])
 def test_issue16_demo_seeds_refused_before_anything_is_written(seeds: str, tmp_path: Path) -> None:
     before = tree(tmp_path)
-    result = run_mixlab("--quiet", "demo", "--out", str(tmp_path / "out"), "--seeds", seeds, cwd=tmp_path)
+    result = run_mixlab_forked(
+        "--quiet", "demo", "--out", str(tmp_path / "out"), "--seeds", seeds, cwd=tmp_path
+    )
     assert_one_line_cause(result, f"--seeds '{seeds}'")
     assert tree(tmp_path) == before
 
@@ -1443,7 +1445,7 @@ def test_issue16_demo_seeds_refused_before_anything_is_written(seeds: str, tmp_p
     ],
 )  # fmt: skip
 def test_mixtures_random_and_corpus_demo_refuse_bad_numbers(tmp_path, argv, flag):
-    res = run_mixlab(*argv, cwd=tmp_path)
+    res = run_mixlab_forked(*argv, cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert_one_line_cause(res, flag)
     assert list(tmp_path.iterdir()) == []
@@ -1482,6 +1484,6 @@ _FIT = ["-m", "m.csv", "-r", "r.csv", "-o", "law.json"]
     ],
 )  # fmt: skip
 def test_issue14_renamed_and_list_options_are_one_line(tmp_path, argv, names):
-    res = run_mixlab("--quiet", *argv, cwd=tmp_path)
+    res = run_mixlab_forked("--quiet", *argv, cwd=tmp_path)
     assert_one_line_cause(res, *names)
     assert list(tmp_path.iterdir()) == []
