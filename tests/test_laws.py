@@ -104,7 +104,7 @@ def test_laws_follow_the_estimator_conventions(obs, name):
 
 def test_law_hyper_parameters_are_checked_in_fit(obs):
     law = BiMixLaw(residual="cubic")  # stored as given, like scikit-learn's estimators
-    assert law.get_params() == {"residual": "cubic"}
+    assert law.get_params() == {"residual": "cubic", "step_term": "plain"}
     with pytest.raises(BadInput, match="residual must be one of"):
         law.fit(obs)
     assert (

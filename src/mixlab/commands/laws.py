@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from mixlab.commands.common import engine, key_values, out_console, settings
-from mixlab.commands.options import check_number, either, integer, number, renamed
+from mixlab.commands.options import check_number, either, fraction, integer, number, renamed
 from mixlab.errors import BadInput
 from mixlab.files import read_json, write_json
 from mixlab.mixture import (
@@ -209,11 +209,20 @@ def evaluate(
     ] = "bimix",
     protocol: Annotated[
         str | None,
-        typer.Option(help="extrapolate | unseen | kfold (default: extrapolate; kfold with --law all)."),
+        typer.Option(
+            help="extrapolate | unseen | kfold | horizon (default: extrapolate; kfold with --law all)."
+        ),
     ] = None,
     holdout_last: Annotated[
         int, typer.Option(help="extrapolate: evaluations held out at the end of each run.")
     ] = 1,
+    fit_fraction: Annotated[
+        float,
+        typer.Option(
+            help="horizon: one fit on this fraction of every run's first evaluations; the rest are predicted.",
+            callback=fraction(),
+        ),
+    ] = 0.5,
     test_runs: Annotated[str | None, typer.Option(help="unseen: comma-separated test runs.")] = None,
     train_runs: Annotated[
         str | None, typer.Option(help="unseen: training runs (default: all others).")
@@ -224,7 +233,8 @@ def evaluate(
     eval_step: EvalStepOpt = None,
     step: OldStepOpt = None,
 ) -> None:
-    """Evaluate a law the BiMix paper's way: extrapolation in steps, unseen mixtures, or k-fold over runs.
+    """Evaluate a law the BiMix paper's way: extrapolation in steps, unseen mixtures, or k-fold over runs;
+    or horizon: one fit on the first half of every run, predicting the rest.
 
     Example: mixlab evaluate --mixtures mixtures.csv --runs runs.csv --law bimix --protocol unseen --test-runs ce,vne --out metrics.json --plots plots/
     """
@@ -251,7 +261,7 @@ def evaluate(
 
     result = evaluate_law(
         make, obs, protocol, holdout_last=holdout_last, test_runs=names(test_runs), train_runs=names(train_runs),
-        folds=folds, seed=settings(ctx).seed,
+        folds=folds, seed=settings(ctx).seed, fit_fraction=fit_fraction,
     )  # fmt: skip
     write_json(out, result.metrics)
     m = result.metrics

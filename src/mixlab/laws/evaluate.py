@@ -5,6 +5,9 @@ Protocols:
   (the BiMix paper's Table 1). Fixed-step laws cannot extrapolate in steps: reported as not applicable.
 - unseen: fit on train runs, predict every evaluation of the test runs (the paper's Table 2).
 - kfold: runs split into N folds; each fold is predicted by a law fitted on the others.
+- horizon: one fit on the first `fit_fraction` of every run's evaluations (all runs at once), predicting the
+  rest of every run: how far the law carries each loss curve, with every mixture's data pooled as a law
+  that is fitted on a whole sweep pools it. Fixed-step laws: not applicable.
 Metrics per eval domain over the predicted points: relative error % (mean |y − ŷ|/y·100), R² on log loss
 over each test run's points (averaged over runs with ≥ 2 points), RMSE (nats), n_points, and Spearman ρ
 between observed and predicted loss across test runs at each run's final predicted step (≥ 3 runs).
@@ -39,7 +42,7 @@ from mixlab.laws.metrics import r2_log
 from mixlab.laws.observations import Observations
 from mixlab.progress import track
 
-PROTOCOLS = ("extrapolate", "unseen", "kfold")
+PROTOCOLS = ("extrapolate", "unseen", "kfold", "horizon")
 PREDICTION_COLUMNS = ("run", "step", "domain", "share", "observed", "predicted", "fold")
 
 
@@ -61,25 +64,29 @@ def evaluate_law(
     train_runs: Sequence[str] | None = None,
     folds: int = 5,
     seed: int = 0,
+    fit_fraction: float = 0.5,
 ) -> Evaluation:
     """Run one protocol; `make_law()` returns a fresh unfitted law (same hyper-parameters every call)."""
     law = make_law()
     law.check_targets(obs)
     header = {"law": law.name, "hyper": law.get_params(), "protocol": protocol}
+    if protocol in ("extrapolate", "horizon") and law.fixed_step:
+        return Evaluation(
+            {
+                **header,
+                "applicable": False,
+                "reason": f"'{law.name}' is fitted at fixed steps and cannot extrapolate to later steps",
+                "domains": {},
+                "summary": None,
+            },
+            pd.DataFrame(columns=list(PREDICTION_COLUMNS)),
+        )
     if protocol == "extrapolate":
-        if law.fixed_step:
-            return Evaluation(
-                {
-                    **header,
-                    "applicable": False,
-                    "reason": f"'{law.name}' is fitted at fixed steps and cannot extrapolate to later steps",
-                    "domains": {},
-                    "summary": None,
-                },
-                pd.DataFrame(columns=list(PREDICTION_COLUMNS)),
-            )
         predictions, details = _extrapolate(make_law, obs, holdout_last)
         header["holdout_last"] = holdout_last
+    elif protocol == "horizon":
+        predictions, details = _horizon(make_law, obs, fit_fraction)
+        header["fit_fraction"] = fit_fraction
     elif protocol == "unseen":
         if not test_runs:
             raise BadInput("`protocol` unseen needs `test_runs` a,b,...")
@@ -133,6 +140,33 @@ def _extrapolate(
         )
     details = {"skipped_runs": skipped, "skipped_points": 0, "domains_left_out": left_out}
     return pd.concat(parts, ignore_index=True), details
+
+
+def _horizon(
+    make_law: Callable[[], Law], obs: Observations, fit_fraction: float
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    if not (np.isfinite(fit_fraction) and 0 < fit_fraction < 1):
+        raise BadInput(f"`fit_fraction` must be in (0, 1), got {fit_fraction}")
+    early = np.zeros(obs.n_points, dtype=bool)
+    late = np.zeros(obs.n_points, dtype=bool)
+    skipped = []
+    for k, run in enumerate(obs.runs):
+        in_run = obs.point_run == k
+        run_steps = np.unique(obs.steps[in_run])
+        n_fit = int(np.floor(fit_fraction * run_steps.size))
+        if n_fit < 3 or n_fit == run_steps.size:
+            skipped.append(run)
+            continue
+        cutoff = run_steps[n_fit]
+        early |= in_run & (obs.steps < cutoff)
+        late |= in_run & (obs.steps >= cutoff)
+    if not early.any():
+        raise BadInput(
+            f"horizon: no run has enough evaluations to fit on {fit_fraction:g} of them (need ≥ 3) and predict the rest"
+        )
+    law, unfit = _fit_fittable(make_law, obs.select_points(early))
+    details = {"skipped_runs": skipped, "skipped_points": 0, "domains_left_out": dict.fromkeys(unfit, 1)}
+    return _predict_points(law, obs, late, fold=0), details
 
 
 def _fit_fittable(make_law: Callable[[], Law], train: Observations) -> tuple[Law | None, list[str]]:

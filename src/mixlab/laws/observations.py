@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture, read_mixtures
+from mixlab.proxy.schedule import LRSchedule, read_sweep_schedule
 from mixlab.runs import RUNS_COLUMNS, read_runs
 
 
@@ -35,6 +37,8 @@ class Observations:
     tokens:        [n_points] training tokens seen at the point, NaN when unknown
     losses:        [n_points, e] validation loss in nats (or target value); NaN where not evaluated
     source:        where the observations came from (the runs file), for error messages
+    schedule:      the learning-rate schedule every run trained under, where known (a mixlab sweep records it
+                   in `sweep.json`); schedule-aware step terms need it
     Points are sorted by run, then step.
     """
 
@@ -47,6 +51,7 @@ class Observations:
     tokens: np.ndarray
     losses: np.ndarray
     source: str = "observations"
+    schedule: LRSchedule | None = None
 
     @property
     def n_points(self) -> int:
@@ -95,6 +100,7 @@ class Observations:
             self.tokens[mask],
             self.losses[mask],
             self.source,
+            self.schedule,
         )
 
     def select_eval_domains(self, names: Sequence[str]) -> Observations:
@@ -133,6 +139,7 @@ class Observations:
             np.concatenate(tokens),
             np.concatenate(losses),
             self.source,
+            self.schedule,
         )
 
     def to_frame(self) -> pd.DataFrame:
@@ -152,8 +159,10 @@ def build_observations(
     runs: pd.DataFrame,
     mixtures_where: str = "mixtures",
     source: str = "observations",
+    schedule: LRSchedule | None = None,
 ) -> Observations:
-    """Join validated runs (from `read_runs`) with their mixtures; `source` names the runs file.
+    """Join validated runs (from `read_runs`) with their mixtures; `source` names the runs file; `schedule`
+    is the runs' learning-rate schedule where known.
 
     Every run must have a mixture of the same name; the loss domains must all be mixture domains, or none
     (then they are target metrics, kept in the order they first appear).
@@ -201,13 +210,19 @@ def build_observations(
         tokens,
         losses,
         source,
+        schedule,
     )
 
 
 def load_observations(
     mixtures_path: str | os.PathLike[str], runs_path: str | os.PathLike[str]
 ) -> Observations:
-    """`mixtures.csv` + `runs.csv` (or parquet) → validated Observations."""
+    """`mixtures.csv` + `runs.csv` (or parquet) → validated Observations; the schedule is read from the
+    `sweep.json` beside the runs file where there is one (a mixlab sweep directory)."""
     return build_observations(
-        read_mixtures(mixtures_path), read_runs(runs_path), str(mixtures_path), str(runs_path)
+        read_mixtures(mixtures_path),
+        read_runs(runs_path),
+        str(mixtures_path),
+        str(runs_path),
+        read_sweep_schedule(Path(runs_path).parent / "sweep.json"),
     )

@@ -8,6 +8,7 @@ import numpy as np
 
 from mixlab.laws.bimix import bimix_loss
 from mixlab.laws.observations import Observations
+from mixlab.proxy.schedule import LRSchedule
 
 
 def synthetic_bimix(
@@ -21,9 +22,13 @@ def synthetic_bimix(
     seed: int = 0,
     domains: Sequence[str] | None = None,
     runs: Sequence[str] | None = None,
+    D: Sequence[float] | None = None,
+    schedule: LRSchedule | None = None,
 ) -> Observations:
     """Observations of runs with `proportions` [n_runs, m] at every step of `steps`, losses from BiMix
     (A = 1, coefficients [m]) times multiplicative noise exp(N(0, noise)) — noise 0.002 = 0.2 %.
+    With `schedule` and `D` [m], the schedule-aware step term (the floor C falls by D·(1 − η(s))); the
+    observations then carry the schedule.
     A share of 0 gives an infinite loss (the law is undefined there); set such losses explicitly."""
     proportions = np.asarray(proportions, dtype=float)
     n_runs, m = proportions.shape
@@ -32,6 +37,9 @@ def synthetic_bimix(
     steps = np.asarray(steps, dtype=float)
     point_run = np.repeat(np.arange(n_runs), steps.size)
     point_steps = np.tile(steps, n_runs)
+    if (D is None) != (schedule is None):
+        raise ValueError("`D` and `schedule` go together")
+    anneal = 0.0 if schedule is None else (1.0 - schedule.multipliers(point_steps))[:, None]
     clean = bimix_loss(
         proportions[point_run],
         point_steps[:, None],
@@ -39,11 +47,21 @@ def synthetic_bimix(
         np.asarray(B),
         np.asarray(beta),
         np.asarray(C),
+        0.0 if D is None else np.asarray(D),
+        anneal,
     )
     rng = np.random.default_rng(seed)
     losses = clean * np.exp(rng.normal(0.0, noise, clean.shape))
     return Observations(
-        domains, domains, runs, proportions, point_run, point_steps, point_steps * 0 + np.nan, losses
+        domains,
+        domains,
+        runs,
+        proportions,
+        point_run,
+        point_steps,
+        point_steps * 0 + np.nan,
+        losses,
+        schedule=schedule,
     )
 
 
