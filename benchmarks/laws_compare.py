@@ -19,11 +19,14 @@ over the targets (benchmarks/results.json: laws_compare_olmix). Measured, mean o
 regmix 0.8455 / 0.8247 / 0.8309, dml 0.8338 / 0.7810 / 0.8205, transfer 0.8495 / 0.8122 / 0.8367.
 --own-sweeps: mixlab's own sweeps (benchmarks/data/sweeps: cosine and exp10, 8 mixtures × 20 evaluations of
 100k tokens; cosine_300k, 4 × 20 of 300k tokens; 5 demo domains): extrapolation (per run, fit the first half
-of its evaluations, predict the rest: mean relative error) for the laws with a step axis, and unseen mixtures
-(k-fold over runs: R²(log) per run, Spearman of the final loss; and `compare_laws`' ranking at the final step)
-for every law (benchmarks/results.json: laws_compare_own_sweeps). Measured: extrapolation bimix = transfer
-(0.0128 cosine, 0.0126 exp10, 0.0481 cosine_300k); k-fold R²(log) per run bimix −4.02 / −5.91 / −22.0,
-transfer −1.50 / −0.82 / −3.42; Spearman final bimix 0.733 / 0.867 / 0.680, transfer 0.400 / 0.710 / 0.760.
+of its evaluations, predict the rest) and horizon (one fit on the first half of every run, predict the rest),
+mean relative error, for the laws with a step axis and BiMix's schedule-aware step term (bimix[schedule]); unseen
+mixtures (k-fold over runs: R²(log) per run, Spearman of the final loss; and `compare_laws`' ranking at the final
+step) for every law (benchmarks/results.json: laws_compare_own_sweeps). Measured (cosine / exp10 / cosine_300k):
+extrapolation bimix = transfer 0.0128 / 0.0126 / 0.0481, bimix[schedule] 0.0169 / 0.0127 / 0.0266; horizon bimix
+0.0244 / 0.0201 / 0.0525, bimix[schedule] 0.0207 / 0.0197 / 0.0306, transfer 0.0169 / 0.0141 / 0.0541; k-fold
+R²(log) per run bimix −4.02 / −5.91 / −22.0, transfer −1.50 / −0.82 / −3.42; Spearman final bimix 0.733 / 0.867 /
+0.680, transfer 0.400 / 0.710 / 0.760.
 """
 
 from __future__ import annotations
@@ -232,30 +235,42 @@ SWEEPS = Path(__file__).resolve().parent / "data" / "sweeps"
 
 
 def own_sweeps_table(folds: int = 4) -> dict:
-    """Extrapolation (each run's first half of evaluations → the rest) and k-fold over runs on mixlab's own
-    sweeps in benchmarks/data/sweeps (copies of three sweep outputs: mixtures.csv, runs.csv, sweep.json)."""
+    """Extrapolation (each run's first half of evaluations → the rest, one fit per run), horizon (one fit on
+    the first half of every run → the rest) and k-fold over runs on mixlab's own sweeps in
+    benchmarks/data/sweeps (copies of three sweep outputs: mixtures.csv, runs.csv, sweep.json)."""
+    variants = [(law, law, {}) for law in ALL_LAWS] + [
+        ("bimix[schedule]", "bimix", {"step_term": "schedule"})
+    ]
     out = {}
     for sweep in sorted(p for p in SWEEPS.iterdir() if p.is_dir()):
         obs = load_observations(sweep / "mixtures.csv", sweep / "runs.csv")
         config = json.loads((sweep / "sweep.json").read_text())["config"]
         half = len(obs.distinct_steps) // 2
-        row: dict = {"extrapolate": {}, "kfold": {}}
-        for law in ALL_LAWS:
+        row: dict = {"extrapolate": {}, "horizon": {}, "kfold": {}}
+        for label, law, hyper in variants:
+
+            def make(law: str = law, hyper: dict = hyper) -> object:
+                return get_law(law, **hyper)
+
             if not get_law(law).fixed_step:
-                m = evaluate_law(lambda law=law: get_law(law), obs, "extrapolate", holdout_last=half).metrics
-                row["extrapolate"][law] = m["summary"]["rel_error_pct"]["mean"] / 100
+                m = evaluate_law(make, obs, "extrapolate", holdout_last=half).metrics
+                row["extrapolate"][label] = m["summary"]["rel_error_pct"]["mean"] / 100
+                m = evaluate_law(make, obs, "horizon").metrics
+                row["horizon"][label] = m["summary"]["rel_error_pct"]["mean"] / 100
             try:
-                m = evaluate_law(lambda law=law: get_law(law), obs, "kfold", folds=folds).metrics
+                m = evaluate_law(make, obs, "kfold", folds=folds).metrics
             except BadInput as exc:  # e.g. regmix needs ≥ 4 training runs
-                row["kfold"][law] = {"r2_log": None, "spearman_final": None, "failed": str(exc)}
+                row["kfold"][label] = {"r2_log": None, "spearman_final": None, "failed": str(exc)}
                 continue
-            row["kfold"][law] = {k: (m["summary"][k] or {}).get("mean") for k in ("r2_log", "spearman_final")}
+            row["kfold"][label] = {
+                k: (m["summary"][k] or {}).get("mean") for k in ("r2_log", "spearman_final")
+            }
         ranking = rank_laws(obs, folds=folds)
         row["compare_laws"] = {
             "step": ranking.step,
             "failed": ranking.failed,
             "ranking": [
-                {k: r[k] for k in ("law", "spearman_final", "r2_log", "rel_error_pct")}
+                {k: r[k] for k in ("label", "spearman_final", "r2_log", "rel_error_pct")}
                 for r in ranking.ranking
             ],
             "recommended": ranking.to_dict()["recommended"],
@@ -265,12 +280,13 @@ def own_sweeps_table(folds: int = 4) -> dict:
         out[sweep.name] = row
         print(f"sweep {sweep.name} ({len(obs.runs)} runs × {len(obs.distinct_steps)} evals, {config['schedule']}, "
               f"{config['tokens']} tokens/run)", flush=True)  # fmt: skip
-        for law in ALL_LAWS:
-            ext = row["extrapolate"].get(law)
-            kf = row["kfold"][law]
-            print(f"  {law:9} extrapolate rel err {'n/a (fixed-step)' if ext is None else f'{ext:.4f}':17} "
+        for label, _, _ in variants:
+            ext, hor = row["extrapolate"].get(label), row["horizon"].get(label)
+            kf = row["kfold"][label]
+            print(f"  {label:15} rel err extrapolate {'n/a (fixed-step)' if ext is None else f'{ext:.4f}':17} "
+                  f"horizon {'n/a' if hor is None else f'{hor:.4f}':7} "
                   f"kfold R²(log) {_num(kf['r2_log'])}  Spearman final {_num(kf['spearman_final'])}", flush=True)  # fmt: skip
-        print("  compare_laws:", ", ".join(f"{r['law']} {_num(r['spearman_final'])}/{_num(r['r2_log'])}"
+        print("  compare_laws:", ", ".join(f"{r['label']} {_num(r['spearman_final'])}/{_num(r['r2_log'])}"
                                            for r in row["compare_laws"]["ranking"]), flush=True)  # fmt: skip
     return out
 

@@ -51,7 +51,7 @@ def test_compare_laws_ranks_the_coupled_law_first_and_its_scores_match_an_indepe
     assert comparison.step == 2000.0 and ranking["dml"]["hyper"] == {"seed": 0, "step": 2000.0}
     assert ranking["dml"]["n_points"] == 24 * 3 and ranking["bimix"]["n_points"] == 24 * 3
     doc = comparison.to_dict()
-    assert doc["recommended"] == {"law": "dml", "hyper": {"seed": 0, "step": 2000.0}}
+    assert doc["recommended"] == {"law": "dml", "label": "dml", "hyper": {"seed": 0, "step": 2000.0}}
     assert "0.9" in doc["reason"] and "4-fold" in doc["reason"] and "next " in doc["reason"]
     # independent: the same folds through evaluate_law, ρ and R² across runs with scipy / by hand
     pred = evaluate_law(

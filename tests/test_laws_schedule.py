@@ -15,7 +15,7 @@ from mixlab.errors import BadInput
 from mixlab.laws import load_observations
 from mixlab.laws.base import get_law, law_from_dict
 from mixlab.laws.bimix import _log_model, bimix_loss
-from mixlab.laws.evaluate import evaluate_law
+from mixlab.laws.evaluate import compare_laws, evaluate_law
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
 from mixlab.proxy.schedule import LRSchedule, lr_multiplier, read_sweep_schedule
 
@@ -195,3 +195,17 @@ def test_fit_and_evaluate_from_a_sweep_directory(tmp_path: Path):
     missing = run_mixlab("fit", *args, "--hyper", "step_term=schedule", "-o", str(tmp_path / "y.json"))
     assert_one_line_cause(missing, "runs.csv", "sweep.json")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y.json").exists()
+
+
+def test_law_selection_compares_both_step_terms_where_the_schedule_is_known():
+    d = SWEEPS / "exp10"
+    obs = load_observations(d / "mixtures.csv", d / "runs.csv")
+    comparison = compare_laws(obs, ["bimix", "powerlaw"], folds=4)
+    labels = sorted(row["label"] for row in comparison.ranking)
+    assert labels == ["bimix", "bimix (step_term=schedule)", "powerlaw"]
+    aware = next(row for row in comparison.ranking if row["label"] == "bimix (step_term=schedule)")
+    assert aware["law"] == "bimix" and aware["hyper"] == {"step_term": "schedule"}
+    best = comparison.to_dict()["recommended"]
+    assert best["label"] == comparison.ranking[0]["label"]
+    without = compare_laws(obs.__class__(**{**obs.__dict__, "schedule": None}), ["bimix"], folds=4)
+    assert [row["label"] for row in without.ranking] == ["bimix"]

@@ -315,7 +315,7 @@ def _compare_laws(ctx: typer.Context, obs: Any, out: Path, folds: int, step: flo
         table.add_column(c, justify="left" if c == "law" else "right")
     for k, row in enumerate(comparison.ranking, 1):
         table.add_row(
-            str(k), row["law"], _fmt(row["spearman_final"], 3), _fmt(row["r2_log"], 4),
+            str(k), row["label"], _fmt(row["spearman_final"], 3), _fmt(row["r2_log"], 4),
             _fmt(row["rel_error_pct"], 3), f"{row['fit_seconds']:.2f}", str(row["n_points"]),
         )  # fmt: skip
     out_console.print(table)

@@ -15,7 +15,8 @@ Law selection (`compare_laws`): every law through kfold on the same folds, fixed
 final step (the last evaluation step of the most runs), every law scored on the held-out runs' points at
 that step: mean over domains of Spearman ρ of the final loss across runs, R² of log loss across runs, and
 relative error; plus fit-and-predict seconds per fold. Ranked by ρ (then R², then error); the top one is
-recommended.
+recommended. Where the runs' schedule is known, a law with a schedule-aware step term (`step_term`) is
+compared in both forms; each row's `label` tells them apart.
 Summaries: mean / worst / best over domains ("worst" = largest error, smallest R² or ρ). Points where
 the law's prediction is undefined (BiMix or the power law at a share of 0: an infinite loss, or 0 for
 α < 0; any prediction that is not a finite positive loss) are left out of
@@ -299,7 +300,7 @@ class LawComparison:
         )
         if len(self.ranking) > 1 and self.ranking[1]["spearman_final"] is not None:
             nxt = self.ranking[1]
-            text += f"; next {nxt['law']} ({nxt['spearman_final']:.3f})"
+            text += f"; next {nxt['label']} ({nxt['spearman_final']:.3f})"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -312,7 +313,9 @@ class LawComparison:
             "n_runs": self.n_runs,
             "ranking": self.ranking,
             "failed": self.failed,
-            "recommended": None if best is None else {"law": best["law"], "hyper": best["hyper"]},
+            "recommended": None
+            if best is None
+            else {"law": best["law"], "label": best["label"], "hyper": best["hyper"]},
             "reason": self.reason,
         }
 
@@ -348,16 +351,22 @@ def compare_laws(
         hyper: dict[str, Any] = {"seed": seed} if "seed" in params else {}
         if LAWS[name].fixed_step:
             hyper["step"] = at
-        start = time.perf_counter()
-        try:
-            ev = evaluate_law(functools.partial(get_law, name, **hyper), obs, "kfold", folds=folds, seed=seed)
-        except BadInput as exc:
-            failed[name] = str(exc)
-            continue
-        seconds = (time.perf_counter() - start) / folds
-        rows.append(
-            {"law": name, "hyper": hyper, **_final_step_scores(ev.predictions, at), "fit_seconds": seconds}
-        )
+        variants = [hyper]
+        if "step_term" in params and obs.schedule is not None:
+            variants.append({**hyper, "step_term": "schedule"})
+        for variant in variants:
+            label = name + (" (step_term=schedule)" if variant.get("step_term") == "schedule" else "")
+            start = time.perf_counter()
+            try:
+                ev = evaluate_law(
+                    functools.partial(get_law, name, **variant), obs, "kfold", folds=folds, seed=seed
+                )
+            except BadInput as exc:
+                failed[label] = str(exc)
+                continue
+            seconds = (time.perf_counter() - start) / folds
+            scores = _final_step_scores(ev.predictions, at)
+            rows.append({"law": name, "label": label, "hyper": variant, **scores, "fit_seconds": seconds})
     rows.sort(key=_rank_key)
     return LawComparison(at, folds, seed, len(obs.runs), rows, failed)
 

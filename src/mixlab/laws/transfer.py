@@ -46,6 +46,7 @@ from scipy.optimize import least_squares
 
 from mixlab.errors import BadInput
 from mixlab.laws.base import Law, register_law
+from mixlab.laws.bimix import step_term
 from mixlab.laws.metrics import residual_report
 from mixlab.laws.observations import Observations
 
@@ -110,9 +111,7 @@ def transfer_log_loss(
     own_pow, log_own = _powers(r[:, own], delta)
     e = eps + own_pow + other_pow @ T
     log_e = np.log(e)
-    v = b - beta * log_s
-    g = np.logaddexp(v, c)
-    w_b, w_c = np.exp(v - g), np.exp(c - g)
+    g, w_b, w_c = step_term(b, beta, c, log_s)
     d_e = -alpha / e
     jac = np.column_stack(
         [-log_e, d_e, d_e * ((other_pow * log_other) @ T), d_e * own_pow * log_own, d_e[:, None] * other_pow,
@@ -132,9 +131,7 @@ def target_log_loss(theta: np.ndarray, r: np.ndarray, log_s: np.ndarray) -> tupl
     T = np.exp(tau)
     e = np.exp(log_eps) + r_pow @ T
     log_e = np.log(e)
-    v = b - beta * log_s
-    g = np.logaddexp(v, c)
-    w_b, w_c = np.exp(v - g), np.exp(c - g)
+    g, w_b, w_c = step_term(b, beta, c, log_s)
     d_e = -alpha / e
     jac = np.column_stack(
         [-log_e, d_e * np.exp(log_eps), d_e * ((r_pow * log_r) @ T), d_e[:, None] * r_pow * T, r, w_b,

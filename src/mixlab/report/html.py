@@ -305,8 +305,9 @@ def _law_selection(a: Artefacts, root: Path | None) -> str | None:
         return None
     out = []
     for path, c in a.law_comparisons:
-        best = (c.get("recommended") or {}).get("law")
-        rows = [[k, r["law"], r.get("spearman_final"), r.get("r2_log"), r.get("rel_error_pct"),
+        recommended = c.get("recommended") or {}
+        best = recommended.get("label", recommended.get("law"))
+        rows = [[k, r.get("label", r["law"]), r.get("spearman_final"), r.get("r2_log"), r.get("rel_error_pct"),
                  r.get("fit_seconds"), r.get("n_points")] for k, r in enumerate(c["ranking"], 1)]  # fmt: skip
         out.append(
             f"<p>Every law through {_e(c.get('folds'))}-fold cross-validation over the {_e(c.get('n_runs'))} runs, "
@@ -318,7 +319,7 @@ def _law_selection(a: Artefacts, root: Path | None) -> str | None:
             table(
                 ["rank", "law", "Spearman final", "R² log", "rel. err. %", "fit s/fold", "points"],
                 rows,
-                next((i for i, r in enumerate(c["ranking"]) if r["law"] == best), None),
+                next((i for i, r in enumerate(c["ranking"]) if r.get("label", r["law"]) == best), None),
             )
         )
         out.append(
@@ -505,7 +506,7 @@ def _decision(a: Artefacts, root: Path | None) -> str | None:
     for _, c in a.law_comparisons[:1]:
         best = c.get("recommended")
         trust.append(
-            f"law selection on this sweep: {best['law']} ranks first ({c.get('reason', '')}; see Law selection)"
+            f"law selection on this sweep: {best.get('label', best['law'])} ranks first ({c.get('reason', '')}; see Law selection)"
             if best
             else f"law selection on this sweep: no law could be scored ({c.get('reason', '')})"
         )
