@@ -239,7 +239,7 @@ def own_sweeps_table(folds: int = 4) -> dict:
     the first half of every run → the rest) and k-fold over runs on mixlab's own sweeps in
     benchmarks/data/sweeps (copies of three sweep outputs: mixtures.csv, runs.csv, sweep.json)."""
     variants = [(law, law, {}) for law in ALL_LAWS] + [
-        ("bimix[schedule]", "bimix", {"step_term": "schedule"})
+        (f"{law}[schedule]", law, {"step_term": "schedule"}) for law in ("bimix", "transfer")
     ]
     out = {}
     for sweep in sorted(p for p in SWEEPS.iterdir() if p.is_dir()):
@@ -283,7 +283,7 @@ def own_sweeps_table(folds: int = 4) -> dict:
         for label, _, _ in variants:
             ext, hor = row["extrapolate"].get(label), row["horizon"].get(label)
             kf = row["kfold"][label]
-            print(f"  {label:15} rel err extrapolate {'n/a (fixed-step)' if ext is None else f'{ext:.4f}':17} "
+            print(f"  {label:18} rel err extrapolate {'n/a (fixed-step)' if ext is None else f'{ext:.4f}':17} "
                   f"horizon {'n/a' if hor is None else f'{hor:.4f}':7} "
                   f"kfold R²(log) {_num(kf['r2_log'])}  Spearman final {_num(kf['spearman_final'])}", flush=True)  # fmt: skip
         print("  compare_laws:", ", ".join(f"{r['label']} {_num(r['spearman_final'])}/{_num(r['r2_log'])}"

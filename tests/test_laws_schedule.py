@@ -209,3 +209,31 @@ def test_law_selection_compares_both_step_terms_where_the_schedule_is_known():
     assert best["label"] == comparison.ranking[0]["label"]
     without = compare_laws(obs.__class__(**{**obs.__dict__, "schedule": None}), ["bimix"], folds=4)
     assert [row["label"] for row in without.ranking] == ["bimix"]
+
+
+def test_transfer_with_the_schedule_term_recovers_the_floor_drop_and_is_plain_at_a_constant_rate():
+    law = get_law("transfer", step_term="schedule").fit(scheduled())
+    np.testing.assert_allclose(law.D_, TRUE["D"], atol=0.03)
+    doc = json.loads(json.dumps(law.to_dict()))
+    assert doc["params"]["schedule"]["name"] == "cosine" and "D" in doc["params"]["d0"]
+    r = dirichlet_mixtures(3, 4, seed=9)
+    np.testing.assert_array_equal(law_from_dict(doc).predict(r, 150.0), law.predict(r, 150.0))
+    flat = scheduled(LRSchedule("constant", 200), D=[0.0] * 4)
+    plain, aware = get_law("transfer").fit(flat), get_law("transfer", step_term="schedule").fit(flat)
+    assert "D" not in plain.to_dict()["params"]["d0"]
+    for name in ("alpha", "eps", "B", "beta", "C", "T", "u"):
+        np.testing.assert_array_equal(getattr(aware, f"{name}_"), getattr(plain, f"{name}_"), err_msg=name)
+
+
+def test_transfer_with_the_schedule_term_extrapolates_own_sweeps_better():
+    d = SWEEPS / "cosine_300k"
+    obs = load_observations(d / "mixtures.csv", d / "runs.csv")
+    errors = {
+        term: evaluate_law(functools.partial(get_law, "transfer", step_term=term), obs, "horizon").metrics[
+            "summary"
+        ]["rel_error_pct"]["mean"]
+        for term in ("plain", "schedule")
+    }
+    assert errors["schedule"] < 0.75 * errors["plain"], errors
+    with pytest.raises(BadInput, match="transfer: step_term 'schedule' needs"):
+        get_law("transfer", step_term="schedule").fit(obs.__class__(**{**obs.__dict__, "schedule": None}))

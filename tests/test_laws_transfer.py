@@ -58,15 +58,18 @@ def test_jacobian_matches_finite_differences():
     r /= r.sum(1, keepdims=True)
     log_s = np.log(np.linspace(0.1, 1.0, 30))
     m, own = 4, 2
-    theta = np.r_[0.3, 0.02, 0.7, 0.9, [0.4, 0.1, 0.2], [0.1, -0.2, 0.3, 0.0], np.log(2.0), 0.5, np.log(1.5)]
-    assert theta.size == N_HEAD + 2 * m + 2
-    _, jac = transfer_log_loss(theta, r, log_s, own)
+    theta = np.r_[
+        0.3, 0.02, 0.7, 0.9, [0.4, 0.1, 0.2], [0.1, -0.2, 0.3, 0.0], np.log(2.0), 0.5, np.log(1.5), 0.4
+    ]
+    assert theta.size == N_HEAD + 2 * m + 3
+    anneal = np.linspace(0.0, 0.9, 30)  # the schedule-aware step term's 1 − η(s)
+    _, jac = transfer_log_loss(theta, r, log_s, own, anneal)
     h = 1e-6
     fd = np.column_stack(
         [
             (
-                transfer_log_loss(theta + h * e, r, log_s, own)[0]
-                - transfer_log_loss(theta - h * e, r, log_s, own)[0]
+                transfer_log_loss(theta + h * e, r, log_s, own, anneal)[0]
+                - transfer_log_loss(theta - h * e, r, log_s, own, anneal)[0]
             )
             / (2 * h)
             for e in np.eye(theta.size)

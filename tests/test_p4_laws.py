@@ -28,12 +28,13 @@ def test_target_form_jacobian_matches_finite_differences():
     r /= r.sum(1, keepdims=True)
     log_s = np.log(np.linspace(0.1, 1.0, 30))
     rng = np.random.default_rng(2)
-    theta = np.r_[0.3, np.log(0.05), 0.8, rng.normal(0, 0.5, m), rng.normal(0, 0.3, m), 0.5, 0.4, 0.7]
-    _, jac = target_log_loss(theta, r, log_s)
+    theta = np.r_[0.3, np.log(0.05), 0.8, rng.normal(0, 0.5, m), rng.normal(0, 0.3, m), 0.5, 0.4, 0.7, 0.3]
+    anneal = np.linspace(0.0, 0.9, 30)  # the schedule-aware step term's 1 − η(s)
+    _, jac = target_log_loss(theta, r, log_s, anneal)
     h = 1e-6
     numeric = np.column_stack(
-        [(target_log_loss(theta + h * e, r, log_s)[0] - target_log_loss(theta - h * e, r, log_s)[0]) / (2 * h)
-         for e in np.eye(theta.size)]
+        [(target_log_loss(theta + h * e, r, log_s, anneal)[0] - target_log_loss(theta - h * e, r, log_s, anneal)[0])
+         / (2 * h) for e in np.eye(theta.size)]
     )  # fmt: skip
     np.testing.assert_allclose(jac, numeric, rtol=1e-5, atol=1e-7)
 

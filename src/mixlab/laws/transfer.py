@@ -30,6 +30,9 @@ term. Fitted the same way (θ = (α, log ε, γ, τ [m], u [m], b, β, c), ridge
 ε₀ = 0.01, 0.3 with α₀ = 0.05, τ₀ = u₀ = 0, γ₀ = 0.7). On olmix's DCLM swarm (100 fit / 27 predicted runs, 110
 task-BPB targets) "auto" gives λ = 1e-4, the value an inner 4-fold CV over the fit runs picked on each of 3 splits
 in the prototype (grid 1e-5, 1e-4, 1e-3).
+Step term (hyper-parameter `step_term`): "plain" as above; "schedule" is BiMix's schedule-aware term (see
+`mixlab.laws.bimix`): the step factor becomes B s^{−β} + C·(1 − D·(1 − η(s))), D ∈ [0, 0.99] per eval domain,
+η from the runs' learning-rate schedule (`Observations.schedule`), one more coefficient in each fit.
 λ (hyper-parameter `lam`): "auto" = lam0 / n_runs (strong when runs are few). lam0 = 0.01 was chosen on the
 512 RegMix train runs only (a 256-run pool fitted at k = 32…256, scored on the other 256 train runs; flat
 over 0.01–0.1). "cv": the lam0 of LAM0_GRID with the smallest inner `folds`-fold squared log error over
@@ -46,9 +49,10 @@ from scipy.optimize import least_squares
 
 from mixlab.errors import BadInput
 from mixlab.laws.base import Law, register_law
-from mixlab.laws.bimix import step_term
+from mixlab.laws.bimix import D_BOUNDS, STEP_TERMS, step_term
 from mixlab.laws.metrics import residual_report
 from mixlab.laws.observations import Observations
+from mixlab.proxy.schedule import LRSchedule
 
 ALPHA_BOUNDS = (0.0, 5.0)
 TAU_BOUNDS = (-12.0, 5.0)  # target form: log T
@@ -61,8 +65,9 @@ U_MAX = 20.0
 BETA_BOUNDS = (0.0, 3.0)
 LOG_FLOOR = -25.0
 LAM0_GRID = (0.01, 0.03, 0.1, 0.32)
-N_HEAD = 4  # θ = (α, ε, γ, δ, T [m−1], u [m], b, β, c)
-COEFS = ("alpha", "eps", "gamma", "delta", "B", "beta", "C")
+N_HEAD = 4  # θ = (α, ε, γ, δ, T [m−1], u [m], b, β, c, D)
+N_STEP = 4  # the step part at the end of θ: (b, β, c, D)
+COEFS = ("alpha", "eps", "gamma", "delta", "B", "beta", "C", "D")
 
 
 def _powers(r: np.ndarray, power: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
@@ -89,53 +94,73 @@ def effective_share(
     return out
 
 
-def transfer_loss(r: np.ndarray, s: np.ndarray, own: np.ndarray, coef: dict[str, np.ndarray]) -> np.ndarray:
-    """L [n, e] at proportions r [n, m] and steps s [n]; coef: COEFS arrays [e], "T" and "u" [e, m]."""
+def transfer_loss(
+    r: np.ndarray,
+    s: np.ndarray,
+    own: np.ndarray,
+    coef: dict[str, np.ndarray],
+    anneal: np.ndarray | None = None,
+) -> np.ndarray:
+    """L [n, e] at proportions r [n, m] and steps s [n]; coef: COEFS arrays [e] (D may be absent: 0), "T" and
+    "u" [e, m]; anneal [n]: 1 − η(s) for the schedule-aware step term (None: the plain term)."""
     e = effective_share(r, own, coef["eps"], coef["gamma"], coef["delta"], coef["T"])
-    step = coef["B"] * np.asarray(s, dtype=float)[:, None] ** (-coef["beta"]) + coef["C"]
+    floor = coef["C"]
+    if anneal is not None:
+        floor = floor * (1.0 - coef.get("D", 0.0) * np.asarray(anneal, dtype=float)[:, None])
+    step = coef["B"] * np.asarray(s, dtype=float)[:, None] ** (-coef["beta"]) + floor
     return np.exp(r @ coef["u"].T) * e ** (-coef["alpha"]) * step
 
 
+def _log_step(step_part: np.ndarray, log_s: np.ndarray, anneal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log(e^b (s/s_ref)^{−β} + e^c·(1 − D·anneal)) [n] and its Jacobian [n, 4] in (b, β, c, D)."""
+    b, beta, c, d = step_part
+    shrink = 1.0 - d * anneal
+    g, w_b, w_c = step_term(b, beta, c + np.log(shrink), log_s)
+    return g, np.column_stack([w_b, -log_s * w_b, w_c, -w_c * anneal / shrink])
+
+
 def transfer_log_loss(
-    theta: np.ndarray, r: np.ndarray, log_s: np.ndarray, own: int
+    theta: np.ndarray, r: np.ndarray, log_s: np.ndarray, own: int, anneal: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """log L̂ [n] and its Jacobian [n, 2m + 6] for one eval domain; θ = (α, ε, γ, δ, T [m−1], u [m], b, β, c),
-    r [n, m] proportions, log_s [n] = log(s / s_ref), own: the eval domain's column in r."""
+    """log L̂ [n] and its Jacobian [n, 2m + 7] for one eval domain; θ = (α, ε, γ, δ, T [m−1], u [m], b, β, c,
+    D), r [n, m] proportions, log_s [n] = log(s / s_ref), own: the eval domain's column in r, anneal [n]:
+    1 − η(s) (None: 0, the plain step term)."""
     m = r.shape[1]
     alpha, eps, gamma, delta = theta[:N_HEAD]
     T = theta[N_HEAD : N_HEAD + m - 1]
     u = theta[N_HEAD + m - 1 : N_HEAD + 2 * m - 1]
-    b, beta, c = theta[N_HEAD + 2 * m - 1 :]
+    anneal = np.zeros_like(log_s) if anneal is None else anneal
+    g, step_jac = _log_step(theta[N_HEAD + 2 * m - 1 :], log_s, anneal)
     other = np.arange(m) != own
     other_pow, log_other = _powers(r[:, other], gamma)
     own_pow, log_own = _powers(r[:, own], delta)
     e = eps + own_pow + other_pow @ T
     log_e = np.log(e)
-    g, w_b, w_c = step_term(b, beta, c, log_s)
     d_e = -alpha / e
     jac = np.column_stack(
         [-log_e, d_e, d_e * ((other_pow * log_other) @ T), d_e * own_pow * log_own, d_e[:, None] * other_pow,
-         r, w_b, -log_s * w_b, w_c]
+         r, step_jac]
     )  # fmt: skip
     return -alpha * log_e + r @ u + g, jac
 
 
-def target_log_loss(theta: np.ndarray, r: np.ndarray, log_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log ŷ [n] and its Jacobian [n, 2m + 6] for one target; θ = (α, log ε, γ, τ [m], u [m], b, β, c),
-    r [n, m] proportions, log_s [n] = log(s / s_ref)."""
+def target_log_loss(
+    theta: np.ndarray, r: np.ndarray, log_s: np.ndarray, anneal: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """log ŷ [n] and its Jacobian [n, 2m + 7] for one target; θ = (α, log ε, γ, τ [m], u [m], b, β, c, D),
+    r [n, m] proportions, log_s [n] = log(s / s_ref), anneal [n] as for `transfer_log_loss`."""
     m = r.shape[1]
     alpha, log_eps, gamma = theta[:3]
     tau, u = theta[3 : 3 + m], theta[3 + m : 3 + 2 * m]
-    b, beta, c = theta[3 + 2 * m :]
+    anneal = np.zeros_like(log_s) if anneal is None else anneal
+    g, step_jac = _log_step(theta[3 + 2 * m :], log_s, anneal)
     r_pow, log_r = _powers(r, gamma)
     T = np.exp(tau)
     e = np.exp(log_eps) + r_pow @ T
     log_e = np.log(e)
-    g, w_b, w_c = step_term(b, beta, c, log_s)
     d_e = -alpha / e
     jac = np.column_stack(
-        [-log_e, d_e * np.exp(log_eps), d_e * ((r_pow * log_r) @ T), d_e[:, None] * r_pow * T, r, w_b,
-         -log_s * w_b, w_c]
+        [-log_e, d_e * np.exp(log_eps), d_e * ((r_pow * log_r) @ T), d_e[:, None] * r_pow * T, r, step_jac]
     )  # fmt: skip
     return -alpha * log_e + r @ u + g, jac
 
@@ -161,16 +186,18 @@ def _fit_starts(
     lo: np.ndarray,
     hi: np.ndarray,
     steps_free: bool,
+    anneal_free: bool,
     pen_idx: np.ndarray,
     ridge: float,
     max_nfev: int,
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """TRF on log residuals plus ridge rows `ridge`·θ[pen_idx] from each start; (result, θ, free) of the
-    lowest cost. The last three coefficients are (b, β, c): b and β stay at their start unless `steps_free`."""
+    lowest cost. The last four coefficients are (b, β, c, D): b and β stay at their start unless `steps_free`
+    (only C when the step dependence is not identifiable), D unless `anneal_free`."""
     p = lo.size
     free = np.ones(p, dtype=bool)
-    if not steps_free:
-        free[p - 3 : p - 1] = False  # b, β: only C when the step dependence is not identifiable
+    free[p - N_STEP : p - N_STEP + 2] = steps_free
+    free[p - 1] = anneal_free
     pen = np.zeros((pen_idx.size, p))
     pen[np.arange(pen_idx.size), pen_idx] = ridge
     best = None
@@ -208,8 +235,9 @@ def _result(
     s_ref: float, steps_free: bool, head: dict[str, float], T: np.ndarray, u: np.ndarray,
 ) -> dict[str, Any]:  # fmt: skip
     on_bound = free & (np.isclose(theta, lo, rtol=0, atol=1e-6) | np.isclose(theta, hi, rtol=0, atol=1e-6))
-    at_bound = [name for name, hit in zip([*names, "B", "beta", "C"], on_bound, strict=True) if hit]
-    b, beta, c = theta[-3:]
+    on_bound[-1] &= bool(np.isclose(theta[-1], D_BOUNDS[1], rtol=0, atol=1e-6))  # D = 0: the plain term
+    at_bound = [name for name, hit in zip([*names, "B", "beta", "C", "D"], on_bound, strict=True) if hit]
+    b, beta, c, d = theta[-N_STEP:]
     return {
         **head,
         "T": T,
@@ -217,6 +245,7 @@ def _result(
         "B": float(np.exp(b) * s_ref**beta) if steps_free else 0.0,
         "beta": float(beta) if steps_free else 0.0,
         "C": float(np.exp(c)),
+        "D": float(d) if free[-1] else 0.0,
         "cost": float(res.cost),
         "nfev": int(res.nfev),
         "steps_identified": bool(steps_free),
@@ -224,22 +253,35 @@ def _result(
     }
 
 
+def _anneal_free(s: np.ndarray, anneal: np.ndarray | None) -> bool:
+    """D is fitted where the schedule changes over the fitted steps (and the step dependence is identified)."""
+    return anneal is not None and np.unique(s).size >= 3 and float(np.ptp(anneal)) > 1e-9
+
+
 def fit_transfer_domain(
-    r: np.ndarray, s: np.ndarray, loss: np.ndarray, own: int, lam: float, max_nfev: int = 300
+    r: np.ndarray,
+    s: np.ndarray,
+    loss: np.ndarray,
+    own: int,
+    lam: float,
+    max_nfev: int = 300,
+    anneal: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fit one eval domain on tuples r [n, m] (rows sum to 1), s [n] > 0, loss [n] > 0; `lam` ≥ 0: the ridge
-    on T and u (penalty λ·(‖T‖² + ‖u‖²) per mean squared log residual). T and u come back over all m
-    columns (T_own = 1, the own share's coefficient)."""
+    on T and u (penalty λ·(‖T‖² + ‖u‖²) per mean squared log residual); anneal [n]: 1 − η(s) for the
+    schedule-aware step term (None: plain). T and u come back over all m columns (T_own = 1, the own share's
+    coefficient)."""
     n, m = r.shape
     log_y = np.log(loss)
     s_ref = float(s.max())
     log_s = np.log(s / s_ref)
     steps_free = np.unique(s).size >= 3
+    anneal_free = _anneal_free(s, anneal)
     upper = float(log_y.max() + ALPHA_BOUNDS[1] * -np.log(EPS_BOUNDS[0]) + 5.0)
     lo = np.r_[ALPHA_BOUNDS[0], EPS_BOUNDS[0], GAMMA_BOUNDS[0], GAMMA_BOUNDS[0], np.zeros(m - 1),
-               np.full(m, -U_MAX), LOG_FLOOR, BETA_BOUNDS[0], LOG_FLOOR]  # fmt: skip
+               np.full(m, -U_MAX), LOG_FLOOR, BETA_BOUNDS[0], LOG_FLOOR, D_BOUNDS[0]]  # fmt: skip
     hi = np.r_[ALPHA_BOUNDS[1], EPS_BOUNDS[1], GAMMA_BOUNDS[1], GAMMA_BOUNDS[1], np.full(m - 1, T_MAX),
-               np.full(m, U_MAX), upper, BETA_BOUNDS[1], upper]  # fmt: skip
+               np.full(m, U_MAX), upper, BETA_BOUNDS[1], upper, D_BOUNDS[1]]  # fmt: skip
     starts = []
     for eps0 in (0.003, 0.03):
         log_e0 = np.log(eps0 + r[:, own])
@@ -247,10 +289,11 @@ def fit_transfer_domain(
         alpha0 = float(np.clip(alpha0, 0.01, ALPHA_BOUNDS[1] - 0.01))
         # the log step factor if the mixture factor were BiMix's
         b0, beta0, c0 = _step_start(log_y + alpha0 * log_e0, s, log_s, LOG_FLOOR)
-        starts.append(np.r_[alpha0, eps0, 0.7, 1.0, np.full(m - 1, 1e-3), np.zeros(m), b0, beta0, c0])
+        for d0 in (0.0, 0.3) if anneal_free else (0.0,):
+            starts.append(np.r_[alpha0, eps0, 0.7, 1.0, np.full(m - 1, 1e-3), np.zeros(m), b0, beta0, c0, d0])
     res, theta, free = _fit_starts(
-        lambda theta: transfer_log_loss(theta, r, log_s, own), log_y, starts, lo, hi, steps_free,
-        np.arange(N_HEAD, N_HEAD + 2 * m - 1), np.sqrt(lam * n), max_nfev,
+        lambda theta: transfer_log_loss(theta, r, log_s, own, anneal), log_y, starts, lo, hi, steps_free,
+        anneal_free, np.arange(N_HEAD, N_HEAD + 2 * m - 1), np.sqrt(lam * n), max_nfev,
     )  # fmt: skip
     other = np.arange(m) != own
     T = np.ones(m)
@@ -262,28 +305,36 @@ def fit_transfer_domain(
 
 
 def fit_transfer_target(
-    r: np.ndarray, s: np.ndarray, y: np.ndarray, lam: float, max_nfev: int = 300
+    r: np.ndarray,
+    s: np.ndarray,
+    y: np.ndarray,
+    lam: float,
+    max_nfev: int = 300,
+    anneal: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fit one target (the target form) on tuples r [n, m], s [n] > 0, y [n] > 0; `lam` ≥ 0: the ridge on
-    τ = log T and u (penalty λ·(‖τ‖² + ‖u‖²) per mean squared log residual). δ comes back NaN (unused)."""
+    τ = log T and u (penalty λ·(‖τ‖² + ‖u‖²) per mean squared log residual); anneal as for
+    `fit_transfer_domain`. δ comes back NaN (unused)."""
     n, m = r.shape
     log_y = np.log(y)
     s_ref = float(s.max())
     log_s = np.log(s / s_ref)
     steps_free = np.unique(s).size >= 3
+    anneal_free = _anneal_free(s, anneal)
     lo = np.r_[ALPHA_BOUNDS[0], LOG_EPS_TARGET_BOUNDS[0], GAMMA_BOUNDS[0], np.full(m, TAU_BOUNDS[0]),
-               np.full(m, -U_MAX), -TARGET_LOG_BOUND, BETA_BOUNDS[0], -TARGET_LOG_BOUND]  # fmt: skip
+               np.full(m, -U_MAX), -TARGET_LOG_BOUND, BETA_BOUNDS[0], -TARGET_LOG_BOUND, D_BOUNDS[0]]  # fmt: skip
     hi = np.r_[ALPHA_BOUNDS[1], LOG_EPS_TARGET_BOUNDS[1], GAMMA_BOUNDS[1], np.full(m, TAU_BOUNDS[1]),
-               np.full(m, U_MAX), TARGET_LOG_BOUND, BETA_BOUNDS[1], TARGET_LOG_BOUND]  # fmt: skip
+               np.full(m, U_MAX), TARGET_LOG_BOUND, BETA_BOUNDS[1], TARGET_LOG_BOUND, D_BOUNDS[1]]  # fmt: skip
     alpha0, gamma0 = 0.05, 0.7
     starts = []
     for eps0 in (0.01, 0.3):
         log_e0 = np.log(eps0 + _powers(r, gamma0)[0].sum(axis=1))
         b0, beta0, c0 = _step_start(log_y + alpha0 * log_e0, s, log_s, -TARGET_LOG_BOUND)
-        starts.append(np.r_[alpha0, np.log(eps0), gamma0, np.zeros(m), np.zeros(m), b0, beta0, c0])
+        for d0 in (0.0, 0.3) if anneal_free else (0.0,):
+            starts.append(np.r_[alpha0, np.log(eps0), gamma0, np.zeros(m), np.zeros(m), b0, beta0, c0, d0])
     res, theta, free = _fit_starts(
-        lambda theta: target_log_loss(theta, r, log_s), log_y, starts, lo, hi, steps_free,
-        np.arange(3, 3 + 2 * m), np.sqrt(lam * n), max_nfev,
+        lambda theta: target_log_loss(theta, r, log_s, anneal), log_y, starts, lo, hi, steps_free,
+        anneal_free, np.arange(3, 3 + 2 * m), np.sqrt(lam * n), max_nfev,
     )  # fmt: skip
     names = ["alpha", "eps", "gamma"] + [f"tau{j}" for j in range(m)] + [f"u{j}" for j in range(m)]
     head = {
@@ -299,7 +350,8 @@ def fit_transfer_target(
 @register_law
 class TransferLaw(Law):
     """Transfer-BiMix per eval domain (the target form for target metrics). Hyper-parameters: lam ("auto" | "cv" | a number ≥ 0), lam0 (> 0, the
-    "auto" rule's numerator), folds (≥ 2, for "cv"), seed (the "cv" fold split), max_nfev (per start)."""
+    "auto" rule's numerator), folds (≥ 2, for "cv"), seed (the "cv" fold split), max_nfev (per start),
+    step_term ("plain" | "schedule")."""
 
     name = "transfer"
     fixed_step = False
@@ -312,12 +364,14 @@ class TransferLaw(Law):
         folds: int = 4,
         seed: int = 0,
         max_nfev: int = 300,
+        step_term: str = "plain",
     ) -> None:
         self.lam = lam
         self.lam0 = lam0
         self.folds = folds
         self.seed = seed
         self.max_nfev = max_nfev
+        self.step_term = step_term
 
     def check_params(self) -> None:
         if isinstance(self.lam, str):
@@ -341,6 +395,14 @@ class TransferLaw(Law):
                 raise BadInput(f"transfer: `{key}` must be an integer ≥ {least} (got {value!r})")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise BadInput(f"transfer: `seed` must be an integer (got {self.seed!r})")
+        if self.step_term not in STEP_TERMS:
+            raise BadInput(
+                f"transfer: step_term must be one of {', '.join(STEP_TERMS)} (got '{self.step_term}')"
+            )
+
+    def _anneal(self, steps: np.ndarray) -> np.ndarray | None:
+        """1 − η(s) at each step for the schedule-aware term; None for the plain one."""
+        return None if self.schedule_ is None else 1.0 - self.schedule_.multipliers(steps)
 
     def _usable(self, obs: Observations, j: int) -> np.ndarray:
         return np.isfinite(obs.losses[:, j]) & (obs.losses[:, j] > 0) & (obs.steps > 0)
@@ -359,13 +421,14 @@ class TransferLaw(Law):
         r_all = obs.point_proportions
         for j, domain in enumerate(obs.eval_domains):
             use = self._usable(obs, j)
-            y = obs.losses[use, j]
+            y, s = obs.losses[use, j], obs.steps[use]
+            anneal = self._anneal(s)
             if own[j] < 0:
-                fit = fit_transfer_target(r_all[use], obs.steps[use], y, lam, int(self.max_nfev))
+                fit = fit_transfer_target(r_all[use], s, y, lam, int(self.max_nfev), anneal)
             else:
-                fit = fit_transfer_domain(r_all[use], obs.steps[use], y, int(own[j]), lam, int(self.max_nfev))
+                fit = fit_transfer_domain(r_all[use], s, y, int(own[j]), lam, int(self.max_nfev), anneal)
             fits.append(fit)
-            pred = transfer_loss(r_all[use], obs.steps[use], own[j : j + 1], _stack([fit]))[:, 0]
+            pred = transfer_loss(r_all[use], s, own[j : j + 1], _stack([fit]), anneal)[:, 0]
             report[domain] = {
                 **residual_report(y, pred),
                 **{k: fit[k] for k in ("cost", "nfev", "steps_identified", "at_bound")},
@@ -388,7 +451,10 @@ class TransferLaw(Law):
             for k in range(int(self.folds)):
                 train, test = obs.select_points(fold != k), fold == k
                 coef, _ = self._fit_all(train, lam0 / len(train.runs))
-                pred = transfer_loss(obs.point_proportions[test], obs.steps[test], obs.eval_index, coef)
+                steps = obs.steps[test]
+                pred = transfer_loss(
+                    obs.point_proportions[test], steps, obs.eval_index, coef, self._anneal(steps)
+                )
                 y = obs.losses[test]
                 seen = np.isfinite(y) & (y > 0) & (obs.steps[test] > 0)[:, None]
                 err += float(((np.log(pred[seen]) - np.log(y[seen])) ** 2).sum())
@@ -401,6 +467,12 @@ class TransferLaw(Law):
         if unfittable:
             domain, why = next(iter(unfittable.items()))
             raise BadInput(f"{obs.source}: transfer: domain '{domain}' has {why}")
+        if self.step_term == "schedule" and obs.schedule is None:
+            raise BadInput(
+                f"{obs.source}: transfer: step_term 'schedule' needs the runs' learning-rate schedule, and none "
+                "is known (a mixlab sweep records it in sweep.json beside runs.csv)"
+            )
+        self.schedule_ = obs.schedule if self.step_term == "schedule" else None
         lam, cv_errors = self._choose_lam(obs)
         coef, report = self._fit_all(obs, lam)
         for k in (*COEFS, "T", "u"):
@@ -422,11 +494,15 @@ class TransferLaw(Law):
         return np.array([self.domains_.index(d) if d in self.domains_ else -1 for d in self.eval_domains_])
 
     def _coef_names(self, d: str) -> tuple[str, ...]:
-        """The scalar coefficients of eval domain `d`: a target has no own-share power δ."""
-        return COEFS if d in self.domains_ else tuple(k for k in COEFS if k != "delta")
+        """The scalar coefficients of eval domain `d`: a target has no own-share power δ; D only with the
+        schedule-aware step term."""
+        drop = {"delta"} if d not in self.domains_ else set()
+        if self.schedule_ is None:
+            drop.add("D")
+        return tuple(k for k in COEFS if k not in drop)
 
     def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
-        return transfer_loss(r, s, self._own(), self._coef())
+        return transfer_loss(r, s, self._own(), self._coef(), self._anneal(s))
 
     def coefficients(self) -> dict[str, float]:
         out = {}
@@ -442,9 +518,11 @@ class TransferLaw(Law):
         return out
 
     def _state(self) -> dict[str, Any]:
+        schedule = {} if self.schedule_ is None else {"schedule": self.schedule_.to_dict()}
         return {
             "A": 1.0,
             "lam": float(self.lam_),
+            **schedule,
             **{
                 d: {
                     **{k: float(getattr(self, f"{k}_")[i]) for k in self._coef_names(d)},
@@ -458,12 +536,14 @@ class TransferLaw(Law):
         }
 
     def _load(self, state: dict[str, Any]) -> None:
+        self.schedule_ = LRSchedule.from_dict(state["schedule"]) if self.step_term == "schedule" else None
         for k in COEFS:
+            absent = 0.0 if k == "D" else np.nan  # the plain term's D is 0
             setattr(
                 self,
                 f"{k}_",
                 np.array(
-                    [float(state[d][k]) if k in self._coef_names(d) else np.nan for d in self.eval_domains_]
+                    [float(state[d][k]) if k in self._coef_names(d) else absent for d in self.eval_domains_]
                 ),
             )
         self.T_ = np.array(
