@@ -236,7 +236,8 @@ def test_local_annotator_ranks_spam_below_wiki_on_the_demo_corpus(demo_corpus) -
     """The few-shot score-card prompt (calibrated) puts spam below wiki on mean quality (sum of 7 dimensions).
 
     It held on three disjoint sets of 20 documents per domain (dev, held-out, this fixture): wiki - spam =
-    0.38, 0.45, 0.50 of 9 (AUC wiki > spam 0.75-0.82); on this fixture's first 12 documents 4.62 vs 4.24.
+    0.38, 0.45, 0.50 of 9 (AUC wiki > spam 0.75-0.82); on this fixture's first 12 documents 4.62 vs 4.24, on
+    the first 8 (asserted here: ~70 s of SmolLM2 on 2 cores for 24) 4.55 vs 4.09.
     news and email also came out above spam on all three sets, but by less (AUC 0.53-0.72): not asserted."""
     from mixlab.corpus import Corpus, read_shard
     from mixlab.samplemix.quality.local import LocalLMAnnotator
@@ -245,6 +246,6 @@ def test_local_annotator_ranks_spam_below_wiki_on_the_demo_corpus(demo_corpus) -
     annotator = LocalLMAnnotator(use_cache=False, threads=1)
     means = {}
     for domain in ("spam", "wiki"):
-        texts = [t for s in corpus.shards([domain]) for b in read_shard(s) for t in b.texts][:12]
+        texts = [t for s in corpus.shards([domain]) for b in read_shard(s) for t in b.texts][:8]
         means[domain] = annotator.annotate(texts).sum(1).mean()
     assert means["spam"] < means["wiki"] - 0.15, means
