@@ -18,15 +18,16 @@ fits targets (regmix, dml, transfer's target form) on 3 seeded 100 → 27 splits
 over the targets (benchmarks/results.json: laws_compare_olmix). Measured, mean over targets at splits 0 / 1 / 2:
 regmix 0.8455 / 0.8247 / 0.8309, dml 0.8338 / 0.7810 / 0.8205, transfer 0.8495 / 0.8122 / 0.8367.
 --own-sweeps: mixlab's own sweeps (benchmarks/data/sweeps: cosine and exp10, 8 mixtures × 20 evaluations of
-100k tokens; cosine_300k, 4 × 20 of 300k tokens; 5 demo domains): extrapolation (per run, fit the first half
-of its evaluations, predict the rest) and horizon (one fit on the first half of every run, predict the rest),
-mean relative error, for the laws with a step axis and BiMix's schedule-aware step term (bimix[schedule]); unseen
-mixtures (k-fold over runs: R²(log) per run, Spearman of the final loss; and `compare_laws`' ranking at the final
-step) for every law (benchmarks/results.json: laws_compare_own_sweeps). Measured (cosine / exp10 / cosine_300k):
-extrapolation bimix = transfer 0.0128 / 0.0126 / 0.0481, bimix[schedule] 0.0169 / 0.0127 / 0.0266; horizon bimix
-0.0244 / 0.0201 / 0.0525, bimix[schedule] 0.0207 / 0.0197 / 0.0306, transfer 0.0169 / 0.0141 / 0.0541; k-fold
-R²(log) per run bimix −4.02 / −5.91 / −22.0, transfer −1.50 / −0.82 / −3.42; Spearman final bimix 0.733 / 0.867 /
-0.680, transfer 0.400 / 0.710 / 0.760.
+100k tokens; cosine_300k, 4 × 20 of 300k tokens; 5 demo domains): extrapolation (per run, fit the first half of
+its evaluations, predict the rest) and horizon (one fit on the first half of every run, predict the rest), mean
+relative error, for the laws with a step axis and the schedule-aware step term (bimix[schedule],
+transfer[schedule]); unseen mixtures (k-fold over runs: R²(log) per run, Spearman of the final loss; and
+`compare_laws`' ranking at the final step) for every law (benchmarks/results.json: laws_compare_own_sweeps).
+Measured (cosine / exp10 / cosine_300k): extrapolation bimix = transfer 0.0128 / 0.0126 / 0.0481,
+bimix[schedule] 0.0169 / 0.0127 / 0.0266; horizon bimix 0.0244 / 0.0201 / 0.0525, bimix[schedule] 0.0207 /
+0.0197 / 0.0306, transfer 0.0169 / 0.0141 / 0.0541, transfer[schedule] 0.0144 / 0.0138 / 0.0259; k-fold R²(log)
+per run bimix −4.02 / −5.91 / −22.0, transfer −1.50 / −0.82 / −3.42; Spearman final bimix 0.733 / 0.867 / 0.680,
+transfer 0.400 / 0.710 / 0.760.
 """
 
 from __future__ import annotations
