@@ -17,7 +17,8 @@ from mixlab.laws.base import get_law, law_from_dict
 from mixlab.laws.bimix import _log_model, bimix_loss
 from mixlab.laws.evaluate import compare_laws, evaluate_law
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
-from mixlab.proxy.schedule import LRSchedule, lr_multiplier, read_sweep_schedule
+from mixlab.proxy.config import read_sweep_schedule
+from mixlab.proxy.schedule import LRSchedule, lr_multiplier
 
 SWEEPS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "sweeps"
 COSINE = LRSchedule("cosine", 200, 10)
@@ -87,7 +88,7 @@ def test_a_sweep_file_without_its_config_is_bad_input(tmp_path: Path):
     path.write_text(
         json.dumps({"config": {"tokens": 100, "batch_size": 16, "seq_len": 64, "schedule": "cosine"}})
     )
-    with pytest.raises(BadInput, match="gives 0 steps"):
+    with pytest.raises(BadInput, match=r"sweep\.json: field 'config': `tokens` 100: less than one batch"):
         read_sweep_schedule(path)
 
 

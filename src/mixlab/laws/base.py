@@ -21,6 +21,7 @@ from mixlab.errors import BadInput, NotFittedError
 from mixlab.files import read_json
 from mixlab.laws.observations import Observations
 from mixlab.mixture import Mixture
+from mixlab.proxy.schedule import LRSchedule
 
 
 class Law:
@@ -181,6 +182,47 @@ class Law:
 
     def _load(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+
+STEP_TERMS = ("plain", "schedule")
+
+
+class ScheduleAwareStep:
+    """For a law with the `step_term` hyper-parameter ("plain" | "schedule"): the runs' learning-rate schedule
+    it was fitted under (`schedule_`, None for the plain term), kept in law.json as `params.schedule`."""
+
+    name: ClassVar[str]
+    step_term: str
+    schedule_: LRSchedule | None
+
+    def check_step_term(self) -> None:
+        if self.step_term not in STEP_TERMS:
+            raise BadInput(
+                f"{self.name}: step_term must be one of {', '.join(STEP_TERMS)} (got '{self.step_term}')"
+            )
+
+    def fit_schedule(self, obs: Observations) -> None:
+        if self.step_term == "schedule" and obs.schedule is None:
+            raise BadInput(
+                f"{obs.source}: {self.name}: step_term 'schedule' needs the runs' learning-rate schedule, and "
+                "none is known (a mixlab sweep records it in sweep.json beside runs.csv)"
+            )
+        self.schedule_ = obs.schedule if self.step_term == "schedule" else None
+
+    def schedule_state(self) -> dict[str, Any]:
+        return {} if self.schedule_ is None else {"schedule": self.schedule_.to_dict()}
+
+    def load_schedule(self, state: dict[str, Any]) -> None:
+        self.schedule_ = LRSchedule.from_dict(state["schedule"]) if self.step_term == "schedule" else None
+
+    def anneal(self, steps: np.ndarray) -> np.ndarray | None:
+        """1 − η(s) at each step for the schedule-aware term; None for the plain one."""
+        return None if self.schedule_ is None else 1.0 - self.schedule_.multipliers(steps)
+
+
+def anneal_free(steps: np.ndarray, anneal: np.ndarray | None) -> bool:
+    """Whether a fit can identify D: the schedule changes over the fitted steps, and there are ≥ 3 of them."""
+    return anneal is not None and np.unique(steps).size >= 3 and float(np.ptp(anneal)) > 1e-9
 
 
 def check_is_fitted(law: Law) -> None:

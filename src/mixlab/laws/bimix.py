@@ -31,13 +31,11 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from mixlab.errors import BadInput
-from mixlab.laws.base import Law, check_is_fitted, register_law
+from mixlab.laws.base import Law, ScheduleAwareStep, anneal_free, check_is_fitted, register_law
 from mixlab.laws.metrics import residual_report
 from mixlab.laws.observations import Observations
-from mixlab.proxy.schedule import LRSchedule
 
 RESIDUALS = ("log", "relative", "absolute")
-STEP_TERMS = ("plain", "schedule")
 ALPHA_BOUNDS = (-2.0, 4.0)
 BETA_BOUNDS = (0.0, 3.0)
 D_BOUNDS = (0.0, 0.99)  # D < 1 keeps the floor C·(1 − D·(1 − η)) positive for every η in [0, 1]
@@ -106,10 +104,9 @@ def fit_bimix_domain(
     logs = np.log(s / s_ref)
     alpha_free = np.unique(np.round(r, 12)).size >= 2
     steps_free = np.unique(s).size >= 3
-    scheduled = anneal is not None
+    d_free = anneal_free(s, anneal)
     anneal = np.zeros_like(s, dtype=float) if anneal is None else np.asarray(anneal, dtype=float)
-    anneal_free = scheduled and steps_free and float(np.ptp(anneal)) > 1e-9
-    free = np.array([alpha_free, steps_free, steps_free, True, anneal_free])
+    free = np.array([alpha_free, steps_free, steps_free, True, d_free])
 
     alpha0 = _pooled_slope(logr, logl, s) if alpha_free else 0.0
     alpha0 = float(np.clip(alpha0, ALPHA_BOUNDS[0] + 0.01, ALPHA_BOUNDS[1] - 0.01))
@@ -122,7 +119,7 @@ def fit_bimix_domain(
     hi = np.array([ALPHA_BOUNDS[1], upper, BETA_BOUNDS[1], upper, D_BOUNDS[1]])
 
     starts = []
-    d_starts = (0.0, 0.3) if anneal_free else (0.0,)
+    d_starts = (0.0, 0.3) if d_free else (0.0,)
     if steps_free:
         smin = float(np.exp(logs.min()))
         for beta0 in (0.15, 0.4, 0.8, 1.5):
@@ -173,7 +170,7 @@ def fit_bimix_domain(
     # D = 0 sits on its lower bound by design where the schedule does not bend the curve: not a fit problem
     on_bound[4] &= bool(np.isclose(d, D_BOUNDS[1], rtol=0, atol=1e-6))
     big_b = float(np.exp(b) * s_ref**beta) if steps_free else 0.0
-    d = d if anneal_free else 0.0
+    d = d if d_free else 0.0
     pred = bimix_loss(r, s, a, big_b, beta, float(np.exp(c)), d, anneal)
     return {
         "alpha": a,
@@ -208,7 +205,7 @@ def _pooled_slope(logr: np.ndarray, logl: np.ndarray, s: np.ndarray) -> float:
 
 
 @register_law
-class BiMixLaw(Law):
+class BiMixLaw(ScheduleAwareStep, Law):
     """The bivariate law per domain. Hyper-parameters: residual ("log" | "relative" | "absolute"),
     step_term ("plain" | "schedule": see the module docstring)."""
 
@@ -224,14 +221,7 @@ class BiMixLaw(Law):
     def check_params(self) -> None:
         if self.residual not in RESIDUALS:
             raise BadInput(f"bimix: residual must be one of {', '.join(RESIDUALS)} (got '{self.residual}')")
-        if self.step_term not in STEP_TERMS:
-            raise BadInput(
-                f"bimix: step_term must be one of {', '.join(STEP_TERMS)} (got '{self.step_term}')"
-            )
-
-    def _anneal(self, steps: np.ndarray) -> np.ndarray | None:
-        """1 − η(s) at each step for the schedule-aware term; None for the plain one."""
-        return None if self.schedule_ is None else 1.0 - self.schedule_.multipliers(steps)
+        self.check_step_term()
 
     def _tuples(self, obs: Observations, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks [n_points] of eval domain j's usable tuples, those with share 0, those with step ≤ 0."""
@@ -255,19 +245,14 @@ class BiMixLaw(Law):
         if unfittable:
             domain, why = next(iter(unfittable.items()))
             raise BadInput(f"{obs.source}: bimix: domain '{domain}' has {why}")
-        if self.step_term == "schedule" and obs.schedule is None:
-            raise BadInput(
-                f"{obs.source}: bimix: step_term 'schedule' needs the runs' learning-rate schedule, and none "
-                "is known (a mixlab sweep records it in sweep.json beside runs.csv)"
-            )
-        self.schedule_ = obs.schedule if self.step_term == "schedule" else None
+        self.fit_schedule(obs)
         coef = {k: np.zeros(len(obs.eval_domains)) for k in ("alpha", "B", "beta", "C", "D")}
         report = {}
         for j, domain in enumerate(obs.eval_domains):
             use, zero_share, bad_step = self._tuples(obs, j)
             y, s = obs.losses[use, j], obs.steps[use]
             fit = fit_bimix_domain(
-                obs.point_proportions[use, obs.eval_index[j]], s, y, self.residual, anneal=self._anneal(s)
+                obs.point_proportions[use, obs.eval_index[j]], s, y, self.residual, anneal=self.anneal(s)
             )
             for k in coef:
                 coef[k][j] = fit[k]
@@ -283,14 +268,14 @@ class BiMixLaw(Law):
 
     def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
         idx = [self.domains_.index(d) for d in self.eval_domains_]
-        anneal = self._anneal(s)
+        anneal = self.anneal(s)
         anneal = 0.0 if anneal is None else anneal[:, None]
         return bimix_loss(r[:, idx], s[:, None], self.alpha_, self.B_, self.beta_, self.C_, self.D_, anneal)
 
     def separable_power(self, step: float) -> tuple[np.ndarray, np.ndarray]:
         """(α [e], K [e]) with L_i = K_i · r_i^{−α_i} at `step`: K_i = B_i·s^{−β_i} + C_i·(1 − D_i·(1 − η(s)))."""
         check_is_fitted(self)
-        anneal = self._anneal(np.array([step]))
+        anneal = self.anneal(np.array([step]))
         floor = self.C_ if anneal is None else self.C_ * (1.0 - self.D_ * anneal[0])
         return self.alpha_.copy(), self.B_ * float(step) ** (-self.beta_) + floor
 
@@ -306,9 +291,7 @@ class BiMixLaw(Law):
 
     def _state(self) -> dict[str, Any]:
         names = self._names()
-        state: dict[str, Any] = {"A": 1.0}
-        if self.schedule_ is not None:
-            state["schedule"] = self.schedule_.to_dict()
+        state: dict[str, Any] = {"A": 1.0, **self.schedule_state()}
         for j, d in enumerate(self.eval_domains_):
             state[d] = {
                 k: float(getattr(self, f"{k}_")[j]) for k in ("alpha", "B", "beta", "C", "D") if k in names
@@ -316,7 +299,7 @@ class BiMixLaw(Law):
         return state
 
     def _load(self, state: dict[str, Any]) -> None:
-        self.schedule_ = LRSchedule.from_dict(state["schedule"]) if self.step_term == "schedule" else None
+        self.load_schedule(state)
         self.alpha_, self.B_, self.beta_, self.C_, self.D_ = (
             np.array([float(state[d].get(k, 0.0) if k == "D" else state[d][k]) for d in self.eval_domains_])
             for k in ("alpha", "B", "beta", "C", "D")

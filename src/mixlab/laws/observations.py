@@ -19,7 +19,8 @@ import pandas as pd
 
 from mixlab.errors import BadInput
 from mixlab.mixture import Mixture, read_mixtures
-from mixlab.proxy.schedule import LRSchedule, read_sweep_schedule
+from mixlab.proxy.config import read_sweep_schedule
+from mixlab.proxy.schedule import LRSchedule
 from mixlab.runs import RUNS_COLUMNS, read_runs
 
 

@@ -48,11 +48,10 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from mixlab.errors import BadInput
-from mixlab.laws.base import Law, register_law
-from mixlab.laws.bimix import D_BOUNDS, STEP_TERMS, step_term
+from mixlab.laws.base import Law, ScheduleAwareStep, anneal_free, register_law
+from mixlab.laws.bimix import D_BOUNDS, step_term
 from mixlab.laws.metrics import residual_report
 from mixlab.laws.observations import Observations
-from mixlab.proxy.schedule import LRSchedule
 
 ALPHA_BOUNDS = (0.0, 5.0)
 TAU_BOUNDS = (-12.0, 5.0)  # target form: log T
@@ -186,18 +185,18 @@ def _fit_starts(
     lo: np.ndarray,
     hi: np.ndarray,
     steps_free: bool,
-    anneal_free: bool,
+    d_free: bool,
     pen_idx: np.ndarray,
     ridge: float,
     max_nfev: int,
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """TRF on log residuals plus ridge rows `ridge`·θ[pen_idx] from each start; (result, θ, free) of the
     lowest cost. The last four coefficients are (b, β, c, D): b and β stay at their start unless `steps_free`
-    (only C when the step dependence is not identifiable), D unless `anneal_free`."""
+    (only C when the step dependence is not identifiable), D unless `d_free`."""
     p = lo.size
     free = np.ones(p, dtype=bool)
     free[p - N_STEP : p - N_STEP + 2] = steps_free
-    free[p - 1] = anneal_free
+    free[p - 1] = d_free
     pen = np.zeros((pen_idx.size, p))
     pen[np.arange(pen_idx.size), pen_idx] = ridge
     best = None
@@ -253,11 +252,6 @@ def _result(
     }
 
 
-def _anneal_free(s: np.ndarray, anneal: np.ndarray | None) -> bool:
-    """D is fitted where the schedule changes over the fitted steps (and the step dependence is identified)."""
-    return anneal is not None and np.unique(s).size >= 3 and float(np.ptp(anneal)) > 1e-9
-
-
 def fit_transfer_domain(
     r: np.ndarray,
     s: np.ndarray,
@@ -276,7 +270,7 @@ def fit_transfer_domain(
     s_ref = float(s.max())
     log_s = np.log(s / s_ref)
     steps_free = np.unique(s).size >= 3
-    anneal_free = _anneal_free(s, anneal)
+    d_free = anneal_free(s, anneal)
     upper = float(log_y.max() + ALPHA_BOUNDS[1] * -np.log(EPS_BOUNDS[0]) + 5.0)
     lo = np.r_[ALPHA_BOUNDS[0], EPS_BOUNDS[0], GAMMA_BOUNDS[0], GAMMA_BOUNDS[0], np.zeros(m - 1),
                np.full(m, -U_MAX), LOG_FLOOR, BETA_BOUNDS[0], LOG_FLOOR, D_BOUNDS[0]]  # fmt: skip
@@ -289,11 +283,11 @@ def fit_transfer_domain(
         alpha0 = float(np.clip(alpha0, 0.01, ALPHA_BOUNDS[1] - 0.01))
         # the log step factor if the mixture factor were BiMix's
         b0, beta0, c0 = _step_start(log_y + alpha0 * log_e0, s, log_s, LOG_FLOOR)
-        for d0 in (0.0, 0.3) if anneal_free else (0.0,):
+        for d0 in (0.0, 0.3) if d_free else (0.0,):
             starts.append(np.r_[alpha0, eps0, 0.7, 1.0, np.full(m - 1, 1e-3), np.zeros(m), b0, beta0, c0, d0])
     res, theta, free = _fit_starts(
         lambda theta: transfer_log_loss(theta, r, log_s, own, anneal), log_y, starts, lo, hi, steps_free,
-        anneal_free, np.arange(N_HEAD, N_HEAD + 2 * m - 1), np.sqrt(lam * n), max_nfev,
+        d_free, np.arange(N_HEAD, N_HEAD + 2 * m - 1), np.sqrt(lam * n), max_nfev,
     )  # fmt: skip
     other = np.arange(m) != own
     T = np.ones(m)
@@ -320,7 +314,7 @@ def fit_transfer_target(
     s_ref = float(s.max())
     log_s = np.log(s / s_ref)
     steps_free = np.unique(s).size >= 3
-    anneal_free = _anneal_free(s, anneal)
+    d_free = anneal_free(s, anneal)
     lo = np.r_[ALPHA_BOUNDS[0], LOG_EPS_TARGET_BOUNDS[0], GAMMA_BOUNDS[0], np.full(m, TAU_BOUNDS[0]),
                np.full(m, -U_MAX), -TARGET_LOG_BOUND, BETA_BOUNDS[0], -TARGET_LOG_BOUND, D_BOUNDS[0]]  # fmt: skip
     hi = np.r_[ALPHA_BOUNDS[1], LOG_EPS_TARGET_BOUNDS[1], GAMMA_BOUNDS[1], np.full(m, TAU_BOUNDS[1]),
@@ -330,11 +324,11 @@ def fit_transfer_target(
     for eps0 in (0.01, 0.3):
         log_e0 = np.log(eps0 + _powers(r, gamma0)[0].sum(axis=1))
         b0, beta0, c0 = _step_start(log_y + alpha0 * log_e0, s, log_s, -TARGET_LOG_BOUND)
-        for d0 in (0.0, 0.3) if anneal_free else (0.0,):
+        for d0 in (0.0, 0.3) if d_free else (0.0,):
             starts.append(np.r_[alpha0, np.log(eps0), gamma0, np.zeros(m), np.zeros(m), b0, beta0, c0, d0])
     res, theta, free = _fit_starts(
         lambda theta: target_log_loss(theta, r, log_s, anneal), log_y, starts, lo, hi, steps_free,
-        anneal_free, np.arange(3, 3 + 2 * m), np.sqrt(lam * n), max_nfev,
+        d_free, np.arange(3, 3 + 2 * m), np.sqrt(lam * n), max_nfev,
     )  # fmt: skip
     names = ["alpha", "eps", "gamma"] + [f"tau{j}" for j in range(m)] + [f"u{j}" for j in range(m)]
     head = {
@@ -348,7 +342,7 @@ def fit_transfer_target(
 
 
 @register_law
-class TransferLaw(Law):
+class TransferLaw(ScheduleAwareStep, Law):
     """Transfer-BiMix per eval domain (the target form for target metrics). Hyper-parameters: lam ("auto" | "cv" | a number ≥ 0), lam0 (> 0, the
     "auto" rule's numerator), folds (≥ 2, for "cv"), seed (the "cv" fold split), max_nfev (per start),
     step_term ("plain" | "schedule")."""
@@ -395,14 +389,7 @@ class TransferLaw(Law):
                 raise BadInput(f"transfer: `{key}` must be an integer ≥ {least} (got {value!r})")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise BadInput(f"transfer: `seed` must be an integer (got {self.seed!r})")
-        if self.step_term not in STEP_TERMS:
-            raise BadInput(
-                f"transfer: step_term must be one of {', '.join(STEP_TERMS)} (got '{self.step_term}')"
-            )
-
-    def _anneal(self, steps: np.ndarray) -> np.ndarray | None:
-        """1 − η(s) at each step for the schedule-aware term; None for the plain one."""
-        return None if self.schedule_ is None else 1.0 - self.schedule_.multipliers(steps)
+        self.check_step_term()
 
     def _usable(self, obs: Observations, j: int) -> np.ndarray:
         return np.isfinite(obs.losses[:, j]) & (obs.losses[:, j] > 0) & (obs.steps > 0)
@@ -422,7 +409,7 @@ class TransferLaw(Law):
         for j, domain in enumerate(obs.eval_domains):
             use = self._usable(obs, j)
             y, s = obs.losses[use, j], obs.steps[use]
-            anneal = self._anneal(s)
+            anneal = self.anneal(s)
             if own[j] < 0:
                 fit = fit_transfer_target(r_all[use], s, y, lam, int(self.max_nfev), anneal)
             else:
@@ -453,7 +440,7 @@ class TransferLaw(Law):
                 coef, _ = self._fit_all(train, lam0 / len(train.runs))
                 steps = obs.steps[test]
                 pred = transfer_loss(
-                    obs.point_proportions[test], steps, obs.eval_index, coef, self._anneal(steps)
+                    obs.point_proportions[test], steps, obs.eval_index, coef, self.anneal(steps)
                 )
                 y = obs.losses[test]
                 seen = np.isfinite(y) & (y > 0) & (obs.steps[test] > 0)[:, None]
@@ -467,12 +454,7 @@ class TransferLaw(Law):
         if unfittable:
             domain, why = next(iter(unfittable.items()))
             raise BadInput(f"{obs.source}: transfer: domain '{domain}' has {why}")
-        if self.step_term == "schedule" and obs.schedule is None:
-            raise BadInput(
-                f"{obs.source}: transfer: step_term 'schedule' needs the runs' learning-rate schedule, and none "
-                "is known (a mixlab sweep records it in sweep.json beside runs.csv)"
-            )
-        self.schedule_ = obs.schedule if self.step_term == "schedule" else None
+        self.fit_schedule(obs)
         lam, cv_errors = self._choose_lam(obs)
         coef, report = self._fit_all(obs, lam)
         for k in (*COEFS, "T", "u"):
@@ -502,7 +484,7 @@ class TransferLaw(Law):
         return tuple(k for k in COEFS if k not in drop)
 
     def _predict(self, r: np.ndarray, s: np.ndarray) -> np.ndarray:
-        return transfer_loss(r, s, self._own(), self._coef(), self._anneal(s))
+        return transfer_loss(r, s, self._own(), self._coef(), self.anneal(s))
 
     def coefficients(self) -> dict[str, float]:
         out = {}
@@ -518,11 +500,10 @@ class TransferLaw(Law):
         return out
 
     def _state(self) -> dict[str, Any]:
-        schedule = {} if self.schedule_ is None else {"schedule": self.schedule_.to_dict()}
         return {
             "A": 1.0,
             "lam": float(self.lam_),
-            **schedule,
+            **self.schedule_state(),
             **{
                 d: {
                     **{k: float(getattr(self, f"{k}_")[i]) for k in self._coef_names(d)},
@@ -536,7 +517,7 @@ class TransferLaw(Law):
         }
 
     def _load(self, state: dict[str, Any]) -> None:
-        self.schedule_ = LRSchedule.from_dict(state["schedule"]) if self.step_term == "schedule" else None
+        self.load_schedule(state)
         for k in COEFS:
             absent = 0.0 if k == "D" else np.nan  # the plain term's D is 0
             setattr(

@@ -6,15 +6,18 @@ so the CLI rejects a bad option at once.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mixlab.errors import BadInput
-from mixlab.proxy.schedule import SCHEDULES, default_warmup
+from mixlab.proxy.schedule import SCHEDULES, LRSchedule, default_warmup
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -150,6 +153,9 @@ class TrainConfig:
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else default_warmup(self.schedule, self.steps)
 
+    def lr_schedule(self) -> LRSchedule:
+        return LRSchedule(self.schedule, self.steps, self.warmup_steps)
+
     def eval_steps(self) -> list[int]:
         """Steps (completed updates) after which every domain is evaluated: evenly spaced, last = steps."""
         points = np.round(np.linspace(self.steps / self.evals, self.steps, self.evals)).astype(int)
@@ -157,6 +163,33 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+SCHEDULE_FIELDS = (
+    "tokens",
+    "batch_size",
+    "seq_len",
+    "schedule",
+)  # what fixes a sweep's schedule (warmup: None)
+
+
+def read_sweep_schedule(path: str | os.PathLike[str]) -> LRSchedule | None:
+    """The learning-rate schedule of a mixlab sweep, from the training config in its `sweep.json` (None where
+    there is no such file)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))["config"]
+        missing = [k for k in SCHEDULE_FIELDS if k not in fields]
+        if missing:
+            raise KeyError(f"field 'config' lacks {', '.join(missing)}")
+        config = TrainConfig(**fields)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"{path}: not a mixlab sweep file ({type(exc).__name__}: {exc})") from None
+    except BadInput as exc:
+        raise BadInput(f"{path}: field 'config': {exc}") from None
+    return config.lr_schedule()
 
 
 @dataclass(frozen=True)

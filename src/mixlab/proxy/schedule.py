@@ -9,11 +9,8 @@ Any schedule is preceded by a linear warm-up over `warmup` steps when `warmup` >
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,7 +47,8 @@ def lr_multiplier(step: int, total_steps: int, schedule: str, warmup: int = 0) -
 @dataclass(frozen=True)
 class LRSchedule:
     """The learning-rate schedule every run of a sweep trained under: what a schedule-aware law needs to know
-    of the step axis (read from the sweep's `sweep.json` by `read_sweep_schedule`)."""
+    of the step axis (`TrainConfig.lr_schedule`; read from a sweep's `sweep.json` by
+    `mixlab.proxy.config.read_sweep_schedule`)."""
 
     name: str
     total_steps: int
@@ -61,8 +59,8 @@ class LRSchedule:
             raise BadInput(f"`schedule` {self.name}: expected one of {', '.join(SCHEDULES)}")
         if not isinstance(self.total_steps, int) or self.total_steps < 1:
             raise BadInput(f"`total_steps` must be a positive integer, got {self.total_steps!r}")
-        if not isinstance(self.warmup, int) or not 0 <= self.warmup <= self.total_steps:
-            raise BadInput(f"`warmup` must be an integer in [0, total_steps], got {self.warmup!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise BadInput(f"`warmup` must be an integer ≥ 0, got {self.warmup!r}")
 
     def multipliers(self, steps: np.ndarray) -> np.ndarray:
         """The multiplier of the peak learning rate at each step (steps past the run: the last one's).
@@ -79,22 +77,3 @@ class LRSchedule:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LRSchedule:
         return cls(str(d["name"]), int(d["total_steps"]), int(d.get("warmup", 0)))
-
-
-def read_sweep_schedule(path: str | os.PathLike[str]) -> LRSchedule | None:
-    """The schedule recorded in a mixlab sweep's `sweep.json` (None where the file is absent); its config
-    gives tokens per run, batch size and sequence length, the schedule and warm-up."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))["config"]
-        total = int(config["tokens"]) // (int(config["batch_size"]) * int(config["seq_len"]))
-        warmup = config.get("warmup")
-        name = str(config["schedule"])
-        warmup = default_warmup(name, total) if warmup is None else int(warmup)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadInput(f"{path}: not a mixlab sweep file ({type(exc).__name__}: {exc})") from None
-    if total < 1:
-        raise BadInput(f"{path}: field 'config.tokens' gives {total} steps per run (need ≥ 1)")
-    return LRSchedule(name, total, warmup)
