@@ -1,4 +1,5 @@
-"""The bootstrap refits on an engine's workers: the same replicates, bit for bit, on 1 or 2 workers."""
+"""A law's refits on an engine's workers (the bootstrap's replicates, an evaluation protocol's fits, law
+selection's fits of every law and fold): the same numbers, bit for bit, on 1 or 2 workers."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixlab.engine import LocalEngine
+from mixlab.engine import LocalEngine, map_where_it_pays
 from mixlab.laws import Observations, get_law, write_runs
 from mixlab.laws.bootstrap import bootstrap_laws, bootstrap_summary
+from mixlab.laws.evaluate import compare_laws, evaluate_law
 from mixlab.laws.optimize import optimize_mixture
 from mixlab.laws.synthetic import dirichlet_mixtures, synthetic_bimix
 from mixlab.mixture import write_mixtures
@@ -38,6 +40,38 @@ def two_workers():
     with LocalEngine(2) as engine:
         engine.map(abs, [1, 2])
         yield engine
+
+
+def test_work_goes_to_warm_workers_but_stays_here_without_an_engine_or_on_a_cold_pool(two_workers):
+    here = os.getpid()
+    first, *rest = map_where_it_pays(two_workers, _pid, range(6))
+    assert first == here and rest and here not in rest
+    assert map_where_it_pays(None, _pid, range(3)) == [here] * 3
+    with LocalEngine(2) as cold:  # three trivial items: far less than starting a worker costs
+        assert map_where_it_pays(cold, _pid, range(3)) == [here] * 3
+
+
+def _pid(_item: int) -> int:
+    return os.getpid()
+
+
+@pytest.mark.parametrize("protocol", ["extrapolate", "kfold"])
+def test_an_evaluation_protocol_on_two_workers_equals_serial(obs, two_workers, protocol):
+    make = functools.partial(get_law, "bimix")
+    serial = evaluate_law(make, obs, protocol, folds=4, seed=1)
+    parallel = evaluate_law(make, obs, protocol, folds=4, seed=1, engine=two_workers)
+    assert parallel.metrics == serial.metrics
+    assert parallel.predictions.equals(serial.predictions)
+
+
+def test_law_selection_on_two_workers_equals_serial(obs, two_workers):
+    serial = compare_laws(obs, laws=["bimix", "powerlaw", "regmix"], folds=4, seed=0).to_dict()
+    parallel = compare_laws(
+        obs, laws=["bimix", "powerlaw", "regmix"], folds=4, seed=0, engine=two_workers
+    ).to_dict()
+    for row in serial["ranking"] + parallel["ranking"]:
+        assert row.pop("fit_seconds") >= 0  # CPU seconds: the one field that differs from run to run
+    assert parallel == serial and len(serial["ranking"]) == 3
 
 
 def test_two_workers_give_the_serial_replicates_bit_for_bit(obs, two_workers):

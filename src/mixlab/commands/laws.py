@@ -259,10 +259,11 @@ def evaluate(
     def names(text: str | None) -> list[str] | None:
         return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
-    result = evaluate_law(
-        make, obs, protocol, holdout_last=holdout_last, test_runs=names(test_runs), train_runs=names(train_runs),
-        folds=folds, seed=settings(ctx).seed, fit_fraction=fit_fraction,
-    )  # fmt: skip
+    with engine(ctx) as eng:
+        result = evaluate_law(
+            make, obs, protocol, holdout_last=holdout_last, test_runs=names(test_runs), train_runs=names(train_runs),
+            folds=folds, seed=settings(ctx).seed, fit_fraction=fit_fraction, engine=eng,
+        )  # fmt: skip
     write_json(out, result.metrics)
     m = result.metrics
     if not m["applicable"]:
@@ -305,7 +306,8 @@ def evaluate(
 def _compare_laws(ctx: typer.Context, obs: Any, out: Path, folds: int, step: float | None) -> None:
     from mixlab.laws.evaluate import compare_laws
 
-    comparison = compare_laws(obs, folds=folds, seed=settings(ctx).seed, step=step)
+    with engine(ctx) as eng:
+        comparison = compare_laws(obs, folds=folds, seed=settings(ctx).seed, step=step, engine=eng)
     doc = comparison.to_dict()
     write_json(out, doc)
     table = Table(

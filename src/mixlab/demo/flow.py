@@ -46,14 +46,17 @@ class DemoConfig:
 
     [choice] Sized for signal within ~20 min on 2 idle cores: a 1,024-token vocabulary (the tiny model's
     embedding and head no longer dominate its compute, so the same seconds buy ~2x the steps of bpe:4096), 400k
-    tokens per run (195 steps), three seeds. [measured] 21 min 30 s on 2 idle cores (warm corpus cache), and
-    natural's mean loss still varies by 0.17 nats (std) over the three seeds."""
+    tokens per run (195 steps), three seeds, and a peak learning rate of 1e-3 for every proxy and evaluation
+    model. [measured] natural's mean validation loss over seeds 0-2 on the default demo corpus (400k tokens,
+    batch 16, exp10): lr 3e-3 (the tiny preset's) 5.53 ± 0.174 (std), 1e-2 5.62 ± 0.120, 1e-3 5.37 ± 0.019;
+    at batch 4 (781 steps, 1.4x the seconds) 1e-3 reached 4.96 ± 0.021 and 5e-4 5.18 ± 0.012."""
 
     max_mb_per_domain: float | None = 3.0
     tokenizer: str = "bpe:1024"
     model: str = "tiny"
     seq_len: int = 128
     batch_size: int = 16
+    lr: float | None = 1e-3  # peak learning rate of every proxy and evaluation model (None: the preset's)
     val_tokens: int = 4096
     sweep_tokens: int = 400_000
     sweep_evals: int = 10
@@ -88,6 +91,7 @@ class DemoConfig:
             tokenizer="bpe:512",
             seq_len=64,
             batch_size=16,
+            lr=None,
             val_tokens=512,
             sweep_tokens=16_384,
             sweep_evals=4,
@@ -268,8 +272,9 @@ class Demo:
     def proxy_args(self, tokens: int) -> list[Any]:
         """Options shared by `sweep` and `doremi`: the same tokenizer, model and validation sets everywhere."""
         c = self.config
+        lr = ["--lr", c.lr] if c.lr is not None else []
         return [*self.corpus_options(), "--tokenizer", self.tokenizer, "--model", c.model, "--seq-len", c.seq_len, "--batch-size",
-                c.batch_size, "--val-tokens", c.val_tokens, "--tokens-per-run", tokens]  # fmt: skip
+                c.batch_size, *lr, "--val-tokens", c.val_tokens, "--tokens-per-run", tokens]  # fmt: skip
 
     def stage_sweep(self) -> None:
         c = self.config
@@ -324,11 +329,13 @@ class Demo:
                 self.cli("evaluate", "--mixtures", mixtures, "--runs", runs, "--law", "all", "--folds", folds,
                          "--out", self.law_comparison_path)  # fmt: skip
             else:
+                from mixlab.engine import get_engine
                 from mixlab.laws import load_observations
                 from mixlab.laws.evaluate import compare_laws
 
-                comparison = compare_laws(load_observations(mixtures, runs), list(self.config.compared_laws),
-                                          folds=folds, seed=self.seed)  # fmt: skip
+                with get_engine(self.engine, self.workers, self.ray_address) as eng:
+                    comparison = compare_laws(load_observations(mixtures, runs), list(self.config.compared_laws),
+                                              folds=folds, seed=self.seed, engine=eng)  # fmt: skip
                 write_json(self.law_comparison_path, comparison.to_dict())
 
     def stage_optimum(self) -> None:
@@ -392,7 +399,7 @@ class Demo:
 
         c = self.config
         return TrainConfig(model=c.model, tokens=c.eval_tokens, seq_len=c.seq_len, batch_size=c.batch_size,
-                           evals=c.eval_evals, eval_subset_tokens=c.eval_subset_tokens, seed=seed)  # fmt: skip
+                           lr=c.lr, evals=c.eval_evals, eval_subset_tokens=c.eval_subset_tokens, seed=seed)  # fmt: skip
 
     def base_streams(self) -> Any:
         from mixlab.corpus import load_tokenizer

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mixlab.engine.base import Engine
+from mixlab.engine.base import Engine, map_where_it_pays
 from mixlab.engine.local import LocalEngine
 from mixlab.errors import BadInput
 
-__all__ = ["ENGINES", "Engine", "LocalEngine", "get_engine"]
+__all__ = ["ENGINES", "Engine", "LocalEngine", "get_engine", "map_where_it_pays"]
 
 
 def _ray_engine(workers: int | None, ray_address: str | None) -> Engine:

@@ -16,13 +16,12 @@ importing scipy and pandas, which made 2 workers 2.3x slower than 1).
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from mixlab.engine import Engine, LocalEngine
+from mixlab.engine import Engine, map_where_it_pays
 from mixlab.errors import BadInput
 from mixlab.laws.base import Law
 from mixlab.laws.observations import Observations
@@ -44,12 +43,7 @@ def bootstrap_laws(
     rng = np.random.default_rng(seed)
     n_runs = len(obs.runs)
     picks = [rng.integers(0, n_runs, size=n_runs) for _ in range(n)]
-    refit = functools.partial(_refit, make_law, obs)
-    t0 = time.process_time()  # CPU, not wall: a loaded machine stretches both the fit and a worker's start
-    first = refit(picks[0])
-    serial_seconds = (time.process_time() - t0) * (n - 1)
-    spread = engine is not None and engine.pays_to_spread(serial_seconds)
-    refits = [first, *(engine if spread else LocalEngine(1)).map(refit, picks[1:], "bootstrap")]
+    refits = map_where_it_pays(engine, functools.partial(_refit, make_law, obs), picks, "bootstrap")
     laws = [law for law in refits if law is not None]
     if len(laws) < 2:
         raise BadInput(

@@ -14,7 +14,7 @@ between observed and predicted loss across test runs at each run's final predict
 Law selection (`compare_laws`): every law through kfold on the same folds, fixed-step laws fitted at the
 final step (the last evaluation step of the most runs), every law scored on the held-out runs' points at
 that step: mean over domains of Spearman ρ of the final loss across runs, R² of log loss across runs, and
-relative error; plus fit-and-predict seconds per fold. Ranked by ρ (then R², then error); the top one is
+relative error; plus CPU seconds of a fit, per fold. Ranked by ρ (then R², then error); the top one is
 recommended. Where the runs' schedule is known, a law with a schedule-aware step term (`step_term`) is
 compared in both forms; each row's `label` tells them apart.
 Summaries: mean / worst / best over domains ("worst" = largest error, smallest R² or ρ). Points where
@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixlab.engine import Engine, map_where_it_pays
 from mixlab.errors import BadInput
 from mixlab.laws.base import LAWS, Law, get_law
 from mixlab.laws.metrics import r2_log
 from mixlab.laws.observations import Observations
-from mixlab.progress import track
 
 PROTOCOLS = ("extrapolate", "unseen", "kfold", "horizon")
 PREDICTION_COLUMNS = ("run", "step", "domain", "share", "observed", "predicted", "fold")
@@ -66,8 +66,12 @@ def evaluate_law(
     folds: int = 5,
     seed: int = 0,
     fit_fraction: float = 0.5,
+    engine: Engine | None = None,
 ) -> Evaluation:
-    """Run one protocol; `make_law()` returns a fresh unfitted law (same hyper-parameters every call)."""
+    """Run one protocol; `make_law()` returns a fresh unfitted law (same hyper-parameters every call).
+
+    engine: where the protocol's independent fits (one per run, or per fold) run where they pay for the
+    workers' start-up (`map_where_it_pays`; default: here). The result is the same on every engine."""
     law = make_law()
     law.check_targets(obs)
     header = {"law": law.name, "hyper": law.get_params(), "protocol": protocol}
@@ -83,7 +87,7 @@ def evaluate_law(
             pd.DataFrame(columns=list(PREDICTION_COLUMNS)),
         )
     if protocol == "extrapolate":
-        predictions, details = _extrapolate(make_law, obs, holdout_last)
+        predictions, details = _extrapolate(make_law, obs, holdout_last, engine)
         header["holdout_last"] = holdout_last
     elif protocol == "horizon":
         predictions, details = _horizon(make_law, obs, fit_fraction)
@@ -96,20 +100,18 @@ def evaluate_law(
         if overlap:
             raise BadInput(f"run '{overlap[0]}' is in both `train_runs` and `test_runs`")
         obs.select_runs(test_runs)  # validates the names
-        predictions, details = _fit_predict(make_law, obs, train, list(test_runs), fold=0)
+        if not train:
+            raise BadInput("no training runs left (every run is a test run)")
+        law, unfit = _fit_fittable(make_law, obs.select_runs(train))
+        predictions, details = _predict_fold(law, unfit, obs, list(test_runs), fold=0)
         header.update(train_runs=train, test_runs=list(test_runs))
     elif protocol == "kfold":
         if not 2 <= folds <= len(obs.runs):
             raise BadInput(f"`folds` must be between 2 and the number of runs ({len(obs.runs)}), got {folds}")
-        order = np.random.default_rng(seed).permutation(len(obs.runs))
-        parts, details = [], {"skipped_points": 0, "domains_left_out": {}}
-        for k, idx in enumerate(track(np.array_split(order, folds), folds, f"{law.name} kfold")):
-            test = [obs.runs[i] for i in idx]
-            frame, d = _fit_predict(make_law, obs, [r for r in obs.runs if r not in test], test, fold=k)
-            parts.append(frame)
-            details["skipped_points"] += d["skipped_points"]
-            _count_left_out(details["domains_left_out"], d["domains_left_out"])
-        predictions = pd.concat(parts, ignore_index=True)
+        splits = kfold_splits(obs, folds, seed)
+        tasks = [(make_law, obs.select_runs(train)) for train, _ in splits]
+        fits = map_where_it_pays(engine, _fit_task, tasks, f"{law.name} kfold")
+        predictions, details = _kfold_predictions(obs, splits, fits)
         header.update(folds=folds, seed=seed)
     else:
         raise BadInput(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
@@ -120,21 +122,27 @@ def evaluate_law(
 
 
 def _extrapolate(
-    make_law: Callable[[], Law], obs: Observations, holdout_last: int
+    make_law: Callable[[], Law], obs: Observations, holdout_last: int, engine: Engine | None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     if holdout_last < 1:
         raise BadInput(f"`holdout_last` must be ≥ 1, got {holdout_last}")
-    parts, skipped, left_out = [], [], {}
-    for k, run in enumerate(track(obs.runs, len(obs.runs), "extrapolate per run")):
+    skipped, held_out, tasks = [], [], []
+    for k, run in enumerate(obs.runs):
         in_run = obs.point_run == k
         run_steps = np.unique(obs.steps[in_run])
         if run_steps.size < holdout_last + 3:
             skipped.append(run)
             continue
         cutoff = run_steps[-holdout_last]
-        law, unfit = _fit_fittable(make_law, obs.select_points(in_run & (obs.steps < cutoff)))
+        tasks.append((make_law, obs.select_points(in_run & (obs.steps < cutoff))))
+        held_out.append((k, in_run & (obs.steps >= cutoff)))
+    parts, left_out = [], {}
+    for (k, mask), fit in zip(
+        held_out, map_where_it_pays(engine, _fit_task, tasks, "extrapolate per run"), strict=True
+    ):
+        law, unfit, _ = _fitted(fit)
         _count_left_out(left_out, dict.fromkeys(unfit, 1))
-        parts.append(_predict_points(law, obs, in_run & (obs.steps >= cutoff), fold=k))
+        parts.append(_predict_points(law, obs, mask, fold=k))
     if not parts:
         raise BadInput(
             f"extrapolate: no run has ≥ {holdout_last + 3} evaluation steps (need 3 to fit + {holdout_last} held out)"
@@ -179,17 +187,57 @@ def _fit_fittable(make_law: Callable[[], Law], train: Observations) -> tuple[Law
     return law.fit(train.select_eval_domains([d for d in train.eval_domains if d not in unfit])), unfit
 
 
+def _fit_task(task: tuple[Callable[[], Law], Observations]) -> tuple[Law | None, list[str], float] | BadInput:
+    """A worker's fit: (`_fit_fittable`'s law and left-out domains, CPU seconds), or the BadInput it raised
+    (handed back as a value, so that one law's failure does not cut short a map holding other laws' fits)."""
+    make_law, train = task
+    start = time.process_time()
+    try:
+        law, unfit = _fit_fittable(make_law, train)
+    except BadInput as exc:
+        return exc
+    return law, unfit, time.process_time() - start
+
+
+def _fitted(fit: tuple[Law | None, list[str], float] | BadInput) -> tuple[Law | None, list[str], float]:
+    if isinstance(fit, BadInput):
+        raise fit
+    return fit
+
+
+def kfold_splits(obs: Observations, folds: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    """(train runs, test runs) of every fold: the runs permuted by `seed`, cut into `folds` parts."""
+    if not 2 <= folds <= len(obs.runs):
+        raise BadInput(f"`folds` must be between 2 and the number of runs ({len(obs.runs)}), got {folds}")
+    order = np.random.default_rng(seed).permutation(len(obs.runs))
+    splits = []
+    for idx in np.array_split(order, folds):
+        test = [obs.runs[i] for i in idx]
+        splits.append(([r for r in obs.runs if r not in test], test))
+    return splits
+
+
+def _kfold_predictions(
+    obs: Observations, splits: list[tuple[list[str], list[str]]], fits: list[Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    parts, details = [], {"skipped_points": 0, "domains_left_out": {}}
+    for k, ((_, test), fit) in enumerate(zip(splits, fits, strict=True)):
+        law, unfit, _ = _fitted(fit)
+        frame, d = _predict_fold(law, unfit, obs, test, fold=k)
+        parts.append(frame)
+        details["skipped_points"] += d["skipped_points"]
+        _count_left_out(details["domains_left_out"], d["domains_left_out"])
+    return pd.concat(parts, ignore_index=True), details
+
+
 def _count_left_out(counts: dict[str, int], more: dict[str, int]) -> None:
     for d, n in more.items():
         counts[d] = counts.get(d, 0) + n
 
 
-def _fit_predict(
-    make_law: Callable[[], Law], obs: Observations, train: list[str], test: list[str], fold: int
+def _predict_fold(
+    law: Law | None, unfit: list[str], obs: Observations, test: list[str], fold: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    if not train:
-        raise BadInput("no training runs left (every run is a test run)")
-    law, unfit = _fit_fittable(make_law, obs.select_runs(train))
     mask = np.isin(obs.point_run, [obs.runs.index(r) for r in test])
     skipped = 0
     if law is not None and law.fixed_step:
@@ -333,9 +381,11 @@ def compare_laws(
     folds: int = 5,
     seed: int = 0,
     step: float | None = None,
+    engine: Engine | None = None,
 ) -> LawComparison:
     """Every law of `laws` (default: every registered law) through kfold on the same folds, scored at
-    `step` (default `final_step(obs)`); see the module docstring."""
+    `step` (default `final_step(obs)`); see the module docstring. Every law's every fold is one fit of one
+    map on `engine` (`map_where_it_pays`; default: here)."""
     names = sorted(LAWS) if laws is None else list(laws)
     unknown = [n for n in names if n not in LAWS]
     if unknown or not names:
@@ -345,28 +395,39 @@ def compare_laws(
     at = final_step(obs) if step is None else float(step)
     if not np.any(np.isclose(obs.steps, at)):
         raise BadInput(f"`step` {at:g} is not an evaluation step of the runs")
-    rows, failed = [], {}
+    splits = kfold_splits(obs, folds, seed)
+    trains = [obs.select_runs(train) for train, _ in splits]
+    variants, failed = [], {}
     for name in names:
         params = inspect.signature(LAWS[name]).parameters
         hyper: dict[str, Any] = {"seed": seed} if "seed" in params else {}
         if LAWS[name].fixed_step:
             hyper["step"] = at
-        variants = [hyper]
+        forms = [hyper]
         if "step_term" in params and obs.schedule is not None:
-            variants.append({**hyper, "step_term": "schedule"})
-        for variant in variants:
+            forms.append({**hyper, "step_term": "schedule"})
+        for variant in forms:
             label = name + (" (step_term=schedule)" if variant.get("step_term") == "schedule" else "")
-            start = time.perf_counter()
+            make_law = functools.partial(get_law, name, **variant)
             try:
-                ev = evaluate_law(
-                    functools.partial(get_law, name, **variant), obs, "kfold", folds=folds, seed=seed
-                )
+                make_law().check_targets(obs)
             except BadInput as exc:
                 failed[label] = str(exc)
                 continue
-            seconds = (time.perf_counter() - start) / folds
-            scores = _final_step_scores(ev.predictions, at)
-            rows.append({"law": name, "label": label, "hyper": variant, **scores, "fit_seconds": seconds})
+            variants.append((name, label, variant, make_law))
+    tasks = [(make_law, train) for *_, make_law in variants for train in trains]
+    fits = map_where_it_pays(engine, _fit_task, tasks, "laws x folds")
+    rows = []
+    for v, (name, label, variant, _) in enumerate(variants):
+        mine = fits[v * folds : (v + 1) * folds]
+        try:
+            predictions, _ = _kfold_predictions(obs, splits, mine)
+        except BadInput as exc:
+            failed[label] = str(exc)
+            continue
+        seconds = float(np.mean([fit[2] for fit in mine]))
+        scores = _final_step_scores(predictions, at)
+        rows.append({"law": name, "label": label, "hyper": variant, **scores, "fit_seconds": seconds})
     rows.sort(key=_rank_key)
     return LawComparison(at, folds, seed, len(obs.runs), rows, failed)
 
