@@ -59,7 +59,7 @@ class DemoConfig:
     lr: float | None = 1e-3  # peak learning rate of every proxy and evaluation model (None: the preset's)
     val_tokens: int = 4096
     sweep_tokens: int = 400_000
-    sweep_evals: int = 10
+    sweep_evals: int = 8
     random_mixtures: int = 4
     eval_tokens: int = 400_000
     eval_evals: int = 5
@@ -67,7 +67,7 @@ class DemoConfig:
         512  # intermediate evaluations of the evaluation models: their curves are only drawn
     )
     seeds: tuple[int, ...] = (0, 1, 2)
-    bootstrap: int = 50
+    bootstrap: int = 40
     max_epochs: float = 4.0
     min_weight: float = 0.01  # floor of every domain's share in the BiMix optimum (ours, not the paper's)
     entropy_max_tokens: int | None = 2_000_000
@@ -84,7 +84,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        """Tiny settings for tests and a first look: two seeds, 48 steps per evaluation model (16 steps left
+        """Tiny settings for tests and a first look: two seeds, 36 steps per evaluation model (16 steps left
         the models above the unigram entropy of their own training mix)."""
         return cls(
             max_mb_per_domain=0.3,
@@ -93,10 +93,10 @@ class DemoConfig:
             batch_size=16,
             lr=None,
             val_tokens=512,
-            sweep_tokens=16_384,
+            sweep_tokens=12_288,
             sweep_evals=4,
             random_mixtures=2,
-            eval_tokens=49_152,
+            eval_tokens=36_864,
             eval_evals=4,
             seeds=(0, 1),  # the paired intervals need two seeds at least
             bootstrap=10,
