@@ -46,10 +46,11 @@ class DemoConfig:
 
     [choice] Sized for signal within ~20 min on 2 idle cores: a 1,024-token vocabulary (the tiny model's
     embedding and head no longer dominate its compute, so the same seconds buy ~2x the steps of bpe:4096), 400k
-    tokens per evaluation model (195 steps) and 320k per sweep run, three seeds, and a peak learning rate of 1e-3
-    for every proxy and evaluation model. [measured] natural's mean validation loss over seeds 0-2 on the default demo corpus (400k tokens,
-    batch 16, exp10): lr 3e-3 (the tiny preset's) 5.53 ± 0.174 (std), 1e-2 5.62 ± 0.120, 1e-3 5.37 ± 0.019;
-    at batch 4 (781 steps, 1.4x the seconds) 1e-3 reached 4.96 ± 0.021 and 5e-4 5.18 ± 0.012."""
+    tokens per evaluation model (195 steps) and 320k per sweep run, three seeds, and a peak learning rate of
+    1e-3 for every proxy and evaluation model. [measured] natural's mean validation loss over seeds 0-2 on the
+    default demo corpus (400k tokens, batch 16, exp10): lr 3e-3 (the tiny preset's) 5.53 ± 0.174 (std), 1e-2
+    5.62 ± 0.120, 1e-3 5.37 ± 0.019; at batch 4 (781 steps, 1.4x the seconds) 1e-3 reached 4.96 ± 0.021 and
+    5e-4 5.18 ± 0.012."""
 
     max_mb_per_domain: float | None = 3.0
     tokenizer: str = "bpe:1024"
@@ -59,7 +60,7 @@ class DemoConfig:
     lr: float | None = 1e-3  # peak learning rate of every proxy and evaluation model (None: the preset's)
     val_tokens: int = 4096
     sweep_tokens: int = 320_000  # 156 steps: BiMix carries the sweep's curves to the evaluation models' 195
-    sweep_evals: int = 8
+    sweep_evals: int = 6
     random_mixtures: int = 4
     eval_tokens: int = 400_000
     eval_evals: int = 5
@@ -67,7 +68,7 @@ class DemoConfig:
         512  # intermediate evaluations of the evaluation models: their curves are only drawn
     )
     seeds: tuple[int, ...] = (0, 1, 2)
-    bootstrap: int = 40
+    bootstrap: int = 24
     max_epochs: float = 4.0
     min_weight: float = 0.01  # floor of every domain's share in the BiMix optimum (ours, not the paper's)
     entropy_max_tokens: int | None = 2_000_000
