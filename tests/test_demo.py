@@ -51,6 +51,15 @@ def test_finished_stages_are_skipped_on_rerun(tiny_corpus: Path, tmp_path: Path)
     assert len((tmp_path / "commands.sh").read_text().splitlines()) == 1
 
 
+def test_the_demo_learning_rate_reaches_the_sweep_doremi_and_the_evaluation_models(tmp_path: Path) -> None:
+    demo = Demo(tmp_path, DemoConfig())
+    args = [str(a) for a in demo.proxy_args(1000)]  # the options `sweep` and `doremi` are given
+    assert args[args.index("--lr") + 1] == "0.001"
+    assert demo.train_config(seed=1).peak_lr == 1e-3
+    quick = Demo(tmp_path, DemoConfig.quick())  # no --lr: the model preset's rate
+    assert "--lr" not in quick.proxy_args(1000) and quick.train_config(seed=1).lr is None
+
+
 def test_sample_streams_drop_validation_documents(tiny_corpus: Path, tmp_path: Path) -> None:
     from mixlab.corpus import Corpus, load_tokenizer
     from mixlab.proxy import prepare_streams
