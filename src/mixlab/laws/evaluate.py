@@ -106,8 +106,6 @@ def evaluate_law(
         predictions, details = _predict_fold(law, unfit, obs, list(test_runs), fold=0)
         header.update(train_runs=train, test_runs=list(test_runs))
     elif protocol == "kfold":
-        if not 2 <= folds <= len(obs.runs):
-            raise BadInput(f"`folds` must be between 2 and the number of runs ({len(obs.runs)}), got {folds}")
         splits = kfold_splits(obs, folds, seed)
         tasks = [(make_law, obs.select_runs(train)) for train, _ in splits]
         fits = map_where_it_pays(engine, _fit_task, tasks, f"{law.name} kfold")
