@@ -18,7 +18,10 @@ On real text (this Python's standard library, two domains, as `proxy_pipeline.py
    `--sweep-runs` runs; share = (wall - training) / wall. Both final losses must be equal;
 3. MFU = 6 * N * tokens/s / peak, N the model's parameters (tied embedding once: it is also the LM head's
    matmul; attention score FLOPs ignored), peak the best `torch.matmul` FLOP/s of square matrices in that
-   precision and thread count.
+   precision and thread count;
+4. the validation pass: mixlab's `evaluate` (cross-entropy over flat rows) against the same forward passes
+   with the cross-entropy over the class axis of the [batch, vocab, seq] transpose (the form before), on the
+   same model and validation windows; best of `repeats`, ratio = before / now, and the losses must agree.
 
     python benchmarks/proxy_speed.py [--quick] [--threads 2] [--corpus DIR --tokenizer SPEC] [--sweep-runs 8]
 
@@ -72,6 +75,40 @@ def bare_loop(batches: list[torch.Tensor], vocab: int, config: TrainConfig, prec
         loss.backward()
         opt.step()
     return time.perf_counter() - t0
+
+
+@torch.inference_mode()
+def transposed_evaluate(model: torch.nn.Module, windows, batch_size: int = 16) -> dict[str, float]:
+    """The validation pass as it was before: per-token losses over the class axis of a transpose."""
+    totals = torch.zeros(len(windows.domains), dtype=torch.float64)
+    rows, index = torch.from_numpy(windows.windows), torch.from_numpy(windows.domain_index)
+    for lo in range(0, len(rows), batch_size):
+        chunk = rows[lo : lo + batch_size]
+        logits = model(input_ids=chunk[:, :-1], use_cache=False).logits.float()
+        per_token = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
+        totals.index_add_(0, index[lo : lo + batch_size], per_token.sum(dim=1).double())
+    return {d: float(t) / int(n) for d, t, n in zip(windows.domains, totals, windows.targets, strict=True)}
+
+
+def evaluation_speed(streams: Streams, vocab: int, seq_len: int, model_name: str, repeats: int) -> dict:
+    """Seconds of mixlab's validation pass and of the transposed one (best of `repeats`, alternating)."""
+    torch.manual_seed(0)
+    model = build_model(model_name, vocab, seq_len).eval()
+    windows = eval_set(streams, streams.domains, seq_len)
+    best = {"now": float("inf"), "before": float("inf")}
+    losses = {}
+    for k in range(repeats):
+        for arm in ("now", "before") if k % 2 == 0 else ("before", "now"):
+            start = time.perf_counter()
+            if arm == "now":
+                losses[arm] = evaluate(model, windows, torch.device("cpu"))
+            else:
+                losses[arm] = transposed_evaluate(model, windows)
+            best[arm] = min(best[arm], time.perf_counter() - start)
+    agree = all(abs(losses["now"][d] - losses["before"][d]) < 1e-5 for d in streams.domains)
+    return {"windows": int(len(windows.windows)), "seconds": round(best["now"], 3),
+            "transposed_seconds": round(best["before"], 3),
+            "ratio": round(best["before"] / best["now"], 3), "losses_agree": agree}  # fmt: skip
 
 
 def matmul_peak(dtype: torch.dtype, size: int, repeats: int) -> float:
@@ -227,6 +264,7 @@ def main() -> None:
             )
         }
         final_equal = protocols["subset"].pop("losses") == protocols["full_every_eval"].pop("losses")
+        evaluation = evaluation_speed(streams, vocab, args.seq_len, args.model, 2 if args.quick else 6)
 
     result = {
         "benchmark": "proxy_speed",
@@ -254,6 +292,7 @@ def main() -> None:
             **protocols,
         },  # fmt: skip
         "final_losses_equal": final_equal,
+        "evaluation": evaluation,
         "fixed_share_before": protocols["full_every_eval"][
             f"fixed_share_startup_over_{args.sweep_runs}_runs"
         ],
@@ -275,6 +314,9 @@ def main() -> None:
               f"{f['evaluation_seconds']} s, checkpoints {f['checkpoint_seconds']} s, other {f['other_seconds']} s; "
               f"fixed share {f[f'fixed_share_startup_over_{args.sweep_runs}_runs']:.1%} "
               f"({f['fixed_share_startup_whole']:.1%} with the whole start-up)")  # fmt: skip
+    print(f"validation pass over {evaluation['windows']} windows: {evaluation['seconds']} s, "
+          f"{evaluation['transposed_seconds']} s with the transposed cross-entropy = {evaluation['ratio']:.2f}x; "
+          f"losses agree: {evaluation['losses_agree']}")  # fmt: skip
     print(json.dumps(result))
 
 

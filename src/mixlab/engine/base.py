@@ -96,7 +96,7 @@ def map_where_it_pays(
     the engine says they pay for their start-up (`Engine.pays_to_spread`), else here too. For work whose size
     is only known once one item has run (a law's fits: a second for a power law, a minute for transfer).
 
-    [measured] CPU time, not wall time: a loaded machine stretches both the item and a worker's start."""
+    CPU time, not wall time: a loaded machine stretches both the item and a worker's start."""
     items = list(items)
     if not items:
         return []

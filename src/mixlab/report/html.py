@@ -312,12 +312,12 @@ def _law_selection(a: Artefacts, root: Path | None) -> str | None:
         out.append(
             f"<p>Every law through {_e(c.get('folds'))}-fold cross-validation over the {_e(c.get('n_runs'))} runs, "
             f"scored on the held-out runs at step {float(c.get('step', 0)):g}: Spearman ρ and R² of log loss across "
-            "runs and the relative error of the final losses, means over domains; fit seconds per fold. Ranked by "
+            "runs and the relative error of the final losses, means over domains; CPU seconds of a fit, per fold. Ranked by "
             "Spearman, then R²(log), then relative error.</p>"
         )
         out.append(
             table(
-                ["rank", "law", "Spearman final", "R² log", "rel. err. %", "fit s/fold", "points"],
+                ["rank", "law", "Spearman final", "R² log", "rel. err. %", "fit CPU s/fold", "points"],
                 rows,
                 next((i for i, r in enumerate(c["ranking"]) if r.get("label", r["law"]) == best), None),
             )
